@@ -1,0 +1,20 @@
+"""MetaLayer: daily CRM and ERP extracts into a PostgreSQL warehouse through Luigi tasks.
+
+`luigi --module pipeline MasterTask --date D` finds every task here.
+"""
+
+import os
+
+import luigi.configuration
+
+from pipeline.db import REPO_ROOT
+
+# The repository's luigi.cfg applies wherever luigi is started from, unless the
+# user points LUIGI_CONFIG_PATH elsewhere.
+if not os.environ.get("LUIGI_CONFIG_PATH"):
+    luigi.configuration.add_config_path(str(REPO_ROOT / "luigi.cfg"))
+
+from pipeline.master import MasterTask  # noqa: E402
+from pipeline.tasks_bronze import CrmCustomersRaw, ErpProductsRaw, ErpSalesRaw, LandingFile  # noqa: E402
+
+__all__ = ["MasterTask", "CrmCustomersRaw", "ErpProductsRaw", "ErpSalesRaw", "LandingFile"]

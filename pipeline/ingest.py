@@ -1,0 +1,410 @@
+"""Stream a landing file into bronze with COPY, routing structurally broken lines aside.
+
+The file is read in large chunks. A chunk without quotes, carriage returns, NUL
+bytes or invalid UTF-8 (the common case) is checked for its field counts with
+numpy and forwarded to COPY with the load id and line number appended to each
+line. Other chunks take a careful path line by line, with Python's csv module
+deciding field boundaries; lines it accepts are re-written canonically so that
+PostgreSQL parses exactly what was checked. Nothing holds the whole file: COPY
+reads from a generator, and rejects spill to a temporary file.
+
+Parsing rule (also in the README): a record is one physical line, unless the
+line has an odd number of double quotes, in which case following lines are
+joined until the count is even (at most ``max_record_lines`` lines). The record
+must parse as strict RFC 4180 CSV with exactly the header's field count.
+Otherwise only its first line is rejected and parsing resumes at the next line.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+from psycopg2 import sql
+
+from pipeline.sources import Source
+
+csv.field_size_limit(1 << 30)
+
+COMMA, NEWLINE, QUOTE = ord(","), ord("\n"), ord('"')
+UTF8_BOM = b"\xef\xbb\xbf"
+NUL = b"\x00"
+RAW_TEXT_LIMIT = 10_000  # characters of a rejected line kept in the quarantine record
+QUARANTINE_COLUMNS = (
+    "run_id", "stage", "source_table", "source_file", "line_number", "load_id", "extract_date",
+    "business_key", "rule_name", "reason", "record",
+)
+
+
+class LandingFileError(ValueError):
+    """The file as a whole cannot be loaded (bad header, unreadable); nothing of it is committed."""
+
+    def __init__(self, path: Path, line: int, reason: str):
+        super().__init__(f"{path}:{line}: {reason}")
+        self.path, self.line, self.reason = path, line, reason
+
+
+@dataclass
+class Reject:
+    line_number: int
+    rule_name: str
+    reason: str
+    raw: bytes
+
+
+@dataclass
+class LoadStats:
+    physical_lines: int = 0  # data lines after the header
+    records: int = 0  # loaded + rejected; a multi-line record counts once
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    rejects_by_rule: dict[str, int] = field(default_factory=dict)
+
+
+def file_digest(path: Path, chunk_bytes: int = 4 << 20) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(chunk_bytes):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def parse_header(path: Path, raw_header: bytes, source: Source) -> list[str]:
+    """The file's columns in file order, checked against the contract."""
+    if not raw_header.strip():
+        raise LandingFileError(path, 1, "the file is empty or its first line is blank; expected a header row "
+                               f"with {', '.join(source.columns)}")
+    try:
+        text = raw_header.removeprefix(UTF8_BOM).decode("utf-8").rstrip("\r\n")
+        fields = next(csv.reader([text], strict=True))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise LandingFileError(path, 1, f"unreadable header: {exc}") from exc
+    columns = [name.strip().lower() for name in fields]
+    problems = []
+    missing = [c for c in source.columns if c not in columns]
+    unknown = [c for c in columns if c not in source.columns]
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if missing:
+        problems.append(f"missing required column(s) {', '.join(missing)}")
+    if unknown:
+        problems.append(f"unknown column(s) {', '.join(repr(c) for c in unknown)}")
+    if repeated:
+        problems.append(f"repeated column(s) {', '.join(repeated)}")
+    if problems:
+        raise LandingFileError(path, 1, "header does not match the contract for "
+                               f"{source.name}: {'; '.join(problems)}")
+    return columns
+
+
+class CsvChunker:
+    """Turns the data lines of a CSV file into COPY-ready chunks plus a list of rejects."""
+
+    def __init__(self, fh: io.BufferedReader, n_fields: int, load_id: int, *, max_record_lines: int,
+                 buffer_bytes: int, on_reject: Callable[[Reject], None], first_line_number: int = 2):
+        self.fh = fh
+        self.n_fields = n_fields
+        self.load_id = load_id
+        self.max_record_lines = max_record_lines
+        self.buffer_bytes = buffer_bytes
+        self.on_reject = on_reject
+        self.next_line = first_line_number
+        self.stats = LoadStats()
+
+    def chunks(self) -> Iterator[bytes]:
+        while True:
+            chunk = self.fh.read(self.buffer_bytes)
+            if not chunk:
+                return
+            if not chunk.endswith(b"\n"):
+                chunk += self.fh.readline()
+            if b"\r\n" in chunk:
+                chunk = chunk.replace(b"\r\n", b"\n")  # CRLF files; a chunk never splits a pair
+            lines = chunk.split(b"\n")
+            if lines[-1] == b"":
+                lines.pop()  # otherwise the file's last line has no final newline
+            out = self._fast(chunk, lines)
+            if out is None:
+                out = self._careful(lines)
+            if out:
+                yield out
+
+    def _reject(self, line_number: int, rule: str, reason: str, raw: bytes) -> None:
+        self.stats.rows_rejected += 1
+        self.stats.records += 1
+        self.stats.rejects_by_rule[rule] = self.stats.rejects_by_rule.get(rule, 0) + 1
+        self.on_reject(Reject(line_number, rule, reason, raw))
+
+    def _fast(self, chunk: bytes, lines: list[bytes]) -> bytes | None:
+        """Whole-chunk path: only field counts can be wrong. None when the chunk needs care."""
+        if b'"' in chunk or b"\r" in chunk or b"\x00" in chunk:
+            return None
+        try:
+            chunk.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        arr = np.frombuffer(chunk, dtype=np.uint8)
+        newline_at = np.flatnonzero(arr == NEWLINE)
+        if len(newline_at) < len(lines):  # no final newline at end of file
+            newline_at = np.append(newline_at, len(arr))
+        commas_before = np.concatenate(([0], np.cumsum(arr == COMMA)))[newline_at]
+        commas_per_line = np.diff(commas_before, prepend=0)
+        first = self.next_line
+        self.next_line += len(lines)
+        self.stats.physical_lines += len(lines)
+        bad = np.flatnonzero(commas_per_line != self.n_fields - 1)
+        if len(bad):
+            bad_set = set(bad.tolist())
+            for index in bad.tolist():
+                self._reject_field_count(first + index, lines[index])
+            good = [(first + i, line) for i, line in enumerate(lines) if i not in bad_set]
+        else:
+            good = list(zip(range(first, first + len(lines)), lines, strict=True))
+        self.stats.records += len(good)
+        self.stats.rows_loaded += len(good)
+        if not good:
+            return b""
+        load_id = self.load_id
+        fmt = b"%b,%d,%d"
+        return b"\n".join([fmt % (line, load_id, number) for number, line in good]) + b"\n"
+
+    def _reject_field_count(self, line_number: int, raw: bytes) -> None:
+        if not raw.strip():
+            self._reject(line_number, "empty_line", "blank line", raw)
+        else:
+            found = raw.count(b",") + 1
+            self._reject(line_number, "wrong_field_count",
+                         f"expected {self.n_fields} fields, found {found}", raw)
+
+    def _careful(self, lines: list[bytes]) -> bytes:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        first = self.next_line
+        i = 0
+        while i < len(lines):
+            number = first + i
+            raw = lines[i]
+            problem = _line_problem(raw)
+            if problem:
+                self._reject(number, problem[0], problem[1], raw)
+                i += 1
+                continue
+            text = raw.decode("utf-8")
+            if text.count('"') % 2 == 0:
+                fields, error = _parse_record(text)
+                if fields is not None and len(fields) == self.n_fields:
+                    writer.writerow([*fields, self.load_id, number])
+                    self.stats.records += 1
+                    self.stats.rows_loaded += 1
+                elif fields is not None:
+                    if not text.strip():
+                        self._reject(number, "empty_line", "blank line", raw)
+                    else:
+                        self._reject(number, "wrong_field_count",
+                                     f"expected {self.n_fields} fields, found {len(fields)}", raw)
+                else:
+                    self._reject(number, "bad_quoting", f"malformed quoting: {error}", raw)
+                i += 1
+                continue
+            consumed = self._join_multiline(lines, i, text, writer)
+            i += consumed
+        self.stats.physical_lines += len(lines)
+        self.next_line = first + len(lines)
+        return buffer.getvalue().encode("utf-8")
+
+    def _join_multiline(self, lines: list[bytes], i: int, text: str, writer) -> int:
+        """Try to complete a record whose quote is open at line i; returns lines consumed."""
+        number = self.next_line + i
+        parts = [text]
+        quotes = text.count('"')
+        j = i + 1
+        while quotes % 2 and j - i < self.max_record_lines:
+            if j == len(lines):
+                more = self.fh.readline()
+                if not more:
+                    break
+                lines.append(more.removesuffix(b"\n").removesuffix(b"\r"))
+            candidate = lines[j]
+            if _line_problem(candidate):
+                break
+            piece = candidate.decode("utf-8")
+            parts.append(piece)
+            quotes += piece.count('"')
+            j += 1
+        if quotes % 2 == 0:
+            fields, _error = _parse_record("\n".join(parts))
+            if fields is not None and len(fields) == self.n_fields:
+                writer.writerow([*fields, self.load_id, number])
+                self.stats.records += 1
+                self.stats.rows_loaded += 1
+                return j - i
+        column = text.index('"') + 1 if '"' in text else 0
+        self._reject(number, "unbalanced_quote",
+                     f"quote opened at column {column} does not close into a valid record "
+                     f"within {self.max_record_lines} lines", lines[i])
+        return 1
+
+
+def _line_problem(line: bytes) -> tuple[str, str] | None:
+    if b"\x00" in line:
+        return "nul_byte", f"NUL byte at column {line.index(NUL) + 1}"
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return "invalid_utf8", f"invalid UTF-8 byte 0x{line[exc.start]:02x} at column {exc.start + 1}"
+    return None
+
+
+def _parse_record(text: str) -> tuple[list[str] | None, str | None]:
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error as exc:
+        return None, str(exc)
+    if len(rows) != 1:
+        return (rows[0] if rows else []), None
+    return rows[0], None
+
+
+class JsonlChunker(CsvChunker):
+    """The same contract for JSON lines: one object per line, keys from the contract."""
+
+    def __init__(self, fh, columns: tuple[str, ...], load_id: int, **kwargs):
+        super().__init__(fh, len(columns), load_id, first_line_number=1, **kwargs)
+        self.columns = columns
+
+    def _fast(self, chunk, lines):
+        return None
+
+    def _careful(self, lines: list[bytes]) -> bytes:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        first = self.next_line
+        known = set(self.columns)
+        for i, raw in enumerate(lines):
+            number = first + i
+            problem = _line_problem(raw)
+            if problem:
+                self._reject(number, problem[0], problem[1], raw)
+                continue
+            text = raw.decode("utf-8")
+            if not text.strip():
+                self._reject(number, "empty_line", "blank line", raw)
+                continue
+            try:
+                obj = json.loads(text)
+            except ValueError as exc:
+                self._reject(number, "invalid_json", f"invalid JSON: {exc}", raw)
+                continue
+            if not isinstance(obj, dict):
+                self._reject(number, "invalid_json", f"expected a JSON object, found {type(obj).__name__}", raw)
+                continue
+            unknown = sorted(set(obj) - known)
+            if unknown:
+                self._reject(number, "unknown_fields", f"unknown field(s) {', '.join(unknown)}", raw)
+                continue
+            writer.writerow([_json_text(obj.get(c)) for c in self.columns] + [self.load_id, number])
+            self.stats.records += 1
+            self.stats.rows_loaded += 1
+        self.stats.physical_lines += len(lines)
+        self.next_line = first + len(lines)
+        return buffer.getvalue().encode("utf-8")
+
+
+def _json_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+class IterStream(io.RawIOBase):
+    """A read()-able view of an iterator of byte chunks, for cursor.copy_expert."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks = chunks
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        # Hand over whole chunks: copy_expert forwards whatever it gets.
+        for chunk in self._chunks:
+            if chunk:
+                return chunk
+        return b""
+
+
+@dataclass
+class LoadContext:
+    source: Source
+    path: Path
+    extract_date: date
+    run_id: str
+    load_id: int
+    max_record_lines: int = 100
+    buffer_bytes: int = 4 << 20
+
+
+def copy_file(cursor, ctx: LoadContext, progress: Callable[[int], None] | None = None) -> LoadStats:
+    """COPY the file's good records into bronze and its rejects into silver.quarantine.
+
+    Runs inside the caller's transaction; raises LandingFileError before any row
+    is written when the header is wrong.
+    """
+    source = ctx.source
+    rejects = tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+b")  # noqa: SIM115 - closed below
+    reject_text = io.TextIOWrapper(rejects, encoding="utf-8", newline="")
+    reject_writer = csv.writer(reject_text, lineterminator="\n")
+    record_label = str(ctx.path)
+
+    def on_reject(reject: Reject) -> None:
+        text = reject.raw.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
+        key = text.split(",", 1)[0].strip().strip('"')[:200] if text.strip() else ""
+        record = {"raw": text[:RAW_TEXT_LIMIT], "raw_length": len(reject.raw)}
+        reject_writer.writerow([
+            ctx.run_id, "bronze", f"bronze.{source.bronze_table}", record_label, reject.line_number,
+            ctx.load_id, ctx.extract_date.isoformat(), key, reject.rule_name, reject.reason,
+            json.dumps(record, ensure_ascii=False),
+        ])
+
+    with ctx.path.open("rb") as fh:
+        if ctx.path.suffix == ".jsonl":
+            columns = list(source.columns)
+            chunker: CsvChunker = JsonlChunker(fh, source.columns, ctx.load_id, max_record_lines=ctx.max_record_lines,
+                                               buffer_bytes=ctx.buffer_bytes, on_reject=on_reject)
+        else:
+            columns = parse_header(ctx.path, fh.readline(), source)
+            chunker = CsvChunker(fh, len(columns), ctx.load_id, max_record_lines=ctx.max_record_lines,
+                                 buffer_bytes=ctx.buffer_bytes, on_reject=on_reject)
+        target = sql.Identifier("bronze", f"{source.bronze_table}_rows")
+        column_list = sql.SQL(", ").join(sql.Identifier(c) for c in [*columns, "_load_id", "_line_number"])
+        force_null = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+        copy_sql = sql.SQL("copy {} ({}) from stdin with (format csv, force_null ({}))").format(
+            target, column_list, force_null)
+
+        def reporting(chunks: Iterator[bytes]) -> Iterator[bytes]:
+            for chunk in chunks:
+                if progress:
+                    progress(fh.tell())
+                yield chunk
+
+        cursor.copy_expert(copy_sql.as_string(cursor), IterStream(reporting(chunker.chunks())),
+                           size=ctx.buffer_bytes)
+
+    reject_text.flush()
+    if chunker.stats.rows_rejected:
+        rejects.seek(0)
+        quarantine_sql = sql.SQL("copy silver.quarantine ({}) from stdin with (format csv)").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in QUARANTINE_COLUMNS))
+        cursor.copy_expert(quarantine_sql.as_string(cursor), rejects, size=1 << 20)
+    reject_text.close()
+    return chunker.stats

@@ -1,0 +1,41 @@
+"""`make run`: the newcomer's path from a fresh clone to a loaded warehouse."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+from pipeline import db
+from pipeline.config import landing_dir as default_landing_dir
+from pipeline.runner import Printer, RunResult, format_summary, run_pipeline
+
+DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def extract_dates(landing: Path) -> list[date]:
+    if not landing.is_dir():
+        return []
+    return sorted(date.fromisoformat(p.name) for p in landing.iterdir() if p.is_dir() and DATE_FOLDER.match(p.name))
+
+
+def quickstart(landing: Path | None = None, today: date | None = None, printer: Printer = print) -> RunResult:
+    """Start the database, seed the landing dir when it has no extracts, run the newest date."""
+    from pipeline.generate import generate
+
+    landing = Path(landing) if landing else default_landing_dir()
+    url = db.ensure_bootstrapped()
+    printer(f"Database: {db.psycopg2_dsn(url)}")
+    dates = extract_dates(landing)
+    if not dates:
+        run_date = today or date.today()
+        printer(f"No extracts in {landing}: generating seed-scale sample data for {run_date} ...")
+        generate(landing, run_date, progress=printer)
+        dates = [run_date]
+    result = run_pipeline(dates[-1], landing=landing, printer=printer)
+    printer(format_summary(result))
+    printer("\nNext:\n"
+            "  make console                 # Streamlit console on http://localhost:8501\n"
+            "  make luigid                  # Luigi visualiser on http://localhost:8082\n"
+            "  .venv/bin/metalayer --help   # every command")
+    return result

@@ -1,0 +1,142 @@
+"""Bronze: one task per source and extract date, loading the landing file with COPY."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import luigi
+from psycopg2 import sql
+from psycopg2.extras import execute_values
+
+from pipeline import ingest
+from pipeline.base import TaskStats, WarehouseTask
+from pipeline.config import bronze, landing_dir
+from pipeline.sources import CRM_CUSTOMERS, ERP_PRODUCTS, ERP_SALES, Source
+
+
+class LandingFile(luigi.ExternalTask):
+    """A day's extract in the landing dir; Luigi reports it as missing input when absent."""
+
+    date = luigi.DateParameter()
+    source_name = luigi.Parameter()
+    landing_dir = luigi.Parameter(default="", significant=False)
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(str(landing_file(self.landing_dir, self.date, _source(self.source_name))))
+
+
+def _source(name: str) -> Source:
+    from pipeline.sources import SOURCES
+
+    return SOURCES[name]
+
+
+def landing_file(landing: str | Path, extract_date, source: Source) -> Path:
+    """The file of a source for a date; the first accepted format found, else the CSV path."""
+    folder = Path(landing or landing_dir()) / extract_date.isoformat()
+    candidates = [folder / name for name in source.file_names()]
+    return next((path for path in candidates if path.exists()), candidates[0])
+
+
+class BronzeTask(WarehouseTask):
+    """Load one landing file into bronze.<source>_raw; broken lines go to silver.quarantine."""
+
+    landing_dir = luigi.Parameter(default="", significant=False)
+    source: Source
+
+    @property
+    def table(self) -> str:
+        return f"bronze.{self.source.bronze_table}"
+
+    def requires(self) -> LandingFile:
+        return LandingFile(date=self.date, source_name=self.source.name, landing_dir=self.landing_dir)
+
+    def execute(self, conn) -> TaskStats:
+        path = Path(self.input().path).resolve()
+        sha256, size = ingest.file_digest(path)
+        with conn.cursor() as cur:
+            # Two runs loading the same file serialize here; the second finds it ingested.
+            cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"bronze:{self.source.name}:{sha256}",))
+            cur.execute(
+                """select load_id, extract_date, source_file from meta.ingested_files
+                   where source_name = %s and file_sha256 = %s""",
+                (self.source.name, sha256),
+            )
+            previous = cur.fetchone()
+            if previous:
+                return TaskStats(status="skipped", message=(
+                    f"{path} has the same sha256 as load {previous[0]} ({previous[2]}, extract date "
+                    f"{previous[1]}); not loaded again"))
+            cur.execute(
+                """insert into meta.ingested_files (run_id, source_name, extract_date, source_file, file_sha256,
+                                                    file_bytes)
+                   values (%s, %s, %s, %s, %s, %s) returning load_id""",
+                (self.effective_run_id, self.source.name, self.date, str(path), sha256, size),
+            )
+            load_id = cur.fetchone()[0]
+            config = bronze()
+            context = ingest.LoadContext(
+                source=self.source, path=path, extract_date=self.date, run_id=self.effective_run_id,
+                load_id=load_id, max_record_lines=config.max_record_lines, buffer_bytes=config.copy_buffer_bytes,
+            )
+            stats = ingest.copy_file(cur, context, progress=lambda done: self._progress(done, size))
+            cur.execute(
+                """update meta.ingested_files
+                   set physical_lines = %s, records = %s, rows_loaded = %s, rows_rejected = %s
+                   where load_id = %s""",
+                (stats.physical_lines, stats.records, stats.rows_loaded, stats.rows_rejected, load_id),
+            )
+            rows_table = sql.Identifier("bronze", f"{self.source.bronze_table}_rows")
+            cur.execute(sql.SQL("analyze {}").format(rows_table))
+            if config.profile_columns:
+                profile_load(cur, self.source, load_id)
+        rejected = ", ".join(f"{rule}={n}" for rule, n in sorted(stats.rejects_by_rule.items()))
+        return TaskStats(rows_in=stats.records, rows_out=stats.rows_loaded, rows_rejected=stats.rows_rejected,
+                         message=f"{path}: {stats.rows_loaded} rows loaded" + (f"; rejected {rejected}" if rejected
+                                                                                  else ""))
+
+    def _progress(self, done_bytes: int, total_bytes: int) -> None:
+        if total_bytes:
+            percent = min(100, int(done_bytes * 100 / total_bytes))
+            self.set_progress_percentage(percent)
+            self.set_status_message(f"COPY {self.source.name}: {done_bytes / 1e6:.1f} of {total_bytes / 1e6:.1f} MB")
+
+
+def profile_load(cur, source: Source, load_id: int) -> None:
+    """Row count, null rate and distinct count per column of one load, in one scan."""
+    rows_table = sql.Identifier("bronze", f"{source.bronze_table}_rows")
+    measures = sql.SQL(", ").join(
+        sql.SQL("count({col}), count(distinct {col})").format(col=sql.Identifier(column))
+        for column in source.columns
+    )
+    cur.execute(sql.SQL("select count(*), {} from {} where _load_id = %s").format(measures, rows_table), (load_id,))
+    result = cur.fetchone()
+    total = result[0]
+    values = []
+    for ordinal, column in enumerate(source.columns):
+        non_null, distinct = result[1 + 2 * ordinal], result[2 + 2 * ordinal]
+        null_count = total - non_null
+        values.append((load_id, column, ordinal + 1, total, null_count, (null_count / total) if total else 0,
+                       distinct))
+    execute_values(
+        cur,
+        """insert into meta.column_profiles (load_id, column_name, ordinal, row_count, null_count, null_rate,
+                                             distinct_count)
+           values %s""",
+        values,
+    )
+
+
+class CrmCustomersRaw(BronzeTask):
+    source = CRM_CUSTOMERS
+
+
+class ErpProductsRaw(BronzeTask):
+    source = ERP_PRODUCTS
+
+
+class ErpSalesRaw(BronzeTask):
+    source = ERP_SALES
+
+
+BRONZE_TASKS: tuple[type[BronzeTask], ...] = (CrmCustomersRaw, ErpProductsRaw, ErpSalesRaw)

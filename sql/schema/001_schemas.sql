@@ -1,0 +1,5 @@
+-- One schema per medallion layer, plus meta for run bookkeeping and markers.
+create schema if not exists bronze;
+create schema if not exists silver;
+create schema if not exists gold;
+create schema if not exists meta;

@@ -1,0 +1,107 @@
+-- Luigi completion markers (luigi.contrib.postgres.PostgresTarget's layout).
+-- A task inserts its marker in the same transaction as its data.
+create table if not exists meta.table_updates (
+    update_id text primary key,
+    target_table text,
+    inserted timestamp default now()
+);
+
+create table if not exists meta.pipeline_runs (
+    run_id text primary key,
+    run_date date not null,
+    trigger text not null check (trigger in ('cli', 'cron', 'console', 'backfill', 'test')),
+    status text not null check (status in ('running', 'success', 'failed')),
+    landing_dir text,
+    workers integer,
+    scheduler text,
+    host text,
+    pid integer,
+    error text,
+    started_at timestamptz not null default now(),
+    finished_at timestamptz
+);
+create index if not exists pipeline_runs_run_date_idx on meta.pipeline_runs (run_date, started_at desc);
+
+create table if not exists meta.task_runs (
+    task_run_id bigint generated always as identity primary key,
+    run_id text not null,
+    task_family text not null,
+    task_id text not null,
+    target_table text,
+    params jsonb not null default '{}',
+    status text not null check (status in ('running', 'success', 'failed', 'skipped')),
+    message text,
+    rows_in bigint,
+    rows_out bigint,
+    rows_rejected bigint,
+    error text,
+    host text,
+    pid integer,
+    started_at timestamptz not null default now(),
+    finished_at timestamptz
+);
+create index if not exists task_runs_run_id_idx on meta.task_runs (run_id);
+create index if not exists task_runs_task_id_idx on meta.task_runs (task_id, started_at desc);
+
+-- One row per landing file loaded into bronze. A file whose sha256 was already
+-- loaded for the same source is not loaded again.
+create table if not exists meta.ingested_files (
+    load_id bigint generated always as identity primary key,
+    run_id text not null,
+    source_name text not null,
+    extract_date date not null,
+    source_file text not null,
+    file_sha256 text not null,
+    file_bytes bigint not null,
+    physical_lines bigint,
+    records bigint,
+    rows_loaded bigint,
+    rows_rejected bigint,
+    ingested_at timestamptz not null default now(),
+    unique (source_name, file_sha256)
+);
+create index if not exists ingested_files_date_idx on meta.ingested_files (source_name, extract_date);
+
+-- Profile of each load: one row per column.
+create table if not exists meta.column_profiles (
+    load_id bigint not null references meta.ingested_files (load_id) on delete cascade,
+    column_name text not null,
+    ordinal integer not null,
+    row_count bigint not null,
+    null_count bigint not null,
+    null_rate numeric(7, 6) not null,
+    distinct_count bigint not null,
+    profiled_at timestamptz not null default now(),
+    primary key (load_id, column_name)
+);
+
+create table if not exists meta.quality_results (
+    run_id text not null,
+    run_date date,
+    table_name text not null,
+    rule_name text not null,
+    dimension text not null,
+    severity text not null,
+    rows_checked bigint not null,
+    rows_failed bigint not null,
+    pass_rate numeric(7, 6),
+    checked_at timestamptz not null default now(),
+    primary key (run_id, table_name, rule_name)
+);
+
+create table if not exists meta.sla_misses (
+    sla_miss_id bigint generated always as identity primary key,
+    run_id text,
+    run_date date,
+    task_family text,
+    expected_by timestamptz,
+    detected_at timestamptz not null default now(),
+    message text
+);
+
+create table if not exists meta.lineage (
+    upstream text not null,
+    downstream text not null,
+    task_family text not null,
+    primary key (upstream, downstream)
+);
