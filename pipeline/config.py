@@ -16,8 +16,9 @@ class metalayer(luigi.Config):  # noqa: N801 - luigi maps the class name to the 
 
 class bronze(luigi.Config):  # noqa: N801
     max_record_lines = luigi.IntParameter(default=100)
-    copy_buffer_bytes = luigi.IntParameter(default=4 * 1024 * 1024)
+    copy_buffer_bytes = luigi.IntParameter(default=1024 * 1024)
     profile_columns = luigi.BoolParameter(default=True)
+    profile_sample_rows = luigi.IntParameter(default=100_000)
 
 
 class postgres(luigi.Config):  # noqa: N801

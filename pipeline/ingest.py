@@ -21,7 +21,9 @@ import csv
 import hashlib
 import io
 import json
+import queue
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -147,34 +149,32 @@ class CsvChunker:
         """Whole-chunk path: only field counts can be wrong. None when the chunk needs care."""
         if b'"' in chunk or b"\r" in chunk or b"\x00" in chunk:
             return None
-        try:
-            chunk.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
+        if not chunk.isascii():
+            try:
+                chunk.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
         arr = np.frombuffer(chunk, dtype=np.uint8)
         newline_at = np.flatnonzero(arr == NEWLINE)
         if len(newline_at) < len(lines):  # no final newline at end of file
             newline_at = np.append(newline_at, len(arr))
-        commas_before = np.concatenate(([0], np.cumsum(arr == COMMA)))[newline_at]
+        commas_before = np.searchsorted(np.flatnonzero(arr == COMMA), newline_at)
         commas_per_line = np.diff(commas_before, prepend=0)
+        bad = np.flatnonzero(commas_per_line != self.n_fields - 1).tolist()
         first = self.next_line
         self.next_line += len(lines)
         self.stats.physical_lines += len(lines)
-        bad = np.flatnonzero(commas_per_line != self.n_fields - 1)
-        if len(bad):
-            bad_set = set(bad.tolist())
-            for index in bad.tolist():
+        load_id = self.load_id
+        if bad:
+            for index in bad:
                 self._reject_field_count(first + index, lines[index])
-            good = [(first + i, line) for i, line in enumerate(lines) if i not in bad_set]
+            bad_set = set(bad)
+            good = [b"%b,%d,%d" % (line, load_id, first + i) for i, line in enumerate(lines) if i not in bad_set]
         else:
-            good = list(zip(range(first, first + len(lines)), lines, strict=True))
+            good = [b"%b,%d,%d" % (line, load_id, number) for number, line in enumerate(lines, first)]
         self.stats.records += len(good)
         self.stats.rows_loaded += len(good)
-        if not good:
-            return b""
-        load_id = self.load_id
-        fmt = b"%b,%d,%d"
-        return b"\n".join([fmt % (line, load_id, number) for number, line in good]) + b"\n"
+        return b"\n".join(good) + b"\n" if good else b""
 
     def _reject_field_count(self, line_number: int, raw: bytes) -> None:
         if not raw.strip():
@@ -326,21 +326,54 @@ def _json_text(value) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-class IterStream(io.RawIOBase):
-    """A read()-able view of an iterator of byte chunks, for cursor.copy_expert."""
+class PrefetchStream(io.RawIOBase):
+    """A read()-able view of an iterator of byte chunks, for cursor.copy_expert.
 
-    def __init__(self, chunks: Iterator[bytes]):
-        self._chunks = chunks
+    A background thread produces the next chunks while psycopg2 sends the
+    current one (it releases the GIL while writing to the socket), so parsing
+    in Python and parsing in PostgreSQL overlap on two cores. An exception in
+    the producer is re-raised on the reading side, which aborts the COPY.
+    """
+
+    _DONE = object()
+
+    def __init__(self, chunks: Iterator[bytes], depth: int = 3):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, args=(chunks,), daemon=True)
+        self._thread.start()
+
+    def _produce(self, chunks: Iterator[bytes]) -> None:
+        try:
+            for chunk in chunks:
+                if self._stop.is_set():
+                    return
+                if chunk:
+                    self._queue.put(chunk)
+            self._queue.put(self._DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            self._queue.put(exc)
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int = -1) -> bytes:
-        # Hand over whole chunks: copy_expert forwards whatever it gets.
-        for chunk in self._chunks:
-            if chunk:
-                return chunk
-        return b""
+        item = self._queue.get()
+        if item is self._DONE:
+            self._queue.put(item)  # later reads keep seeing the end
+            return b""
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                self._thread.join(0.05)
+        super().close()
 
 
 @dataclass
@@ -397,8 +430,11 @@ def copy_file(cursor, ctx: LoadContext, progress: Callable[[int], None] | None =
                     progress(fh.tell())
                 yield chunk
 
-        cursor.copy_expert(copy_sql.as_string(cursor), IterStream(reporting(chunker.chunks())),
-                           size=ctx.buffer_bytes)
+        stream = PrefetchStream(reporting(chunker.chunks()))
+        try:
+            cursor.copy_expert(copy_sql.as_string(cursor), stream, size=ctx.buffer_bytes)
+        finally:
+            stream.close()
 
     reject_text.flush()
     if chunker.stats.rows_rejected:

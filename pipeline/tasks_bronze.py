@@ -89,7 +89,7 @@ class BronzeTask(WarehouseTask):
             rows_table = sql.Identifier("bronze", f"{self.source.bronze_table}_rows")
             cur.execute(sql.SQL("analyze {}").format(rows_table))
             if config.profile_columns:
-                profile_load(cur, self.source, load_id)
+                profile_load(cur, self.source, load_id, stats.rows_loaded, config.profile_sample_rows)
         rejected = ", ".join(f"{rule}={n}" for rule, n in sorted(stats.rejects_by_rule.items()))
         return TaskStats(rows_in=stats.records, rows_out=stats.rows_loaded, rows_rejected=stats.rows_rejected,
                          message=f"{path}: {stats.rows_loaded} rows loaded" + (f"; rejected {rejected}" if rejected
@@ -102,26 +102,42 @@ class BronzeTask(WarehouseTask):
             self.set_status_message(f"COPY {self.source.name}: {done_bytes / 1e6:.1f} of {total_bytes / 1e6:.1f} MB")
 
 
-def profile_load(cur, source: Source, load_id: int) -> None:
-    """Row count, null rate and distinct count per column of one load, in one scan."""
+def profile_load(cur, source: Source, load_id: int, rows: int, sample_rows: int) -> None:
+    """Row count, null rate and distinct count per column of one load.
+
+    Null counts are exact. Distinct counts are exact up to 2 x sample_rows rows;
+    above that they are estimated from a systematic sample of every k-th line
+    with the Haas-Stokes (Duj1) estimator that PostgreSQL's ANALYZE uses, and
+    the profile row says so (distinct_is_estimate).
+    """
     rows_table = sql.Identifier("bronze", f"{source.bronze_table}_rows")
-    measures = sql.SQL(", ").join(
-        sql.SQL("count({col}), count(distinct {col})").format(col=sql.Identifier(column))
-        for column in source.columns
-    )
-    cur.execute(sql.SQL("select count(*), {} from {} where _load_id = %s").format(measures, rows_table), (load_id,))
-    result = cur.fetchone()
-    total = result[0]
+    step = max(1, rows // sample_rows) if rows > 2 * sample_rows else 1
+    cur.execute(sql.SQL("create temp table profile_sample on commit drop as select {} from {} "
+                        "where _load_id = %s and _line_number %% %s = 0").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in source.columns), rows_table), (load_id, step))
+    null_counts = sql.SQL(", ").join(
+        sql.SQL("count(*) filter (where {} is null)").format(sql.Identifier(c)) for c in source.columns)
+    cur.execute(sql.SQL("select {} from {} where _load_id = %s").format(null_counts, rows_table), (load_id,))
+    nulls = cur.fetchone()
     values = []
     for ordinal, column in enumerate(source.columns):
-        non_null, distinct = result[1 + 2 * ordinal], result[2 + 2 * ordinal]
-        null_count = total - non_null
-        values.append((load_id, column, ordinal + 1, total, null_count, (null_count / total) if total else 0,
-                       distinct))
+        cur.execute(sql.SQL(
+            "select count(*), count(*) filter (where seen = 1), coalesce(sum(seen), 0) "
+            "from (select count(*) as seen from profile_sample where {col} is not null group by {col}) as per_value"
+        ).format(col=sql.Identifier(column)))
+        distinct, singletons, sampled = cur.fetchone()
+        non_null = rows - nulls[ordinal]
+        if step > 1 and sampled:
+            # Duj1: n*d / (n - f1 + f1*n/N)
+            estimate = sampled * distinct / (sampled - singletons + singletons * sampled / non_null)
+            distinct = min(non_null, round(estimate))
+        values.append((load_id, column, ordinal + 1, rows, nulls[ordinal], (nulls[ordinal] / rows) if rows else 0,
+                       distinct, step > 1))
+    cur.execute("drop table profile_sample")
     execute_values(
         cur,
         """insert into meta.column_profiles (load_id, column_name, ordinal, row_count, null_count, null_rate,
-                                             distinct_count)
+                                             distinct_count, distinct_is_estimate)
            values %s""",
         values,
     )

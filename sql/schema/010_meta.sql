@@ -71,6 +71,7 @@ create table if not exists meta.column_profiles (
     null_count bigint not null,
     null_rate numeric(7, 6) not null,
     distinct_count bigint not null,
+    distinct_is_estimate boolean not null default false,
     profiled_at timestamptz not null default now(),
     primary key (load_id, column_name)
 );

@@ -1,0 +1,72 @@
+"""The database resolver and schema bootstrap, on a real embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from pipeline import db
+
+EXPECTED_TABLES = {
+    ("bronze", "crm_customers_raw"), ("bronze", "erp_products_raw"), ("bronze", "erp_sales_raw"),
+    ("silver", "quarantine"),
+    ("meta", "table_updates"), ("meta", "pipeline_runs"), ("meta", "task_runs"), ("meta", "ingested_files"),
+    ("meta", "column_profiles"), ("meta", "quality_results"), ("meta", "sla_misses"), ("meta", "lineage"),
+}
+
+
+def metalayer(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
+                          env=env or os.environ.copy(), timeout=120, check=False)
+
+
+def test_database_url_setting_wins(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://someone@db.example:5433/warehouse")
+    assert db.database_url() == "postgresql://someone@db.example:5433/warehouse"
+    assert db.psycopg2_dsn(db.database_url()) == "host=db.example port=5433 user=someone dbname=warehouse"
+
+
+def test_bootstrap_is_idempotent_and_creates_the_contract_tables(warehouse, query):
+    db.bootstrap(warehouse)
+    db.bootstrap(warehouse)
+    tables = set(query("select table_schema, table_name from information_schema.tables "
+                       "where table_schema in ('bronze', 'silver', 'gold', 'meta')"))
+    assert EXPECTED_TABLES <= tables
+    assert query("select count(*) from information_schema.schemata "
+                 "where schema_name in ('bronze', 'silver', 'gold', 'meta')") == [(4,)]
+
+
+def test_embedded_server_is_shared_by_later_processes(server_url):
+    if os.environ.get("DATABASE_URL") and "METALAYER_HOME" not in os.environ:
+        return  # tests run against an external server; nothing embedded to share
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    first = metalayer("db", "url", env=env)
+    second = metalayer("db", "url", env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == second.stdout.strip() == db.url_with_database(server_url, "metalayer")
+    # Both processes reached the one server this session started: same postmaster.
+    conn = db.connect(first.stdout.strip())
+    with conn, conn.cursor() as cur:
+        cur.execute("select pg_postmaster_start_time()")
+        started = cur.fetchone()[0]
+    conn.close()
+    conn = db.connect(server_url)
+    with conn, conn.cursor() as cur:
+        cur.execute("select pg_postmaster_start_time()")
+        assert cur.fetchone()[0] == started
+    conn.close()
+
+
+def test_db_stop_stops_the_embedded_server(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["METALAYER_HOME"] = str(tmp_path / "home")
+    started = metalayer("db", "url", env=env)
+    assert started.returncode == 0, started.stderr
+    assert (tmp_path / "home" / "pgdata" / "postmaster.pid").exists()
+    stopped = metalayer("db", "stop", env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped" in stopped.stdout
+    assert not (tmp_path / "home" / "pgdata" / "postmaster.pid").exists()
+    again = metalayer("db", "stop", env=env)
+    assert "was not running" in again.stdout

@@ -1,0 +1,29 @@
+"""`make run`'s path: seed an empty landing dir, run, summarize; a second run reloads nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import date
+
+from pipeline.quickstart import quickstart
+
+
+def test_quickstart_seeds_runs_and_is_idempotent(warehouse, query, tmp_path):
+    printed: list[str] = []
+    landing = tmp_path / "landing"
+    first = quickstart(landing, today=date(2026, 11, 22), printer=printed.append)
+    assert first.success
+    manifest = json.loads((landing / "2026-11-22" / "manifest.json").read_text())
+    assert manifest["files"]["erp_sales.csv"]["records"] >= 10_000
+    output = "\n".join(printed)
+    assert "SUCCESS" in output and "bronze.erp_sales_raw" in output and "make console" in output
+    loaded = query("select source_name, rows_loaded from meta.ingested_files order by 1")
+    assert dict(loaded)["erp_sales"] == manifest["files"]["erp_sales.csv"]["loadable_records"]
+
+    started = time.perf_counter()
+    second = quickstart(landing, today=date(2026, 11, 23), printer=printed.append)
+    assert second.success and second.tasks == []  # nothing re-run, nothing reloaded
+    assert time.perf_counter() - started < 10
+    assert query("select source_name, rows_loaded from meta.ingested_files order by 1") == loaded
+    assert not (landing / "2026-11-23").exists()  # the newest existing extract was rerun, not a new one made
