@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import luigi
@@ -30,6 +31,20 @@ class TaskStats:
     rows_rejected: int = 0
     message: str | None = None
     status: str = "success"  # or "skipped" when there was nothing to do
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+
+class PhaseClock:
+    """Seconds spent in each named phase of a task, for meta.task_runs.phase_seconds."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self._last
+        self._last = now
 
 
 class MarkerTarget(PostgresTarget):
@@ -134,9 +149,11 @@ def _finish_task_run(conn, task_run_id: int, stats: TaskStats) -> None:
         cur.execute(
             """update meta.task_runs
                set status = %s, message = %s, rows_in = %s, rows_out = %s, rows_rejected = %s,
-                   finished_at = clock_timestamp()
+                   phase_seconds = %s, finished_at = clock_timestamp()
                where task_run_id = %s""",
-            (stats.status, stats.message, stats.rows_in, stats.rows_out, stats.rows_rejected, task_run_id),
+            (stats.status, stats.message, stats.rows_in, stats.rows_out, stats.rows_rejected,
+             json.dumps({name: round(seconds, 3) for name, seconds in stats.phase_seconds.items()}),
+             task_run_id),
         )
 
 

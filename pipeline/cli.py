@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--orders", type=int, default=1_000_000)
     bench.add_argument("--customers", type=int, default=100_000)
     bench.add_argument("--days", type=int, default=1)
-    bench.add_argument("--workers", type=int, default=2)
+    bench.add_argument("--workers", type=int, default=1, help="Luigi workers (1 keeps per-task rates uncontended)")
     bench.add_argument("--keep", action="store_true", help="keep the benchmark database and files")
     bench.set_defaults(func=cmd_bench)
 

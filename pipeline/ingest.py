@@ -36,7 +36,7 @@ from pipeline.sources import Source
 
 csv.field_size_limit(1 << 30)
 
-COMMA, NEWLINE, QUOTE = ord(","), ord("\n"), ord('"')
+COMMA, NEWLINE, QUOTE, CR = ord(","), ord("\n"), ord('"'), ord("\r")
 UTF8_BOM = b"\xef\xbb\xbf"
 NUL = b"\x00"
 RAW_TEXT_LIMIT = 10_000  # characters of a rejected line kept in the quarantine record
@@ -133,9 +133,11 @@ class CsvChunker:
             lines = chunk.split(b"\n")
             if lines[-1] == b"":
                 lines.pop()  # otherwise the file's last line has no final newline
-            out = self._fast(chunk, lines)
-            if out is None:
-                out = self._careful(lines)
+            first = self.next_line
+            out = self._process(chunk, lines)
+            # Multi-line records may have pulled lines from beyond the chunk into `lines`.
+            self.stats.physical_lines += len(lines)
+            self.next_line = first + len(lines)
             if out:
                 yield out
 
@@ -145,80 +147,79 @@ class CsvChunker:
         self.stats.rejects_by_rule[rule] = self.stats.rejects_by_rule.get(rule, 0) + 1
         self.on_reject(Reject(line_number, rule, reason, raw))
 
-    def _fast(self, chunk: bytes, lines: list[bytes]) -> bytes | None:
-        """Whole-chunk path: only field counts can be wrong. None when the chunk needs care."""
-        if b'"' in chunk or b"\r" in chunk or b"\x00" in chunk:
-            return None
+    def _accept(self, writer, fields: list[str], number: int) -> None:
+        writer.writerow([*fields, self.load_id, number])
+        self.stats.records += 1
+        self.stats.rows_loaded += 1
+
+    def _process(self, chunk: bytes, lines: list[bytes]) -> bytes:
+        """Plain lines (right comma count, no quote, CR or NUL) are forwarded as they are, with
+        numpy finding them; only the other lines go through the csv module one by one."""
         if not chunk.isascii():
             try:
                 chunk.decode("utf-8")
             except UnicodeDecodeError:
-                return None
+                return self._careful(lines, 0)
         arr = np.frombuffer(chunk, dtype=np.uint8)
         newline_at = np.flatnonzero(arr == NEWLINE)
         if len(newline_at) < len(lines):  # no final newline at end of file
             newline_at = np.append(newline_at, len(arr))
-        commas_before = np.searchsorted(np.flatnonzero(arr == COMMA), newline_at)
-        commas_per_line = np.diff(commas_before, prepend=0)
-        bad = np.flatnonzero(commas_per_line != self.n_fields - 1).tolist()
+
+        def per_line(mask: np.ndarray) -> np.ndarray:
+            return np.diff(np.searchsorted(np.flatnonzero(mask), newline_at), prepend=0)
+
+        plain = per_line(arr == COMMA) == self.n_fields - 1
+        plain &= per_line((arr == QUOTE) | (arr == CR) | (arr == 0)) == 0
+        n_plain_region = len(lines)
         first = self.next_line
-        self.next_line += len(lines)
-        self.stats.physical_lines += len(lines)
-        load_id = self.load_id
-        if bad:
-            for index in bad:
-                self._reject_field_count(first + index, lines[index])
-            bad_set = set(bad)
-            good = [b"%b,%d,%d" % (line, load_id, first + i) for i, line in enumerate(lines) if i not in bad_set]
-        else:
-            good = [b"%b,%d,%d" % (line, load_id, number) for number, line in enumerate(lines, first)]
-        self.stats.records += len(good)
-        self.stats.rows_loaded += len(good)
-        return b"\n".join(good) + b"\n" if good else b""
-
-    def _reject_field_count(self, line_number: int, raw: bytes) -> None:
-        if not raw.strip():
-            self._reject(line_number, "empty_line", "blank line", raw)
-        else:
-            found = raw.count(b",") + 1
-            self._reject(line_number, "wrong_field_count",
-                         f"expected {self.n_fields} fields, found {found}", raw)
-
-    def _careful(self, lines: list[bytes]) -> bytes:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        first = self.next_line
-        i = 0
+        consumed_until = 0
+        for index in np.flatnonzero(~plain).tolist():
+            if index < consumed_until:
+                continue  # already part of a multi-line record
+            used = self._handle(lines, index, writer)
+            consumed_until = index + used
+            if used > 1:
+                plain[index:min(index + used, n_plain_region)] = False
+        # Lines a multi-line attempt pulled in from beyond the chunk and did not use.
+        careful = self._careful(lines, max(consumed_until, n_plain_region))
+        load_id = self.load_id
+        good = [b"%b,%d,%d" % (lines[i], load_id, first + i) for i in np.flatnonzero(plain).tolist()]
+        self.stats.records += len(good)
+        self.stats.rows_loaded += len(good)
+        fast = b"\n".join(good) + b"\n" if good else b""
+        return fast + buffer.getvalue().encode("utf-8") + careful
+
+    def _careful(self, lines: list[bytes], start: int) -> bytes:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        i = start
         while i < len(lines):
-            number = first + i
-            raw = lines[i]
-            problem = _line_problem(raw)
-            if problem:
-                self._reject(number, problem[0], problem[1], raw)
-                i += 1
-                continue
-            text = raw.decode("utf-8")
-            if text.count('"') % 2 == 0:
-                fields, error = _parse_record(text)
-                if fields is not None and len(fields) == self.n_fields:
-                    writer.writerow([*fields, self.load_id, number])
-                    self.stats.records += 1
-                    self.stats.rows_loaded += 1
-                elif fields is not None:
-                    if not text.strip():
-                        self._reject(number, "empty_line", "blank line", raw)
-                    else:
-                        self._reject(number, "wrong_field_count",
-                                     f"expected {self.n_fields} fields, found {len(fields)}", raw)
-                else:
-                    self._reject(number, "bad_quoting", f"malformed quoting: {error}", raw)
-                i += 1
-                continue
-            consumed = self._join_multiline(lines, i, text, writer)
-            i += consumed
-        self.stats.physical_lines += len(lines)
-        self.next_line = first + len(lines)
+            i += self._handle(lines, i, writer)
         return buffer.getvalue().encode("utf-8")
+
+    def _handle(self, lines: list[bytes], i: int, writer) -> int:
+        """Load or reject the record starting at lines[i]; returns how many lines it used."""
+        number = self.next_line + i
+        raw = lines[i]
+        problem = _line_problem(raw)
+        if problem:
+            self._reject(number, problem[0], problem[1], raw)
+            return 1
+        text = raw.decode("utf-8")
+        if text.count('"') % 2:
+            return self._join_multiline(lines, i, text, writer)
+        fields, error = _parse_record(text)
+        if fields is not None and len(fields) == self.n_fields:
+            self._accept(writer, fields, number)
+        elif fields is None:
+            self._reject(number, "bad_quoting", f"malformed quoting: {error}", raw)
+        elif not text.strip():
+            self._reject(number, "empty_line", "blank line", raw)
+        else:
+            self._reject(number, "wrong_field_count", f"expected {self.n_fields} fields, found {len(fields)}", raw)
+        return 1
 
     def _join_multiline(self, lines: list[bytes], i: int, text: str, writer) -> int:
         """Try to complete a record whose quote is open at line i; returns lines consumed."""
@@ -242,9 +243,7 @@ class CsvChunker:
         if quotes % 2 == 0:
             fields, _error = _parse_record("\n".join(parts))
             if fields is not None and len(fields) == self.n_fields:
-                writer.writerow([*fields, self.load_id, number])
-                self.stats.records += 1
-                self.stats.rows_loaded += 1
+                self._accept(writer, fields, number)
                 return j - i
         column = text.index('"') + 1 if '"' in text else 0
         self._reject(number, "unbalanced_quote",
@@ -280,10 +279,7 @@ class JsonlChunker(CsvChunker):
         super().__init__(fh, len(columns), load_id, first_line_number=1, **kwargs)
         self.columns = columns
 
-    def _fast(self, chunk, lines):
-        return None
-
-    def _careful(self, lines: list[bytes]) -> bytes:
+    def _process(self, chunk: bytes, lines: list[bytes]) -> bytes:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         first = self.next_line
@@ -310,11 +306,7 @@ class JsonlChunker(CsvChunker):
             if unknown:
                 self._reject(number, "unknown_fields", f"unknown field(s) {', '.join(unknown)}", raw)
                 continue
-            writer.writerow([_json_text(obj.get(c)) for c in self.columns] + [self.load_id, number])
-            self.stats.records += 1
-            self.stats.rows_loaded += 1
-        self.stats.physical_lines += len(lines)
-        self.next_line = first + len(lines)
+            self._accept(writer, [_json_text(obj.get(c)) for c in self.columns], number)
         return buffer.getvalue().encode("utf-8")
 
 

@@ -129,12 +129,12 @@ def task_summary(url: str, run_id: str) -> list[dict]:
     with db.transaction(url) as conn, conn.cursor() as cur:
         cur.execute(
             """select task_family, target_table, status, rows_in, rows_out, rows_rejected,
-                      extract(epoch from finished_at - started_at)::float, message, error
+                      extract(epoch from finished_at - started_at)::float, message, error, phase_seconds
                from meta.task_runs where run_id = %s order by started_at""",
             (run_id,),
         )
         keys = ("task_family", "table", "status", "rows_in", "rows_out", "rows_rejected", "seconds", "message",
-                "error")
+                "error", "phase_seconds")
         return [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
 
 

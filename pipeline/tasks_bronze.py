@@ -9,7 +9,7 @@ from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from pipeline import ingest
-from pipeline.base import TaskStats, WarehouseTask
+from pipeline.base import PhaseClock, TaskStats, WarehouseTask
 from pipeline.config import bronze, landing_dir
 from pipeline.sources import CRM_CUSTOMERS, ERP_PRODUCTS, ERP_SALES, Source
 
@@ -53,7 +53,9 @@ class BronzeTask(WarehouseTask):
 
     def execute(self, conn) -> TaskStats:
         path = Path(self.input().path).resolve()
+        clock = PhaseClock()
         sha256, size = ingest.file_digest(path)
+        clock.lap("sha256")
         with conn.cursor() as cur:
             # Two runs loading the same file serialize here; the second finds it ingested.
             cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"bronze:{self.source.name}:{sha256}",))
@@ -80,6 +82,7 @@ class BronzeTask(WarehouseTask):
                 load_id=load_id, max_record_lines=config.max_record_lines, buffer_bytes=config.copy_buffer_bytes,
             )
             stats = ingest.copy_file(cur, context, progress=lambda done: self._progress(done, size))
+            clock.lap("copy")
             cur.execute(
                 """update meta.ingested_files
                    set physical_lines = %s, records = %s, rows_loaded = %s, rows_rejected = %s
@@ -88,10 +91,13 @@ class BronzeTask(WarehouseTask):
             )
             rows_table = sql.Identifier("bronze", f"{self.source.bronze_table}_rows")
             cur.execute(sql.SQL("analyze {}").format(rows_table))
+            clock.lap("analyze")
             if config.profile_columns:
                 profile_load(cur, self.source, load_id, stats.rows_loaded, config.profile_sample_rows)
+                clock.lap("profile")
         rejected = ", ".join(f"{rule}={n}" for rule, n in sorted(stats.rejects_by_rule.items()))
         return TaskStats(rows_in=stats.records, rows_out=stats.rows_loaded, rows_rejected=stats.rows_rejected,
+                         phase_seconds=clock.laps,
                          message=f"{path}: {stats.rows_loaded} rows loaded" + (f"; rejected {rejected}" if rejected
                                                                                   else ""))
 

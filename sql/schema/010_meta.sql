@@ -34,12 +34,15 @@ create table if not exists meta.task_runs (
     rows_in bigint,
     rows_out bigint,
     rows_rejected bigint,
+    phase_seconds jsonb,
     error text,
     host text,
     pid integer,
     started_at timestamptz not null default now(),
     finished_at timestamptz
 );
+-- Columns added after the first release; create table if not exists leaves old tables as they were.
+alter table meta.task_runs add column if not exists phase_seconds jsonb;
 create index if not exists task_runs_run_id_idx on meta.task_runs (run_id);
 create index if not exists task_runs_task_id_idx on meta.task_runs (task_id, started_at desc);
 
