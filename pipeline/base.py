@@ -29,6 +29,7 @@ class TaskStats:
     rows_in: int = 0
     rows_out: int = 0
     rows_rejected: int = 0
+    rows_duplicate: int | None = None
     message: str | None = None
     status: str = "success"  # or "skipped" when there was nothing to do
     phase_seconds: dict[str, float] = field(default_factory=dict)
@@ -149,9 +150,9 @@ def _finish_task_run(conn, task_run_id: int, stats: TaskStats) -> None:
         cur.execute(
             """update meta.task_runs
                set status = %s, message = %s, rows_in = %s, rows_out = %s, rows_rejected = %s,
-                   phase_seconds = %s, finished_at = clock_timestamp()
+                   rows_duplicate = %s, phase_seconds = %s, finished_at = clock_timestamp()
                where task_run_id = %s""",
-            (stats.status, stats.message, stats.rows_in, stats.rows_out, stats.rows_rejected,
+            (stats.status, stats.message, stats.rows_in, stats.rows_out, stats.rows_rejected, stats.rows_duplicate,
              json.dumps({name: round(seconds, 3) for name, seconds in stats.phase_seconds.items()}),
              task_run_id),
         )

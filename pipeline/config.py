@@ -21,6 +21,19 @@ class bronze(luigi.Config):  # noqa: N801
     profile_sample_rows = luigi.IntParameter(default=100_000)
 
 
+class silver(luigi.Config):  # noqa: N801
+    default_calling_code = luigi.Parameter(default="1", description="E.164 country code for numbers without one")
+    national_number_digits = luigi.IntParameter(default=10)
+    order_size_small_max = luigi.FloatParameter(default=50.0)
+    order_size_medium_max = luigi.FloatParameter(default=250.0)
+
+
+class quality(luigi.Config):  # noqa: N801
+    rules_file = luigi.Parameter(default="sql/quality_rules.toml")
+    threshold = luigi.FloatParameter(default=0.95)
+    on_breach = luigi.ChoiceParameter(choices=["fail", "warn"], default="fail")
+
+
 class postgres(luigi.Config):  # noqa: N801
     marker_table = luigi.Parameter(default="meta.table_updates")
 

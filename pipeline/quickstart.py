@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from pathlib import Path
 
 from pipeline import db
 from pipeline.config import landing_dir as default_landing_dir
 from pipeline.runner import Printer, RunResult, format_summary, run_pipeline
-
-DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def extract_dates(landing: Path) -> list[date]:
-    if not landing.is_dir():
-        return []
-    return sorted(date.fromisoformat(p.name) for p in landing.iterdir() if p.is_dir() and DATE_FOLDER.match(p.name))
+from pipeline.tasks_bronze import extract_dates
 
 
 def quickstart(landing: Path | None = None, today: date | None = None, printer: Printer = print) -> RunResult:

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import luigi
 from luigi.execution_summary import LuigiStatusCode
+from psycopg2 import sql
 
 from pipeline import db
 from pipeline.base import WarehouseTask
 from pipeline.config import landing_dir as default_landing_dir
 from pipeline.master import MasterTask
 from pipeline.runs import finish_run, start_run
+from pipeline.tasks_silver import quality_summary
 
 Printer = Callable[[str], None]
 
@@ -36,6 +38,7 @@ class RunResult:
     luigi_summary: str
     tasks: list[dict] = field(default_factory=list)
     tables: list[dict] = field(default_factory=list)
+    quality: dict = field(default_factory=dict)
 
 
 class _Progress:
@@ -74,15 +77,35 @@ def _task_failed(task, exception):
         _Progress.printer(f"       {type(exception).__name__}: {exception}")
 
 
+LAYERS = ("bronze", "silver")
+
+
+def layer_targets(layer: str, run_date: date, run_id: str, landing_dir: str) -> list[luigi.Task]:
+    """The tasks that complete a layer (and everything before it) for a date."""
+    from pipeline.tasks_bronze import BRONZE_TASKS
+    from pipeline.tasks_silver import SilverQualityGate
+
+    common = {"date": run_date, "run_id": run_id, "landing_dir": landing_dir}
+    if layer == "bronze":
+        return [task(**common) for task in BRONZE_TASKS]
+    if layer == "silver":
+        return [SilverQualityGate(**common)]
+    raise ValueError(f"unknown layer {layer!r}; expected one of {', '.join(LAYERS)}")
+
+
 def run_pipeline(run_date: date, *, landing: str | Path | None = None, workers: int = 1,
                  scheduler_url: str | None = None, trigger: str = "cli",
-                 printer: Printer | None = None) -> RunResult:
-    """Build MasterTask for the date under a new meta.pipeline_runs row; never raises for task failures."""
+                 printer: Printer | None = None, upto: str | None = None) -> RunResult:
+    """Build MasterTask (or the layers up to `upto`) for the date under a new meta.pipeline_runs row.
+
+    Never raises for task failures: the result says what happened.
+    """
     url = db.ensure_bootstrapped()
     landing_path = str(Path(landing).resolve() if landing else default_landing_dir())
     run_id = start_run(url, run_date, trigger, landing_dir=landing_path, workers=workers,
                        scheduler=scheduler_url or "local")
-    master = MasterTask(date=run_date, run_id=run_id, landing_dir=landing_path)
+    targets = (layer_targets(upto, run_date, run_id, landing_path) if upto
+               else [MasterTask(date=run_date, run_id=run_id, landing_dir=landing_path)])
     if printer:
         printer(f"MetaLayer run {run_id}: extract date {run_date}, landing {landing_path}, "
                 f"{workers} worker(s), scheduler {scheduler_url or 'local'}")
@@ -90,7 +113,7 @@ def run_pipeline(run_date: date, *, landing: str | Path | None = None, workers: 
     started = time.perf_counter()
     try:
         options = {"scheduler_url": scheduler_url} if scheduler_url else {"local_scheduler": True}
-        result = luigi.build([master], workers=workers, detailed_summary=True, log_level="WARNING", **options)
+        result = luigi.build(targets, workers=workers, detailed_summary=True, log_level="WARNING", **options)
     except Exception as exc:
         finish_run(url, run_id, "failed", f"{type(exc).__name__}: {exc}")
         raise
@@ -104,6 +127,7 @@ def run_pipeline(run_date: date, *, landing: str | Path | None = None, workers: 
         run_id=run_id, run_date=run_date, success=success, status="success" if success else "failed",
         seconds=seconds, luigi_status=result.status.name, luigi_summary=result.summary_text,
         tasks=task_summary(url, run_id), tables=table_summary(url, run_date),
+        quality=quality_summary(url, run_date),
     )
 
 
@@ -148,7 +172,16 @@ def table_summary(url: str, run_date: date) -> list[dict]:
                group by source_name order by source_name""",
             (run_date,),
         )
-        return [dict(zip(("layer", "table", "rows", "rejected"), row, strict=True)) for row in cur.fetchall()]
+        tables = [dict(zip(("layer", "table", "rows", "rejected"), row, strict=True)) for row in cur.fetchall()]
+        for name in ("customers", "products", "sales"):
+            cur.execute(sql.SQL(
+                """select (select count(*) from {t}),
+                          (select count(*) from silver.quarantine
+                           where stage = 'silver' and source_table = %s and extract_date = %s)""").format(
+                t=sql.Identifier("silver", name)), (f"silver.{name}", run_date))
+            rows, rejected = cur.fetchone()
+            tables.append({"layer": "silver", "table": f"silver.{name}", "rows": rows, "rejected": rejected})
+        return tables
 
 
 def format_summary(result: RunResult) -> str:
@@ -162,6 +195,20 @@ def format_summary(result: RunResult) -> str:
         lines.append(f"  {row['table']:<32} {row['rows']:>12,} {row['rejected']:>10,}")
     if not result.tables:
         lines.append("  (no data loaded for this date)")
+    scores = result.quality.get("scores", {})
+    if scores:
+        lines += ["", f"  {'quality score':<32} {'score':>8} {'rows':>12}"]
+        for (table, dimension), (score, rows) in sorted(scores.items()):
+            if dimension == "overall":
+                label = "run" if table == "*" else table
+                shown = "n/a" if score is None else f"{float(score) * 100:.2f}%"
+                lines.append(f"  {label:<32} {shown:>8} {rows:>12,}")
+        worst = result.quality.get("worst", [])[:5]
+        if worst:
+            lines.append("  top failing rules:")
+            for rule in worst:
+                lines.append(f"    {rule['table_name']}.{rule['rule_name']:<28} {rule['severity']:<5} "
+                             f"{rule['rows_failed']:>8,} of {rule['rows_checked']:,} rows")
     ran = [t for t in result.tasks if t["status"] != "running"]
     if ran:
         lines += ["", f"  {'task':<20} {'status':<8} {'in':>10} {'out':>10} {'rejected':>9} {'seconds':>8}"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from pathlib import Path
 
 import luigi
@@ -29,6 +31,22 @@ def _source(name: str) -> Source:
     from pipeline.sources import SOURCES
 
     return SOURCES[name]
+
+
+DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def extract_dates(landing: str | Path) -> list[date]:
+    """The extract dates present in a landing dir, oldest first."""
+    folder = Path(landing or landing_dir())
+    if not folder.is_dir():
+        return []
+    return sorted(date.fromisoformat(p.name) for p in folder.iterdir() if p.is_dir() and DATE_FOLDER.match(p.name))
+
+
+def previous_extract_date(landing: str | Path, extract_date: date) -> date | None:
+    earlier = [d for d in extract_dates(landing) if d < extract_date]
+    return earlier[-1] if earlier else None
 
 
 def landing_file(landing: str | Path, extract_date, source: Source) -> Path:

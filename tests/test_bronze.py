@@ -77,7 +77,7 @@ def bronze_rows(query, source_name: str, extract_date: date) -> dict[int, list[s
 
 
 def test_seed_scale_counts_match_manifest_and_independent_parse(warehouse, query, seed_landing):
-    result = run_pipeline(DAY, landing=seed_landing, trigger="test")
+    result = run_pipeline(DAY, landing=seed_landing, trigger="test", upto="bronze")
     assert result.success, result.luigi_summary
     manifest = json.loads((seed_landing / DAY.isoformat() / "manifest.json").read_text())
     for source in SOURCES.values():
@@ -110,7 +110,7 @@ def test_rejected_lines_carry_file_line_reason_and_raw_text(warehouse, query, tm
     sales = SALES_HEADER + "O1,C1,P1,2026-01-02,2,2.50\nO2,C1,P1,2026-01-02,2\nO3,\"C1,P1,2026-01-02,1,1.00\n"
     landing = write_landing(tmp_path, DAY.isoformat(), {
         "crm_customers.csv": CUSTOMERS_HEADER, "erp_products.csv": PRODUCTS, "erp_sales.csv": sales})
-    assert run_pipeline(DAY, landing=landing, trigger="test").success
+    assert run_pipeline(DAY, landing=landing, trigger="test", upto="bronze").success
     rows = query("select source_file, line_number, rule_name, reason, business_key, record->>'raw', stage "
                  "from silver.quarantine order by line_number")
     path = str(landing / DAY.isoformat() / "erp_sales.csv")
@@ -132,7 +132,7 @@ def test_header_mismatch_fails_naming_file_and_columns_and_loads_nothing(warehou
     landing = write_landing(tmp_path, DAY.isoformat(), {
         "crm_customers.csv": CUSTOMERS_HEADER, "erp_products.csv": PRODUCTS,
         "erp_sales.csv": header + "O1,C1,P1,2026-01-02,2,2.50,x\n"})
-    result = run_pipeline(DAY, landing=landing, trigger="test")
+    result = run_pipeline(DAY, landing=landing, trigger="test", upto="bronze")
     assert not result.success
     failed = [t for t in result.tasks if t["status"] == "failed"]
     assert [t["task_family"] for t in failed] == ["ErpSalesRaw"]
@@ -147,14 +147,14 @@ def test_header_mismatch_fails_naming_file_and_columns_and_loads_nothing(warehou
 
 
 def test_rerunning_a_date_loads_nothing_twice(warehouse, query, seed_landing):
-    assert run_pipeline(DAY, landing=seed_landing, trigger="test").success
+    assert run_pipeline(DAY, landing=seed_landing, trigger="test", upto="bronze").success
     counts = query("select source_name, rows_loaded from meta.ingested_files order by 1")
     bronze_total = query("select count(*) from bronze.erp_sales_raw_rows")
-    second = run_pipeline(DAY, landing=seed_landing, trigger="test")
+    second = run_pipeline(DAY, landing=seed_landing, trigger="test", upto="bronze")
     assert second.success and second.tasks == []  # markers say done: nothing runs
     # Even with the markers gone (a forced rerun), the same files are recognised by sha256.
     query("delete from meta.table_updates")
-    third = run_pipeline(DAY, landing=seed_landing, trigger="test")
+    third = run_pipeline(DAY, landing=seed_landing, trigger="test", upto="bronze")
     assert third.success
     assert {t["status"] for t in third.tasks} == {"skipped"}
     assert query("select source_name, rows_loaded from meta.ingested_files order by 1") == counts
@@ -213,7 +213,7 @@ def test_edge_inputs_load_cleanly_or_quarantine_with_reason(warehouse, query, tm
     content, loaded, rejected = EDGE_CASES[case]
     landing = write_landing(tmp_path, DAY.isoformat(), {
         "crm_customers.csv": CUSTOMERS_HEADER, "erp_products.csv": PRODUCTS, "erp_sales.csv": content})
-    result = run_pipeline(DAY, landing=landing, trigger="test")
+    result = run_pipeline(DAY, landing=landing, trigger="test", upto="bronze")
     assert result.success, result.luigi_summary
     assert sorted(r[0] for r in query("select order_id from bronze.erp_sales_raw")) == sorted(loaded)
     assert dict(query("select line_number, rule_name from silver.quarantine")) == rejected
@@ -222,7 +222,7 @@ def test_edge_inputs_load_cleanly_or_quarantine_with_reason(warehouse, query, tm
 def test_empty_file_is_an_error_naming_the_file(warehouse, query, tmp_path):
     landing = write_landing(tmp_path, DAY.isoformat(), {
         "crm_customers.csv": CUSTOMERS_HEADER, "erp_products.csv": PRODUCTS, "erp_sales.csv": b""})
-    result = run_pipeline(DAY, landing=landing, trigger="test")
+    result = run_pipeline(DAY, landing=landing, trigger="test", upto="bronze")
     assert not result.success
     error = next(t["error"] for t in result.tasks if t["status"] == "failed")
     assert f"{landing / DAY.isoformat() / 'erp_sales.csv'}:1: the file is empty" in error
@@ -234,7 +234,7 @@ def test_multiline_record_keeps_embedded_newline_and_first_line_number(warehouse
                  "2024-01-01T00:00:00Z\n")
     landing = write_landing(tmp_path, DAY.isoformat(), {
         "crm_customers.csv": customers, "erp_products.csv": PRODUCTS, "erp_sales.csv": SALES_HEADER})
-    assert run_pipeline(DAY, landing=landing, trigger="test").success
+    assert run_pipeline(DAY, landing=landing, trigger="test", upto="bronze").success
     assert query("select customer_id, address, _line_number from bronze.crm_customers_raw order by 1") == [
         ("C1", "12 Oak Ave\nBuilding B", 2), ("C2", "1 Elm St", 4)]
     assert query("select physical_lines, records from meta.ingested_files where source_name = 'crm_customers'") \
@@ -249,7 +249,7 @@ def test_jsonl_customers_load_with_broken_lines_quarantined(warehouse, query, tm
              json.dumps({**good, "customer_id": "C3", "loyalty": "gold"}), json.dumps({"customer_id": "C4"})]
     landing = write_landing(tmp_path, DAY.isoformat(), {
         "crm_customers.jsonl": "\n".join(lines) + "\n", "erp_products.csv": PRODUCTS, "erp_sales.csv": SALES_HEADER})
-    assert run_pipeline(DAY, landing=landing, trigger="test").success
+    assert run_pipeline(DAY, landing=landing, trigger="test", upto="bronze").success
     assert query("select customer_id, first_name, last_name, email, _line_number from bronze.crm_customers_raw "
                  "order by 1") == [("C1", "Zoë", "Nguyễn", "z@x.com", 1), ("C4", None, None, None, 5)]
     assert dict(query("select line_number, rule_name from silver.quarantine")) == {
@@ -259,7 +259,7 @@ def test_jsonl_customers_load_with_broken_lines_quarantined(warehouse, query, tm
 def test_profile_matches_pandas(warehouse, query, seed_landing):
     import pandas as pd
 
-    assert run_pipeline(DAY, landing=seed_landing, trigger="test").success
+    assert run_pipeline(DAY, landing=seed_landing, trigger="test", upto="bronze").success
     path = seed_landing / DAY.isoformat() / "erp_sales.csv"
     good, _bad = reference_parse(path, len(SOURCES["erp_sales"].columns))
     frame = pd.DataFrame([[v if v != "" else None for v in row] for row in good.values()],

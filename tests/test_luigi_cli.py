@@ -10,6 +10,7 @@ from pathlib import Path
 from tests.conftest import write_landing
 from tests.test_bronze import CUSTOMERS_HEADER, PRODUCTS, SALES_HEADER
 
+CUSTOMER_C1 = "C1,Ann,Lee,ann@example.com,4155550123,1 Main St,Boston,MA,New England,2024-01-01,2024-01-01T00:00:00Z\n"
 LUIGI = str(Path(sys.executable).with_name("luigi"))
 
 
@@ -22,12 +23,14 @@ def luigi_cli(day: str, landing: Path, cwd: Path) -> subprocess.CompletedProcess
 
 def test_success_exits_zero_and_records_the_run(warehouse, query, tmp_path):
     landing = write_landing(tmp_path / "landing", "2026-11-20", {
-        "crm_customers.csv": CUSTOMERS_HEADER, "erp_products.csv": PRODUCTS,
+        "crm_customers.csv": CUSTOMERS_HEADER + CUSTOMER_C1, "erp_products.csv": PRODUCTS,
         "erp_sales.csv": SALES_HEADER + "O1,C1,P1,2026-01-02,2,2.50\n"})
     done = luigi_cli("2026-11-20", landing, tmp_path)
     assert done.returncode == 0, done.stderr
     assert query("select trigger, status from meta.pipeline_runs") == [("cli", "success")]
-    assert query("select count(*) from meta.table_updates") == [(3,)]
+    # Three bronze loads, three silver merges and the quality gate.
+    assert query("select count(*) from meta.table_updates") == [(7,)]
+    assert query("select score from meta.quality_scores where table_name = '*'") == [(1,)]
 
 
 def test_failed_task_exits_non_zero(warehouse, query, tmp_path):

@@ -1,0 +1,83 @@
+-- Silver: typed, cleaned, deduplicated current state, one row per business key.
+-- Lineage columns say which bronze line a row came from; they hold no run ids or
+-- timestamps, so reprocessing a date leaves silver byte for byte the same.
+
+create table if not exists silver.customers (
+    customer_id text primary key,
+    first_name text,
+    last_name text,
+    email text not null,
+    phone text,  -- E.164, null when the source number cannot be made valid
+    phone_raw text,
+    address text,
+    city text,
+    state text,
+    region text,
+    is_phone_valid boolean not null,
+    signup_date date,
+    first_extract_date date not null,  -- earliest extract that held the customer
+    updated_at timestamptz,
+    _extract_date date not null,
+    _load_id bigint not null,
+    _line_number bigint not null
+);
+
+create table if not exists silver.products (
+    product_id text primary key,
+    product_name text,
+    category text,
+    unit_cost numeric(12, 2),
+    list_price numeric(12, 2),
+    first_extract_date date not null,
+    updated_at timestamptz,
+    _extract_date date not null,
+    _load_id bigint not null,
+    _line_number bigint not null
+);
+
+create table if not exists silver.sales (
+    order_id text primary key,
+    customer_id text not null,
+    product_id text not null,
+    order_size text not null check (order_size in ('small', 'medium', 'large')),
+    quantity integer not null,
+    unit_price numeric(12, 2) not null,
+    amount numeric(14, 2) not null,
+    order_date date not null,
+    _extract_date date not null,
+    _load_id bigint not null,
+    _line_number bigint not null
+);
+create index if not exists sales_order_date_idx on silver.sales (order_date);
+create index if not exists sales_customer_idx on silver.sales (customer_id);
+
+-- Lines that neither became the silver row of their key nor were quarantined:
+-- exact copies of another line, older versions of a key (superseded), and rows
+-- identical to what silver already holds (unchanged).
+create table if not exists silver.duplicates (
+    duplicate_id bigint generated always as identity primary key,
+    run_id text not null,
+    source_table text not null,
+    load_id bigint not null,
+    line_number bigint not null,
+    extract_date date not null,
+    business_key text,
+    kind text not null check (kind in ('exact_duplicate', 'superseded', 'unchanged')),
+    duplicate_of text not null,  -- the line or silver row that stands for this one
+    recorded_at timestamptz not null default now()
+);
+create index if not exists duplicates_load_idx on silver.duplicates (load_id);
+
+alter table meta.task_runs add column if not exists rows_duplicate bigint;
+
+create table if not exists meta.quality_scores (
+    run_id text not null,
+    run_date date not null,
+    table_name text not null,  -- '*' for the run as a whole
+    dimension text not null,  -- 'overall' for the weighted table (or run) score
+    score numeric(7, 6),
+    rows_checked bigint not null,
+    computed_at timestamptz not null default now(),
+    primary key (run_id, table_name, dimension)
+);
+create index if not exists quality_scores_date_idx on meta.quality_scores (run_date, table_name);
