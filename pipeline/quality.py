@@ -46,7 +46,21 @@ class Rule:
     def column(self) -> str | None:
         return self.params.get("column")
 
-    def predicate(self) -> sql.Composable:
+    def helper_ctes(self, index: int) -> list[sql.Composable]:
+        """Common table expressions the predicate needs, over the CTE `model` (the staged rows)."""
+        if self.kind != "unique" or "rank_column" in self.params:
+            return []
+        col = sql.Identifier(self.params["column"])
+        # Only values used more than once, with the first line that used each.
+        return [sql.SQL(
+            """{name} as (
+                   select distinct on ({c}) {c}, _load_id, _line_number from model
+                   where copy_number = 1
+                       and {c} in (select {c} from model where copy_number = 1 group by {c} having count(*) > 1)
+                   order by {c}, _load_id, _line_number
+               )""").format(name=sql.Identifier(f"first_use_{index}"), c=col)]
+
+    def predicate(self, index: int = 0) -> sql.Composable:
         """SQL that is true when a staged row passes; columns refer to the staged row unqualified."""
         p = self.params
         col = sql.Identifier(p["column"]) if "column" in p else None
@@ -71,8 +85,14 @@ class Rule:
         if self.kind == "not_in_future":
             return sql.SQL("{c} is null or {c} <= %(date)s").format(c=col)
         if self.kind == "unique":
-            return sql.SQL("{c} is null or row_number() over (partition by {c} order by _load_id, _line_number) = 1"
-                           ).format(c=col)
+            # Exact copies are counted as duplicates, not as a second use of the value.
+            if "rank_column" in p:
+                return sql.SQL("{c} is null or copy_number > 1 or {r} = 1").format(
+                    c=col, r=sql.Identifier(p["rank_column"]))
+            first_use = sql.Identifier(f"first_use_{index}")
+            return sql.SQL("{c} is null or copy_number > 1 or {c} not in (select {c} from {f}) "
+                           "or (_load_id, _line_number) in (select _load_id, _line_number from {f})").format(
+                c=col, f=first_use)
         if self.kind == "references":
             table = sql.Identifier(*p["table"].split("."))
             return sql.SQL("{c} is null or {c} in (select {rc} from {t} where first_extract_date <= %(date)s)").format(

@@ -37,7 +37,7 @@ language sql
 immutable
 parallel safe
 as $$
-    select coalesce(ltrim(nullif(value, '') || 'x', '0123456789') = 'x', false)
+    select coalesce(ltrim(nullif(value collate "C", '') || 'x', '0123456789') = 'x', false)
 $$;
 
 -- One month number from an English month name or its three-letter
@@ -126,7 +126,7 @@ immutable
 parallel safe
 as $$
     select case
-        when digits collate "C" ~ '^(1[2-9][0-9]{2}[2-9][0-9]{6}|[2-9][0-9]{7,15})$'
+        when digits collate "C" ~ '^(1[2-9][0-9]{2}[2-9][0-9]{6}|[2-9][0-9]{7,14})$'
             and digits not in (
                 '12222222222', '13333333333', '14444444444', '15555555555',
                 '16666666666', '17777777777', '18888888888', '19999999999'
@@ -150,8 +150,8 @@ immutable
 parallel safe
 as $$
     select case
-        when ltrim(raw) like '+%' then silver.e164_or_null(substr(silver.phone_compact(raw), 2))
-        when ltrim(raw) like '00%' then silver.e164_or_null(substr(silver.phone_compact(raw), 3))
+        when ltrim(raw) collate "C" like '+%' then silver.e164_or_null(substr(silver.phone_compact(raw), 2))
+        when ltrim(raw) collate "C" like '00%' then silver.e164_or_null(substr(silver.phone_compact(raw), 3))
         when length(silver.phone_compact(raw)) = national_digits
             then silver.e164_or_null(default_calling_code || silver.phone_compact(raw))
         when length(silver.phone_compact(raw)) = length(default_calling_code) + national_digits
@@ -191,9 +191,12 @@ as $$
         and substr(value collate "C", 24, 2) <= '59'
 $$;
 
--- value is already trimmed. Each layout is recognised first (like and a
--- digit check for the ISO ones, by far the most common; one regular
--- expression for each rarer one), so every cast below sees digits only.
+-- value is already trimmed. Each layout is recognised before anything is
+-- cast: the numeric ones with like and a digit check on their fixed
+-- positions, the ones with month names with a short regular expression
+-- behind a like guard (a like miss costs next to nothing, a regular
+-- expression does not; an alternation of twelve month names costs three
+-- times a letter class, so the name is checked by lookup instead).
 create or replace function silver.parse_trimmed_date(value text)
 returns date
 language sql
@@ -208,27 +211,34 @@ as $$
                 substr(value, 1, 4)::integer, substr(value, 6, 2)::integer, substr(value, 9, 2)::integer
             )
         -- MM/DD/YYYY (US)
-        when value collate "C" ~ '^[0-9]{2}/[0-9]{2}/[0-9]{4}$'
+        when value collate "C" like '__/__/____'
+            and silver.is_digits(substr(value, 1, 2) || substr(value, 4, 2) || substr(value, 7, 4))
             then silver.make_date_or_null(
                 substr(value, 7, 4)::integer, substr(value, 1, 2)::integer, substr(value, 4, 2)::integer
             )
         -- YYYY/MM/DD
-        when value collate "C" ~ '^[0-9]{4}/[0-9]{2}/[0-9]{2}$'
+        when value collate "C" like '____/__/__'
+            and silver.is_digits(substr(value, 1, 4) || substr(value, 6, 2) || substr(value, 9, 2))
             then silver.make_date_or_null(
                 substr(value, 1, 4)::integer, substr(value, 6, 2)::integer, substr(value, 9, 2)::integer
             )
-        -- DD-Mon-YYYY
-        when value collate "C" ~* '^[0-9]{1,2}-(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)-[0-9]{4}$'
+        -- DD-Mon-YYYY (or D-Mon-YYYY); the name must be the abbreviation of the month it gives
+        when (value collate "C" like '__-___-____' or value collate "C" like '_-___-____')
+            and value collate "C" ~ '^[0-9]{1,2}-[A-Za-z]{3}-[0-9]{4}$'
+            and lower(split_part(value collate "C", '-', 2)) = substr(
+                'janfebmaraprmayjunjulaugsepoctnovdec', 3 * silver.month_number(split_part(value, '-', 2)) - 2, 3
+            )
             then silver.make_date_or_null(
                 right(value, 4)::integer,
                 silver.month_number(split_part(value, '-', 2)),
                 split_part(value, '-', 1)::integer
             )
-        -- Month D, YYYY
-        when value collate "C" ~* (
-            '^(january|february|march|april|may|june|july|august|september|october|november|december)'
-            ' [0-9]{1,2}, [0-9]{4}$'
-        )
+        -- Month D, YYYY; the name must be the full name of the month its first three letters give
+        when value collate "C" like '% %, ____'
+            and value collate "C" ~ '^[A-Za-z]+ [0-9]{1,2}, [0-9]{4}$'
+            and lower(split_part(value collate "C", ' ', 1)) = (
+                '{january,february,march,april,may,june,july,august,september,october,november,december}'::text[]
+            )[silver.month_number(value)]
             then silver.make_date_or_null(
                 right(value, 4)::integer,
                 silver.month_number(value),
@@ -246,7 +256,7 @@ immutable
 parallel safe
 as $$
     select case
-        when btrim(raw, E' \t\r\n') = raw then silver.parse_trimmed_date(raw)
+        when btrim(raw, E' \t\r\n') collate "C" = raw then silver.parse_trimmed_date(raw)
         else silver.parse_trimmed_date(btrim(raw, E' \t\r\n'))
     end
 $$;
@@ -339,7 +349,7 @@ immutable
 parallel safe
 as $$
     select case
-        when btrim(raw, E' \t\r\n') = raw then silver.parse_trimmed_timestamp(raw)
+        when btrim(raw, E' \t\r\n') collate "C" = raw then silver.parse_trimmed_timestamp(raw)
         else silver.parse_trimmed_timestamp(btrim(raw, E' \t\r\n'))
     end
 $$;

@@ -48,8 +48,6 @@ create table if not exists silver.sales (
     _load_id bigint not null,
     _line_number bigint not null
 );
-create index if not exists sales_order_date_idx on silver.sales (order_date);
-create index if not exists sales_customer_idx on silver.sales (customer_id);
 
 -- Lines that neither became the silver row of their key nor were quarantined:
 -- exact copies of another line, older versions of a key (superseded), and rows

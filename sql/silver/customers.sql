@@ -1,40 +1,10 @@
 -- Model of silver.customers for one extract date: every bronze line of the
--- date's customer loads, typed and cleaned, with its exact-copy number. The
--- silver task evaluates the quality rules on this and merges the survivors.
--- Parameters: %(date)s, %(calling_code)s, %(national_digits)s.
+-- date's customer loads, typed and cleaned. The silver task (pipeline/tasks_silver.py,
+-- lines_ctes) provides two CTEs: `source`, the date's bronze lines, and `key_ranks`,
+-- the copy number, first copy and key rank of the few lines whose key repeats. The
+-- task then evaluates the quality rules on this and merges the survivors.
+-- Parameters: %(calling_code)s, %(national_digits)s.
 with
-
-loads as (
-    select
-        load_id,
-        extract_date
-    from meta.ingested_files
-    where source_name = 'crm_customers'
-        and extract_date = %(date)s
-),
-
-source as (
-    select
-        raw_rows.*,
-        loads.extract_date as _extract_date
-    from bronze.crm_customers_raw_rows as raw_rows
-    inner join loads
-        on raw_rows._load_id = loads.load_id
-),
-
-exact_copies as (
-    select
-        source.*,
-        row_number() over same_line as copy_number,
-        first_value(source._load_id || ':' || source._line_number) over same_line as first_copy
-    from source
-    window same_line as (
-        partition by
-            customer_id, first_name, last_name, email, phone, address, city, state, region, signup_date,
-            updated_at
-        order by _load_id, _line_number
-    )
-),
 
 final as (
     select
@@ -57,14 +27,11 @@ final as (
         _extract_date,
         _load_id,
         _line_number,
-        copy_number,
+        coalesce(copy_number, 1) as copy_number,
         first_copy,
-        jsonb_build_object(
-            'customer_id', customer_id, 'first_name', first_name, 'last_name', last_name, 'email', email,
-            'phone', phone, 'address', address, 'city', city, 'state', state, 'region', region,
-            'signup_date', signup_date, 'updated_at', updated_at
-        ) as record
-    from exact_copies
+        coalesce(key_rank, 1) as key_rank
+    from source
+    left join key_ranks using (_load_id, _line_number)
 )
 
 select * from final

@@ -1,69 +1,58 @@
--- Model of silver.sales for one extract date (see customers.sql). Dates are
--- parsed once per distinct text, not once per line.
--- Parameters: %(date)s, %(small_max)s, %(medium_max)s.
+-- Model of silver.sales for one extract date (see customers.sql for the provided
+-- CTEs `source` and `key_ranks`). Dates, quantities and prices are parsed once per
+-- distinct text, not once per line.
+-- Parameters: %(small_max)s, %(medium_max)s.
 with
 
-loads as (
-    select
-        load_id,
-        extract_date
-    from meta.ingested_files
-    where source_name = 'erp_sales'
-        and extract_date = %(date)s
-),
-
-source as (
-    select
-        raw_rows.*,
-        loads.extract_date as _extract_date
-    from bronze.erp_sales_raw_rows as raw_rows
-    inner join loads
-        on raw_rows._load_id = loads.load_id
-),
-
+-- Dates, quantities and prices repeat a lot: each distinct text is parsed once.
 order_dates as (
     select
         order_date as order_date_text,
         silver.parse_date(order_date) as order_date
-    from (select distinct order_date from source) as distinct_dates
+    from (select distinct order_date from source) as distinct_values
 ),
 
-exact_copies as (
+quantities as (
     select
-        source.*,
-        row_number() over same_line as copy_number,
-        first_value(source._load_id || ':' || source._line_number) over same_line as first_copy
-    from source
-    window same_line as (
-        partition by order_id, customer_id, product_id, order_date, quantity, unit_price
-        order by _load_id, _line_number
-    )
+        quantity as quantity_text,
+        silver.parse_integer(quantity) as quantity
+    from (select distinct quantity from source) as distinct_values
+),
+
+unit_prices as (
+    select
+        unit_price as unit_price_text,
+        silver.parse_money(unit_price) as unit_price
+    from (select distinct unit_price from source) as distinct_values
 ),
 
 typed as (
     select
-        nullif(btrim(exact_copies.order_id), '') as order_id,
-        nullif(btrim(exact_copies.customer_id), '') as customer_id,
-        nullif(btrim(exact_copies.product_id), '') as product_id,
-        silver.parse_integer(exact_copies.quantity) as quantity,
-        nullif(btrim(exact_copies.quantity), '') as quantity_raw,
-        silver.parse_money(exact_copies.unit_price) as unit_price,
-        nullif(btrim(exact_copies.unit_price), '') as unit_price_raw,
+        nullif(btrim(source.order_id), '') as order_id,
+        nullif(btrim(source.customer_id), '') as customer_id,
+        nullif(btrim(source.product_id), '') as product_id,
+        quantities.quantity,
+        nullif(btrim(source.quantity), '') as quantity_raw,
+        unit_prices.unit_price,
+        nullif(btrim(source.unit_price), '') as unit_price_raw,
         order_dates.order_date,
-        nullif(btrim(exact_copies.order_date), '') as order_date_raw,
-        exact_copies._extract_date,
-        exact_copies._load_id,
-        exact_copies._line_number,
-        exact_copies.copy_number,
-        exact_copies.first_copy,
-        jsonb_build_object(
-            'order_id', exact_copies.order_id, 'customer_id', exact_copies.customer_id,
-            'product_id', exact_copies.product_id, 'order_date', exact_copies.order_date,
-            'quantity', exact_copies.quantity, 'unit_price', exact_copies.unit_price
-        ) as record
-    from exact_copies
+        nullif(btrim(source.order_date), '') as order_date_raw,
+        source._extract_date,
+        source._load_id,
+        source._line_number,
+        coalesce(key_ranks.copy_number, 1) as copy_number,
+        key_ranks.first_copy,
+        coalesce(key_ranks.key_rank, 1) as key_rank
+    from source
+    left join key_ranks
+        on source._load_id = key_ranks._load_id
+        and source._line_number = key_ranks._line_number
     left join order_dates
-        on exact_copies.order_date = order_dates.order_date_text
+        on source.order_date = order_dates.order_date_text
+    left join quantities
+        on source.quantity = quantities.quantity_text
+    left join unit_prices
+        on source.unit_price = unit_prices.unit_price_text
 ),
 
 final as (
@@ -89,7 +78,7 @@ final as (
         _line_number,
         copy_number,
         first_copy,
-        record
+        key_rank
     from typed
 )
 

@@ -1,0 +1,998 @@
+"""The silver cleaning functions (sql/schema/040_cleaning.sql) on a real PostgreSQL.
+
+Each function runs over a table of (input, expected) pairs in one query. The
+inputs come from three places: every style the generator writes (taken from
+its own formatting helpers, so a new style there shows up here), a generated
+extract whose manifest says exactly how many values are malformed, and hand
+written edge cases. Expected values come from small reference implementations
+in this file, written independently of the SQL.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import re
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from pipeline import generate as gen
+from pipeline.sources import REGIONS
+
+TEXT_FUNCTIONS = (
+    "silver.clean_email({x})",
+    "silver.is_valid_email({x})",
+    "silver.clean_name({x})",
+    "silver.phone_e164({x})",
+    "silver.phone_e164({x}, '44', 10)",
+    "silver.parse_date({x})",
+    "silver.parse_timestamp({x})",
+    "silver.parse_integer({x})",
+    "silver.parse_money({x})",
+    "silver.canonical_region({x})",
+)
+PUBLIC_FUNCTIONS = (
+    "clean_email",
+    "is_valid_email",
+    "clean_name",
+    "phone_e164",
+    "parse_date",
+    "parse_timestamp",
+    "parse_integer",
+    "parse_money",
+    "canonical_region",
+)
+CLEANING_SQL = Path(__file__).resolve().parent.parent / "sql" / "schema" / "040_cleaning.sql"
+TEN_KB = "x" * 10_240
+NASTY = [
+    None,
+    "",
+    " ",
+    "\t\r\n",
+    "   \u00a0  ",
+    "😀",
+    "📞 415-555-0123",
+    "2024-02-30",
+    "99999999999999999999",
+    "-99999999999999999999",
+    "NaN",
+    "nan",
+    "inf",
+    "-Infinity",
+    "1e309",
+    "0x1F",
+    "1_000",
+    TEN_KB,
+    "9" * 10_240,
+    "2024-01-01" + " " * 10_000,
+    "a@" * 5_000,
+    "'; drop table silver.quarantine; --",
+    "Robert'); DROP TABLE students;--",
+    "\\x00",
+    "%s %(x)s {}",
+]
+
+
+def run(query, expression: str, inputs: list) -> list:
+    """expression (with {x} for the input) over every input, in input order, in one query."""
+    rows = query(
+        f"select {expression.format(x='t.input')} from unnest(%s::text[]) with ordinality as t(input, n) order by t.n",
+        (list(inputs),),
+    )
+    return [r[0] for r in rows]
+
+
+def check(query, expression: str, cases: list[tuple]) -> None:
+    got = run(query, expression, [raw for raw, _ in cases])
+    wrong = [(raw, want, have) for (raw, want), have in zip(cases, got, strict=True) if have != want]
+    assert wrong == [], f"{expression}: (input, expected, got)"
+
+
+# --------------------------------------------------------------------------- references
+def reference_e164(raw: str | None) -> str | None:
+    """The phone rules with Python regular expressions, default calling code 1, 10 national digits."""
+    if raw is None:
+        return None
+    s = raw.strip(" ")
+    if not re.fullmatch(r"\+?[0-9 ().-]+", s):
+        return None
+    digits = re.sub(r"[^0-9]", "", s)
+    if s.startswith("+"):
+        e = digits
+    elif s.startswith("00"):
+        e = digits[2:]
+    elif len(digits) == 10:
+        e = "1" + digits
+    elif len(digits) == 11 and digits.startswith("1"):
+        e = digits
+    else:
+        return None
+    if e.startswith("1"):
+        n = e[1:]
+        ok = len(n) == 10 and n[0] in "23456789" and n[3] in "23456789" and len(set(n)) > 1
+    else:
+        ok = 8 <= len(e) <= 15 and e[0] in "23456789"
+    return "+" + e if ok else None
+
+
+REFERENCE_DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%Y/%m/%d", "%d-%b-%Y", "%B %d, %Y")
+REFERENCE_LAYOUTS = {
+    "%Y-%m-%d": r"\d{4}-\d{2}-\d{2}",
+    "%m/%d/%Y": r"\d{2}/\d{2}/\d{4}",
+    "%Y/%m/%d": r"\d{4}/\d{2}/\d{2}",
+    "%d-%b-%Y": r"\d{1,2}-[A-Za-z]{3}-\d{4}",
+    "%B %d, %Y": r"[A-Za-z]+ \d{1,2}, \d{4}",
+}
+
+
+def reference_date(raw: str | None) -> date | None:
+    if raw is None:
+        return None
+    s = raw.strip(" \t\r\n")
+    ts = reference_timestamp_parts(s)
+    if ts is not None:
+        return ts[0].date()
+    for fmt in REFERENCE_DATE_FORMATS:
+        if re.fullmatch(REFERENCE_LAYOUTS[fmt], s):
+            try:
+                # strptime's month names depend on case; the SQL accepts any case
+                return datetime.strptime(s.title() if "b" in fmt or "B" in fmt else s, fmt).date()
+            except ValueError:
+                return None
+    return None
+
+
+def reference_timestamp_parts(s: str) -> tuple[datetime, timedelta] | None:
+    m = re.fullmatch(
+        r"(\d{4}-\d{2}-\d{2})(?:T(\d{2}:\d{2}:\d{2})(Z|[+-]\d{2}:\d{2})| (\d{2}:\d{2}:\d{2}))", s
+    )
+    if not m:
+        return None
+    clock = m.group(2) or m.group(4)
+    try:
+        wall = datetime.strptime(f"{m.group(1)} {clock}", "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+    zone = m.group(3) or "Z"
+    if zone == "Z":
+        return wall, timedelta(0)
+    hours, minutes = int(zone[1:3]), int(zone[4:6])
+    if hours > 23 or minutes > 59:
+        return None
+    sign = -1 if zone[0] == "-" else 1
+    return wall, sign * timedelta(hours=hours, minutes=minutes)
+
+
+def reference_timestamp(raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    s = raw.strip(" \t\r\n")
+    parts = reference_timestamp_parts(s)
+    if parts is not None:
+        wall, offset = parts
+        return (wall - offset).replace(tzinfo=UTC)
+    d = reference_date(s)
+    return datetime(d.year, d.month, d.day, tzinfo=UTC) if d else None
+
+
+def reference_name(raw: str) -> str | None:
+    collapsed = " ".join(raw.split())
+    if collapsed == collapsed.upper() or collapsed == collapsed.lower():
+        collapsed = collapsed.title()
+    return collapsed or None
+
+
+def region_key(name: str) -> str:
+    return re.sub(r"[^a-z]+", " ", name.lower()).strip()
+
+
+REFERENCE_REGIONS = {region_key(r): r for r in REGIONS}
+
+
+def reference_region(raw: str | None) -> str | None:
+    return None if raw is None else REFERENCE_REGIONS.get(region_key(raw))
+
+
+EMAIL_RE = re.compile(r"[a-z0-9_%+-]+(\.[a-z0-9_%+-]+)*@([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}")
+
+
+def reference_email_valid(raw: str | None) -> bool | None:
+    if raw is None or not raw.strip():
+        return None
+    email = raw.strip().lower()
+    return bool(EMAIL_RE.fullmatch(email)) and len(email) <= 254
+
+
+def reference_integer(raw: str | None) -> int | None:
+    s = None if raw is None else raw.strip(" \t\r\n")
+    return int(s) if s is not None and re.fullmatch(r"[+-]?[0-9]{1,9}", s) else None
+
+
+MONEY_RE = re.compile(
+    r"([+-]?\$?|\$[+-])([0-9]{1,10}|[0-9]{1,3}(,[0-9]{3}){1,2}|[0-9](,[0-9]{3}){3})(\.[0-9]{1,2})?"
+)
+
+
+def reference_money(raw: str | None) -> Decimal | None:
+    s = None if raw is None else raw.strip(" \t\r\n")
+    if s is None or not MONEY_RE.fullmatch(s):
+        return None
+    return Decimal(s.replace("$", "").replace(",", "")).quantize(Decimal("0.01"))
+
+
+# --------------------------------------------------------------------------- what the generator writes
+class PickOption:
+    """Stands in for random.Random in a generator helper that only calls choice(): returns option k."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def choice(self, options):
+        return options[self.k % len(options)]
+
+
+def generator_dates() -> list[tuple[str, date]]:
+    """Every day from 2023-01-01 to 2025-12-31 (leap day included) in every date format the generator writes."""
+    days = [
+        date(2023, 1, 1) + timedelta(days=k) for k in range((date(2025, 12, 31) - date(2023, 1, 1)).days + 1)
+    ]
+    return [(gen._fmt_date(d.toordinal(), f), d) for d in days for f in range(len(gen.DATE_FORMAT_RATES))]
+
+
+def generator_phones() -> list[tuple[str, str | None]]:
+    cases = []
+    for _state, _region, _pop, _cities, area_codes in gen._STATES:
+        for area in area_codes:
+            digits = f"{area}2010199"
+            cases += [
+                (gen._fmt_phone(digits, style), f"+1{digits}") for style in range(len(gen.PHONE_FORMAT_RATES))
+            ]
+    invalid = {gen._invalid_phone("4155550123", random.Random(k)) for k in range(400)}
+    assert len(invalid) == 9, "the generator's invalid phone styles changed; review this test"
+    return cases + [(raw, None) for raw in sorted(invalid)]
+
+
+# --------------------------------------------------------------------------- schema-level properties
+def test_every_function_is_inlinable_sql_immutable_and_parallel_safe(query):
+    defined = set(re.findall(r"create or replace function silver\.(\w+)", CLEANING_SQL.read_text()))
+    assert set(PUBLIC_FUNCTIONS) <= defined
+    rows = query(
+        """
+        select p.proname, l.lanname, p.provolatile, p.proparallel, p.prosecdef, p.proconfig is null
+        from pg_proc as p
+        inner join pg_namespace as n on n.oid = p.pronamespace
+        inner join pg_language as l on l.oid = p.prolang
+        where n.nspname = 'silver' and p.proname = any(%s)
+        """,
+        (sorted(defined),),
+    )
+    assert {r[0]: r[1:] for r in rows} == {name: ("sql", "i", "s", False, True) for name in defined}
+
+
+def test_calls_are_inlined_into_the_query(query):
+    query("create table cleaning_probe (value text)")
+    expressions = ", ".join(f.format(x="value") for f in TEXT_FUNCTIONS)
+    plan = "\n".join(r[0] for r in query(f"explain verbose select {expressions} from cleaning_probe"))
+    assert "silver." not in plan
+
+
+def test_case_mapping_collation_handles_non_ascii_letters(query):
+    rows = query(
+        """
+        select
+            upper(x collate "pg_c_utf8"), lower(upper(x collate "pg_c_utf8")), initcap(x collate "pg_c_utf8")
+        from unnest(array['é', 'ễ', 'ß', 'josé', 'nguyễn']) as x
+        """
+    )
+    assert rows == [
+        ("É", "é", "É"),
+        ("Ễ", "ễ", "Ễ"),
+        ("ß", "ß", "ß"),  # simple case mapping: no upper-case ß, so it stays as it is
+        ("JOSÉ", "josé", "José"),
+        ("NGUYỄN", "nguyễn", "Nguyễn"),
+    ]
+
+
+# --------------------------------------------------------------------------- email
+def test_clean_email(query):
+    check(
+        query,
+        "silver.clean_email({x})",
+        [
+            ("Ann.Lee@Example.COM", "ann.lee@example.com"),
+            ("  bob@x.org \t", "bob@x.org"),
+            ("JOSÉ@X.COM", "josé@x.com"),
+            ("", None),
+            ("   ", None),
+            (None, None),
+        ],
+    )
+
+
+def test_is_valid_email(query):
+    generated = [
+        (gen._email(first, last, pattern, domain, 7), True)
+        for first, last in zip(gen.FIRST_NAMES, gen.LAST_NAMES * 2, strict=False)
+        for pattern in range(7)
+        for domain in gen.EMAIL_DOMAINS[:2]
+    ]
+    malformed = {gen._malformed_email("ann.lee@example.com", random.Random(k)) for k in range(200)}
+    assert {"ann.leeexample.com", "ann.lee@@example.com", "ann.lee@"} <= malformed and len(malformed) > 3
+    hand = [
+        ("Ann.Lee@Example.COM", True),
+        ("  ann@example.co.uk  ", True),
+        ("a+tag@sub-domain.example.io", True),
+        ("o'brien@example.com", False),
+        ("ann@example", False),
+        ("ann@example.c", False),
+        ("ann@example.c0m", False),
+        ("ann@@example.com", False),
+        ("ann@ex@ample.com", False),
+        ("an n@example.com", False),
+        (".ann@example.com", False),
+        ("ann.@example.com", False),
+        ("an..n@example.com", False),
+        ("ann@-example.com", False),
+        ("ann@example..com", False),
+        ("@example.com", False),
+        ("ann", False),
+        ("a" * 250 + "@example.com", False),
+        ("", None),
+        ("  ", None),
+        (None, None),
+    ]
+    cases = generated + [(m, False) for m in sorted(malformed)] + hand
+    assert [c[1] for c in cases] == [reference_email_valid(c[0]) for c in cases]
+    check(query, "silver.is_valid_email({x})", cases)
+
+
+# --------------------------------------------------------------------------- names
+def test_clean_name_on_every_generator_name_and_mess(query):
+    cases = []
+    for name in gen.FIRST_NAMES + gen.LAST_NAMES:
+        cases.append((name, name))
+        for k in range(8):
+            messy = gen._mess_name(name, PickOption(k))
+            cases.append((messy, reference_name(messy)))
+    check(query, "silver.clean_name({x})", cases)
+
+
+def test_clean_name_edge_cases(query):
+    check(
+        query,
+        "silver.clean_name({x})",
+        [
+            ("o'brien", "O'Brien"),
+            ("O'BRIEN", "O'Brien"),
+            ("MARY-JANE", "Mary-Jane"),
+            ("JOSÉ", "José"),
+            ("josé", "José"),
+            ("nguyễn", "Nguyễn"),
+            ("ĐỨC", "Đức"),
+            ("SIOBHÁN", "Siobhán"),
+            ("weiß", "Weiß"),
+            ("d’andre", "D’Andre"),
+            ("McDonald", "McDonald"),
+            ("DeShawn", "DeShawn"),
+            ("van der Berg", "van der Berg"),
+            ("  Anne \t\n Marie  ", "Anne Marie"),
+            ("anne\u00a0marie", "Anne Marie"),
+            ("X", "X"),
+            ("", None),
+            ("   ", None),
+            ("\t", None),
+            (None, None),
+        ],
+    )
+
+
+def test_clean_name_ignores_the_callers_collation(query):
+    for collation in ('"C"', '"POSIX"', '"pg_unicode_fast"', '"default"'):
+        check(
+            query,
+            f"silver.clean_name({{x}} collate {collation})",
+            [("JOSÉ", "José"), ("nguyễn", "Nguyễn"), ("MARY-JANE", "Mary-Jane"), ("McDonald", "McDonald")],
+        )
+
+
+# --------------------------------------------------------------------------- phones
+def test_phone_e164_every_generator_style_and_invalid_phone(query):
+    # the documented examples are exactly the styles the generator's formatter writes
+    assert {gen._fmt_phone("4155550123", style) for style in range(6)} == set(gen.PHONE_FORMAT_RATES)
+    cases = [(raw, "+14155550123") for raw in gen.PHONE_FORMAT_RATES] + generator_phones()
+    assert all(reference_e164(raw) == want for raw, want in cases)
+    check(query, "silver.phone_e164({x})", cases)
+
+
+def test_phone_e164_edge_cases(query):
+    cases = [
+        ("(415) 555-0123", "+14155550123"),
+        ("415-555-0123", "+14155550123"),
+        ("415.555.0123", "+14155550123"),
+        ("+1 415 555 0123", "+14155550123"),
+        ("4155550123", "+14155550123"),
+        ("1-415-555-0123", "+14155550123"),
+        ("  +1 (415) 555-0123  ", "+14155550123"),
+        ("001 415 555 0123", "+14155550123"),
+        ("+44 20 7946 0958", "+442079460958"),
+        ("0044 20 7946 0958", "+442079460958"),
+        ("+49 30 901820", "+4930901820"),
+        ("+1 415 555 012", None),  # +1 needs exactly 10 more digits
+        ("+1 015 555 0123", None),  # area code starting 0
+        ("(415) 155-0123", None),  # exchange starting 1
+        ("222-222-2222", None),
+        ("+1 999 999 9999", None),
+        ("0000000000", None),
+        ("+0 415 555 0123", None),
+        ("+1234567", None),  # 7 digits
+        ("+1234567890123456", None),  # 16 digits
+        ("+234567890123456", "+234567890123456"),  # 15 digits
+        ("+2345678901234567", None),  # 16 digits
+        ("+23456789", "+23456789"),  # 8 digits
+        ("415-555-012x", None),
+        ("415 555 0123 ext 5", None),
+        ("1 (800) FLOWERS", None),
+        ("415+555+0123", None),
+        ("++1 415 555 0123", None),
+        ("+", None),
+        ("", None),
+        ("   ", None),
+        (None, None),
+    ]
+    assert all(reference_e164(raw) == want for raw, want in cases)
+    check(query, "silver.phone_e164({x})", cases)
+
+
+def test_phone_e164_other_default_calling_code(query):
+    check(
+        query,
+        "silver.phone_e164({x}, '44', 10)",
+        [
+            ("20 7946 0958", "+442079460958"),
+            ("44 20 7946 0958", "+442079460958"),
+            ("+1 415 555 0123", "+14155550123"),
+            ("(415) 555-0123", "+444155550123"),
+            ("123", None),
+        ],
+    )
+    assert query(
+        "select silver.phone_e164('4155550123', null, 10), silver.phone_e164('4155550123', '1', null)"
+    ) == [(None, None)]
+
+
+def test_phone_e164_matches_the_reference_on_random_digit_strings(query):
+    rng = random.Random(20240229)
+    inputs = []
+    for _ in range(3000):
+        n = rng.randrange(0, 18)
+        inputs.append("".join(rng.choice("0123456789" * 4 + "1" * 6 + " ()-.+") for _ in range(n)))
+    for _ in range(1000):  # plausible numbers, so that many are valid
+        digits = "".join(rng.choice("0123456789") for _ in range(10))
+        inputs.append(gen._fmt_phone(digits, rng.randrange(6)))
+    check(query, "silver.phone_e164({x})", [(raw, reference_e164(raw)) for raw in inputs])
+
+
+# --------------------------------------------------------------------------- dates
+def test_parse_date_every_generator_format_every_day(query):
+    cases = generator_dates()
+    assert any(raw == "02/29/2024" for raw, _ in cases) and any(
+        raw == "February 29, 2024" for raw, _ in cases
+    )
+    check(query, "silver.parse_date({x})", cases)
+
+
+def test_parse_date_rejects_every_bad_date_the_generator_writes(query):
+    check(query, "silver.parse_date({x})", [(raw, None) for raw in gen._BAD_DATES])
+
+
+def test_parse_date_edge_cases(query):
+    cases = [
+        ("2024-02-29", date(2024, 2, 29)),
+        ("2023-02-29", None),
+        ("2000-02-29", date(2000, 2, 29)),
+        ("1900-02-29", None),
+        ("02/29/2024", date(2024, 2, 29)),
+        ("02/29/2023", None),
+        ("29-Feb-2024", date(2024, 2, 29)),
+        ("29-feb-2023", None),
+        ("February 29, 2024", date(2024, 2, 29)),
+        ("FEBRUARY 29, 2023", None),
+        ("2024-04-31", None),
+        ("2024-04-30", date(2024, 4, 30)),
+        ("2024-12-31", date(2024, 12, 31)),
+        ("2024-00-10", None),
+        ("2024-13-01", None),
+        ("2024-01-00", None),
+        ("0000-01-01", None),
+        ("0001-01-01", date(1, 1, 1)),
+        ("9999-12-31", date(9999, 12, 31)),
+        ("  2025-03-07 ", date(2025, 3, 7)),
+        ("\t2025-03-07\n", date(2025, 3, 7)),
+        ("2025-03-07T14:05:09Z", date(2025, 3, 7)),
+        ("2025-03-07T23:30:00-05:00", date(2025, 3, 7)),
+        ("2025-03-07 14:05:09", date(2025, 3, 7)),
+        ("2025-03-07T24:00:00Z", None),
+        ("2025-03-07T23:60:00Z", None),
+        ("2025-03-07T23:59:60Z", None),
+        ("2025-03-07 23:59:60", None),
+        ("2025-03-07T12:00:00+24:00", None),
+        ("2025-03-07T12:00:00-05:60", None),
+        ("2025-03-07T14:05:09", None),
+        ("7-MAR-2025", date(2025, 3, 7)),
+        ("07-mar-2025", date(2025, 3, 7)),
+        ("march 7, 2025", date(2025, 3, 7)),
+        ("March 07, 2025", date(2025, 3, 7)),
+        ("Sept 7, 2025", None),
+        ("Mar 7, 2025", None),
+        ("07-March-2025", None),
+        ("1--Mar-2025", None),
+        ("007-Mar-2025", None),
+        ("07-Mar-2025x", None),
+        ("March  7, 2025", None),
+        ("March 1 7, 2025", None),
+        ("March 7,  2025", None),
+        ("March 7 2025", None),
+        ("Marchh 7, 2025", None),
+        ("x March 7, 2025", None),
+        ("March 123, 2025", None),
+        ("March 31, 2025", date(2025, 3, 31)),
+        ("April 31, 2025", None),
+        ("07/03/2025x", None),
+        ("07/3/2025", None),
+        ("2025/3/07", None),
+        ("2025/03/07 ", date(2025, 3, 7)),
+        ("0a/03/2025", None),
+        ("03/07/2O25", None),
+        ("2025/0b/07", None),
+        ("2025-0b-07", None),
+        ("2025-03-+7", None),
+        ("2025-03- 7", None),
+        ("+2025-03-07", None),
+        ("2025-03-07T1a:00:00Z", None),
+        ("x7-Mar-2025", None),
+        ("7-Mar-25", None),
+        ("3/7/2025", None),
+        ("2025-3-7", None),
+        ("20250307", None),
+        ("2025-03-07x", None),
+        ("+025-03-07", None),
+        ("2025-03--7", None),
+        ("2-25-03-07", None),
+        ("07/03/2025 ", date(2025, 7, 3)),  # month first, always
+        ("2025/02/30", None),
+        ("31/31/2020", None),
+        ("00/00/0000", None),
+        ("32-Jan-2024", None),
+        ("not a date", None),
+        ("", None),
+        (None, None),
+    ]
+    assert [reference_date(raw) for raw, _ in cases] == [want for _, want in cases]
+    check(query, "silver.parse_date({x})", cases)
+
+
+def test_parse_date_matches_the_reference_on_random_calendar_parts(query):
+    rng = random.Random(7)
+    inputs = []
+    for _ in range(4000):
+        y = rng.choice((0, 1, 1900, 2000, 2023, 2024, 9999, rng.randrange(0, 10000)))
+        m, d = rng.randrange(0, 14), rng.randrange(0, 33)
+        month = gen._MONTHS[(m - 1) % 12]  # the text layouts get a real month name and any day
+        inputs.append(
+            rng.choice(
+                (
+                    f"{y:04d}-{m:02d}-{d:02d}",
+                    f"{m:02d}/{d:02d}/{y:04d}",
+                    f"{y:04d}/{m:02d}/{d:02d}",
+                    f"{d:02d}-{month[:3]}-{y:04d}",
+                    f"{month} {d}, {y:04d}",
+                )
+            )
+        )
+    check(query, "silver.parse_date({x})", [(raw, reference_date(raw)) for raw in inputs])
+
+
+# --------------------------------------------------------------------------- timestamps
+def test_parse_timestamp_every_generator_format(query):
+    rng = random.Random(3)
+    cases = []
+    for _ in range(500):
+        seconds = rng.randrange(0, 2_000_000_000)
+        expected = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+        cases += [(gen._fmt_ts(seconds, f), expected) for f in range(len(gen.TIMESTAMP_FORMAT_RATES))]
+    check(query, "silver.parse_timestamp({x})", cases)
+
+
+def test_parse_timestamp_edge_cases(query):
+    utc = UTC
+    cases = [
+        ("2025-03-07T14:05:09Z", datetime(2025, 3, 7, 14, 5, 9, tzinfo=utc)),
+        ("2025-03-07 14:05:09", datetime(2025, 3, 7, 14, 5, 9, tzinfo=utc)),
+        ("2025-03-07T23:30:00-05:00", datetime(2025, 3, 8, 4, 30, tzinfo=utc)),
+        ("2025-03-07T05:30:00+05:30", datetime(2025, 3, 7, 0, 0, tzinfo=utc)),
+        ("2025-03-07T00:10:00-00:30", datetime(2025, 3, 7, 0, 40, tzinfo=utc)),
+        ("2024-12-31T23:59:59-01:00", datetime(2025, 1, 1, 0, 59, 59, tzinfo=utc)),
+        ("2025-03-07", datetime(2025, 3, 7, tzinfo=utc)),
+        ("03/07/2025", datetime(2025, 3, 7, tzinfo=utc)),
+        ("March 7, 2025", datetime(2025, 3, 7, tzinfo=utc)),
+        (" 2025-03-07T14:05:09Z ", datetime(2025, 3, 7, 14, 5, 9, tzinfo=utc)),
+        ("2024-02-29T12:00:00Z", datetime(2024, 2, 29, 12, tzinfo=utc)),
+        ("2023-02-29T12:00:00Z", None),
+        ("2025-03-07T24:00:00Z", None),
+        ("2025-03-07T23:60:00Z", None),
+        ("2025-03-07T23:59:60Z", None),
+        ("2025-03-07T12:00:00+24:00", None),
+        ("2025-03-07T12:00:00+05:60", None),
+        ("2025-03-07T12:00:00", None),
+        ("2025-03-07T12:00:00z", None),
+        ("2025-03-07T12:00Z", None),
+        ("2025-03-07T12:00:00.123Z", None),
+        ("2025-03-07 12:00:00Z", None),
+        ("2025-03-07T1-:00:00Z", None),
+        ("2025-03-07T12:00:00+0530", None),
+        ("2025-03-07T12:00:00+0a:00", None),
+        ("2025-03-07T12:00:00+05:-1", None),
+        ("2025-03-07T12:-1:00Z", None),
+        ("2025-03-07 12:00: 1", None),
+        ("2025-0x-07T12:00:00Z", None),
+        ("not a time", None),
+        ("", None),
+        (None, None),
+    ]
+    assert [reference_timestamp(raw) for raw, _ in cases] == [want for _, want in cases]
+    check(query, "silver.parse_timestamp({x})", cases)
+
+
+def test_parse_timestamp_and_date_match_the_reference_on_random_clock_parts(query):
+    rng = random.Random(5)
+    inputs = []
+    for _ in range(3000):
+        day = rng.choice(("2024-02-29", "2023-02-29", "2024-12-31", "2025-13-01", "2025-06-15", "2025-01-32"))
+        clock = f"{rng.randrange(0, 26):02d}:{rng.randrange(0, 62):02d}:{rng.randrange(0, 62):02d}"
+        zone = f"{rng.choice('+-')}{rng.randrange(0, 26):02d}:{rng.randrange(0, 62):02d}"
+        inputs.append(rng.choice((f"{day}T{clock}Z", f"{day} {clock}", f"{day}T{clock}{zone}")))
+    check(query, "silver.parse_timestamp({x})", [(raw, reference_timestamp(raw)) for raw in inputs])
+    check(query, "silver.parse_date({x})", [(raw, reference_date(raw)) for raw in inputs])
+
+
+def test_parse_timestamp_at_the_ends_of_the_calendar(query):
+    """Offsets can push year 1 or 9999 across the year boundary; PostgreSQL still holds the instant."""
+    rows = query(
+        """
+        select extract(epoch from silver.parse_timestamp(x))::bigint
+        from unnest(array['0001-01-01T00:00:00+23:59', '9999-12-31T23:59:59-23:59']) with ordinality as t(x, n)
+        order by n
+        """
+    )
+    start = (datetime(1, 1, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()
+    end = (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()
+    assert rows == [(int(start) - 86_340,), (int(end) + 86_340,)]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata", "Pacific/Chatham"])
+def test_parse_timestamp_does_not_depend_on_the_session_time_zone(query, zone):
+    inputs = [
+        "2025-03-07T14:05:09Z",
+        "2025-03-07 14:05:09",
+        "2025-03-07T23:30:00-05:00",
+        "2025-03-07",
+        "07-Mar-2025",
+    ]
+    rows = query(
+        f"set local timezone = '{zone}'; "
+        "select extract(epoch from silver.parse_timestamp(x))::bigint from unnest(%s::text[]) with ordinality as t(x, n) "
+        "order by n",
+        (inputs,),
+    )
+    assert [r[0] for r in rows] == [int(reference_timestamp(x).timestamp()) for x in inputs]
+
+
+# --------------------------------------------------------------------------- numbers
+def test_parse_integer(query):
+    cases = [(str(q), q) for q in range(-12, 13)] + [(q, None) for q in gen._BAD_QUANTITIES]
+    cases += [
+        (" 7 ", 7),
+        ("+5", 5),
+        ("007", 7),
+        ("999999999", 999_999_999),
+        ("-999999999", -999_999_999),
+        ("1000000000", None),
+        ("99999999999999999999", None),
+        ("3.0", None),
+        ("3.5x", None),
+        ("1 1/2", None),
+        ("1,000", None),
+        ("1_000", None),
+        ("0x1F", None),
+        ("1e3", None),
+        ("- 5", None),
+        ("+-5", None),
+        ("NaN", None),
+        ("inf", None),
+        ("", None),
+        ("   ", None),
+        (None, None),
+    ]
+    assert [reference_integer(raw) for raw, _ in cases] == [want for _, want in cases]
+    check(query, "silver.parse_integer({x})", cases)
+
+
+def test_parse_money(query):
+    rng = random.Random(11)
+    prices = [f"{rng.uniform(0, 2000):.2f}" for _ in range(300)]
+    cases = [(p, Decimal(p)) for p in prices] + [("-" + p, -Decimal(p)) for p in prices[:50]]
+    cases += [(p, None) for p in gen._BAD_PRICES] + [(p + ".7", None) for p in prices[:50]]
+    cases += [
+        ("0.00", Decimal("0.00")),
+        ("-19.99", Decimal("-19.99")),
+        ("$19.99", Decimal("19.99")),
+        ("-$19.99", Decimal("-19.99")),
+        ("$-19.99", Decimal("-19.99")),
+        ("+$5", Decimal("5.00")),
+        (" $1,234.56 ", Decimal("1234.56")),
+        ("1,234,567,890.12", Decimal("1234567890.12")),
+        ("9999999999.99", Decimal("9999999999.99")),
+        ("12", Decimal("12.00")),
+        ("12.3", Decimal("12.30")),
+        ("12.", None),
+        (".5", None),
+        ("12.345", None),
+        ("12.3.4", None),
+        ("10000000000", None),
+        ("12,345,678,901", None),
+        ("123,456,789,012.00", None),
+        ("12,34.56", None),
+        ("1,2345", None),
+        (",123", None),
+        ("$$5", None),
+        ("-$-5", None),
+        ("$ 5", None),
+        ("5$", None),
+        ("€5", None),
+        ("N/A", None),
+        ("$", None),
+        ("NaN", None),
+        ("inf", None),
+        ("-Infinity", None),
+        ("1e309", None),
+        ("99999999999999999999", None),
+        ("", None),
+        (None, None),
+    ]
+    assert [reference_money(raw) for raw, _ in cases] == [want for _, want in cases]
+    check(query, "silver.parse_money({x})", cases)
+
+
+# --------------------------------------------------------------------------- regions
+def test_canonical_region_every_generator_variant(query):
+    cases = [(r, r) for r in REGIONS] + [(region_key(r), r) for r in REGIONS]
+    cases += [(gen._region_variant(r, pick), r) for r in REGIONS for pick in range(6)]
+    cases += [
+        ("pacific", "Pacific"),
+        (" PACIFIC", "Pacific"),
+        ("Pacific ", "Pacific"),
+        ("Mid Atlantic", "Mid-Atlantic"),
+        ("mid_atlantic", "Mid-Atlantic"),
+        ("New-England", "New England"),
+        ("  new   england\t", "New England"),
+        ("EAST-NORTH-CENTRAL", "East North Central"),
+        ("Midatlantic", None),
+        ("Atlantic", None),
+        ("Pacífic", None),
+        ("Pacific Northwest", None),
+        ("", None),
+        (None, None),
+    ]
+    assert [reference_region(raw) for raw, _ in cases] == [want for _, want in cases]
+    check(query, "silver.canonical_region({x})", cases)
+
+
+# --------------------------------------------------------------------------- never raising
+def junk_strings(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    pieces = [
+        *"0123456789",
+        *" \t\r\n-/.:,+$()@%_'\"\\;",
+        "T",
+        "Z",
+        "e",
+        "E",
+        "x",
+        "Jan",
+        "March",
+        "NaN",
+        "inf",
+        "😀",
+        "é",
+        "ễ",
+        "ß",
+        "İ",
+        "\u0301",
+        "\u00a0",
+        "\u200b",
+        "\u202e",
+        "中文",
+        "ǆ",
+        "2024-",
+        "02-29",
+        "T23:59:60",
+        "+05:30",
+        "Z",
+        "1e309",
+        "9" * 30,
+        "'; drop table x; --",
+    ]
+    out = [""]
+    for _ in range(n):
+        out.append("".join(rng.choice(pieces) for _ in range(rng.randrange(0, 25))))
+    out += [rng.choice(pieces) * 3000 for _ in range(3)]
+    return out
+
+
+def test_no_function_raises_on_junk(query):
+    inputs = NASTY[1:] + junk_strings(200, seed=42)
+    for expression in TEXT_FUNCTIONS:
+        rows = run(query, expression, inputs + [None])
+        assert len(rows) == len(inputs) + 1 and rows[-1] is None
+
+
+def test_no_function_raises_on_constants_folded_at_plan_time(query):
+    """With a constant argument the planner evaluates the inlined body itself: no branch may raise there either."""
+    inputs = (
+        [x for x in NASTY if x is not None] + list(gen._BAD_DATES) + ["2023-02-29T00:00:00Z", "02/30/2024"]
+    )
+    for expression in TEXT_FUNCTIONS:
+        columns = ", ".join(expression.format(x="%s::text") for _ in inputs)
+        assert len(query(f"select {columns}", tuple(inputs))[0]) == len(inputs)
+
+
+def test_nasty_inputs_give_null_not_garbage(query):
+    padded_date = "2024-01-01" + " " * 10_000
+    inputs = [x for x in NASTY if x != padded_date]
+    for expression in (
+        "silver.phone_e164({x})",
+        "silver.parse_date({x})",
+        "silver.parse_timestamp({x})",
+        "silver.parse_integer({x})",
+        "silver.parse_money({x})",
+        "silver.canonical_region({x})",
+    ):
+        got = run(query, expression, inputs)
+        assert [(x, g) for x, g in zip(inputs, got, strict=True) if g is not None] == [], expression
+    assert run(query, "silver.parse_date({x})", [padded_date]) == [date(2024, 1, 1)]
+    assert run(query, "silver.clean_name({x})", [TEN_KB, "😀", "  😀  Ann  "]) == [
+        "X" + TEN_KB[1:],
+        "😀",
+        "😀 Ann",
+    ]
+    assert query("select to_regclass('silver.quarantine') is not null") == [(True,)]
+
+
+# --------------------------------------------------------------------------- a generated extract
+def read_sales(path: Path) -> list[list[str]]:
+    """Loadable sales lines (no multi-line records in this file): even quotes, six fields."""
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+        if line.count('"') % 2:
+            continue
+        fields = next(csv.reader(io.StringIO(line)))
+        if len(fields) == 6:
+            rows.append(fields)
+    return rows
+
+
+def read_customers(path: Path) -> list[dict]:
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+@pytest.fixture(scope="module")
+def extract(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> list[tuple[dict, list[dict], list[list[str]], list[dict]]]:
+    """(manifest, customers, sales lines, products) per folder of a history + 2 delta extract."""
+    landing = tmp_path_factory.mktemp("cleaning-landing")
+    manifests = gen.generate(
+        landing, date(2024, 2, 27), days=3, customers=3000, orders=4000, customers_format="jsonl"
+    )
+    out = []
+    for manifest in manifests:
+        folder = landing / manifest["date"]
+        customers = read_customers(folder / "crm_customers.jsonl")
+        sales = read_sales(folder / "erp_sales.csv")
+        with (folder / "erp_products.csv").open(encoding="utf-8", newline="") as fh:
+            products = list(csv.DictReader(fh))
+        assert len(customers) == manifest["files"]["crm_customers.jsonl"]["loadable_records"]
+        assert len(sales) == manifest["files"]["erp_sales.csv"]["loadable_records"]
+        out.append((manifest, customers, sales, products))
+    return out
+
+
+def test_extract_customers_clean_exactly_as_the_manifest_says(query, extract):
+    for manifest, customers, _sales, _products in extract:
+        info = manifest["files"]["crm_customers.jsonl"]
+        defects = info["defects"]
+        columns = ("phone", "signup_date", "updated_at", "region", "first_name", "last_name", "email")
+        values = {c: [row[c] for row in customers] for c in columns}
+
+        phones = run(query, "silver.phone_e164({x})", values["phone"])
+        assert phones == [reference_e164(v) for v in values["phone"]]
+        assert phones.count(None) == defects["invalid_phone"]
+
+        signups = run(query, "silver.parse_date({x})", values["signup_date"])
+        assert signups == [reference_date(v) for v in values["signup_date"]]
+        assert (
+            signups.count(None)
+            == info["date_formats"]["signup_date"]["unparseable"]
+            == defects["unparseable_date"]
+        )
+
+        updated = run(query, "silver.parse_timestamp({x})", values["updated_at"])
+        assert updated == [reference_timestamp(v) for v in values["updated_at"]] and None not in updated
+
+        regions = run(query, "silver.canonical_region({x})", values["region"])
+        assert regions == [reference_region(v) for v in values["region"]] and None not in regions
+        assert (
+            sum(raw != clean for raw, clean in zip(values["region"], regions, strict=True))
+            == info["region_variants"]
+        )
+
+        firsts = run(query, "silver.clean_name({x})", values["first_name"])
+        lasts = run(query, "silver.clean_name({x})", values["last_name"])
+        assert firsts == [reference_name(v) for v in values["first_name"]] and None not in firsts
+        assert lasts == [reference_name(v) for v in values["last_name"]] and None not in lasts
+        changed = [
+            row
+            for row, first, last in zip(customers, firsts, lasts, strict=True)
+            if (first, last) != (row["first_name"], row["last_name"])
+        ]
+        assert len(changed) == defects["messy_name"]
+
+        valid = run(query, "silver.is_valid_email({x})", values["email"])
+        assert valid == [reference_email_valid(v) for v in values["email"]]
+        assert valid.count(False) == defects["malformed_email"]
+        assert 0 <= valid.count(None) <= defects["missing_required"]
+
+    history = extract[0][0]["files"]["crm_customers.jsonl"]["defects"]
+    assert min(history["invalid_phone"], history["unparseable_date"], history["messy_name"]) > 0
+
+
+def test_extract_sales_and_products_clean_exactly_as_the_manifest_says(query, extract):
+    for manifest, _customers, sales, products in extract:
+        info = manifest["files"]["erp_sales.csv"]
+        defects = info["defects"]
+        order_dates = run(query, "silver.parse_date({x})", [row[3] for row in sales])
+        assert order_dates == [reference_date(row[3]) for row in sales]
+        assert (
+            order_dates.count(None)
+            == info["date_formats"]["order_date"]["unparseable"]
+            == defects["unparseable_date"]
+        )
+
+        quantities = run(query, "silver.parse_integer({x})", [row[4] for row in sales])
+        prices = run(query, "silver.parse_money({x})", [row[5] for row in sales])
+        assert quantities == [reference_integer(row[4]) for row in sales]
+        assert prices == [reference_money(row[5]) for row in sales]
+        unparseable = sum(q is None or p is None for q, p in zip(quantities, prices, strict=True))
+        assert unparseable == defects["unparseable_amount"]
+        assert quantities.count(0) == defects["zero_quantity"]
+        assert sum(q is not None and q < 0 for q in quantities) == defects["negative_quantity"]
+        assert sum(p is not None and p < 0 for p in prices) == defects["negative_price"]
+        assert sum(p == 0 for p in prices) == info["free_items"]
+
+        costs = run(query, "silver.parse_money({x})", [row["unit_cost"] for row in products])
+        list_prices = run(query, "silver.parse_money({x})", [row["list_price"] for row in products])
+        stamps = run(query, "silver.parse_timestamp({x})", [row["updated_at"] for row in products])
+        assert costs == [Decimal(row["unit_cost"]) for row in products]
+        assert list_prices == [Decimal(row["list_price"]) for row in products]
+        assert stamps == [reference_timestamp(row["updated_at"]) for row in products] and None not in stamps
