@@ -172,5 +172,9 @@ def _run_report(url: str, result) -> dict:
                       "seconds": round(seconds, 3), "rows_in": rows, "rows_out": task["rows_out"],
                       "rows_per_s": round(rows / seconds) if seconds else None,
                       "phase_seconds": task["phase_seconds"]})
+    layers: dict[str, float] = {}
+    for task in tasks:
+        layer = task["table"].split(".", 1)[0]
+        layers[layer] = round(layers.get(layer, 0.0) + task["seconds"], 3)
     return {"run_date": result.run_date.isoformat(), "pipeline_seconds": round(pipeline_seconds, 3),
-            "wall_seconds": round(result.seconds, 3), "tasks": tasks}
+            "wall_seconds": round(result.seconds, 3), "task_seconds_per_layer": layers, "tasks": tasks}

@@ -152,6 +152,8 @@ class SilverTask(WarehouseTask):
 
             # Room for the staged extract in memory; both must be set before the first temp table.
             cur.execute("set local temp_buffers = '1GB'; set local work_mem = '256MB'")
+            # Staging one extract is a few big scans and joins: let both cores share them.
+            cur.execute("set local parallel_setup_cost = 0; set local parallel_tuple_cost = 0.001")
             # One merge at a time per silver table: concurrent runs queue here, then find their work done.
             cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"merge:{spec.table}",))
             staged = self._stage(cur, row_rules, params)
@@ -195,44 +197,55 @@ class SilverTask(WarehouseTask):
         return cur.rowcount
 
     def _stage(self, cur, rules: list[Rule], params) -> int:
-        """One pass: the model's rows with a pass_N column per rule and the failed drop rules and reasons."""
+        """One pass: the model's rows with the rules each row failed (drop rules apart) and the drop reasons."""
         passes = [sql.SQL("coalesce(({}), false) as {}").format(rule.predicate(i), sql.Identifier(f"pass_{i}"))
                   for i, rule in enumerate(rules)]
         helpers = [cte for i, rule in enumerate(rules) for cte in rule.helper_ctes(i)]
-        drops = [(i, rule) for i, rule in enumerate(rules) if rule.severity == "drop"]
-        failed = sql.SQL(", ").join(
-            sql.SQL("case when not {} then {} end").format(sql.Identifier(f"pass_{i}"), sql.Literal(rule.name))
-            for i, rule in drops)
-        reasons = sql.SQL(", ").join(
-            sql.SQL("case when not {} then {} end").format(sql.Identifier(f"pass_{i}"), rule.reason_sql())
-            for i, rule in drops)
+
+        def failing(selected, label):
+            items = [sql.SQL("case when not {} then {} end").format(sql.Identifier(f"pass_{i}"), label(rule))
+                     for i, rule in enumerate(rules) if selected(rule)]
+            return sql.SQL("array_remove(array[{}]::text[], null)").format(sql.SQL(", ").join(items))
+
         model = sql.SQL("with {lines} select * from ({model}) as cleaned").format(
             lines=lines_ctes(self.spec),
             model=sql.SQL((db.SQL_DIR / "silver" / f"{self.spec.name}.sql").read_text().strip().rstrip(";")))
+        model_columns = sql.SQL(", ").join(sql.SQL("evaluated.{}").format(sql.Identifier(c))
+                                           for c in self._model_columns(cur, model, params))
         cur.execute(sql.SQL(
-            # "offset 0" keeps the planner from copying each rule's predicate into the arrays below.
+            # "offset 0" keeps the planner from copying each rule's predicate into the arrays below;
+            # the pass_N columns themselves are not stored, only the names of the rules that failed.
             """create temp table stage on commit drop as
                with model as {materialized} ({model}){helpers}
-               select evaluated.*,
-                      array_remove(array[{failed}]::text[], null) as failed_drop,
-                      array_remove(array[{reasons}]::text[], null) as drop_reasons
+               select {model_columns},
+                      {failed_drop} as failed_drop,
+                      {failed_other} as failed_other,
+                      {drop_reasons} as drop_reasons
                from (select model.*{passes} from model offset 0) as evaluated""").format(
-            failed=failed, reasons=reasons, model=model,
+            model=model, model_columns=model_columns,
+            failed_drop=failing(lambda r: r.severity == "drop", lambda r: sql.Literal(r.name)),
+            failed_other=failing(lambda r: r.severity != "drop", lambda r: sql.Literal(r.name)),
+            drop_reasons=failing(lambda r: r.severity == "drop", lambda r: r.reason_sql()),
             helpers=sql.SQL("").join(sql.SQL(",\n") + cte for cte in helpers),
             materialized=sql.SQL("materialized" if helpers else "not materialized"),
             passes=sql.SQL("").join(sql.SQL(", ") + p for p in passes)), params)
         staged = cur.rowcount
-        cur.execute("analyze stage")
+        # Statistics for the columns later steps join and filter on (all columns would cost more).
+        cur.execute(sql.SQL("analyze stage ({})").format(
+            _ids((self.spec.key, "_load_id", "_line_number", "copy_number", "key_rank"))))
         return staged
+
+    @staticmethod
+    def _model_columns(cur, model: sql.Composable, params) -> list[str]:
+        cur.execute(sql.SQL("select * from ({}) as model limit 0").format(model), params)
+        return [column.name for column in cur.description]
 
     def _count_failures(self, cur, rules: list[Rule]) -> dict[str, int]:
         """Failures per rule over the checked lines (exact copies are not checked again)."""
-        if not rules:
-            return {}
-        cur.execute(sql.SQL("select {} from stage where copy_number = 1").format(sql.SQL(", ").join(
-            sql.SQL("count(*) filter (where not {})").format(sql.Identifier(f"pass_{i}"))
-            for i in range(len(rules)))))
-        return {rule.name: n for rule, n in zip(rules, cur.fetchone(), strict=True)}
+        cur.execute("""select rule_name, count(*) from stage, unnest(failed_drop || failed_other) as rule_name
+                       where copy_number = 1 group by rule_name""")
+        failed = dict(cur.fetchall())
+        return {rule.name: failed.get(rule.name, 0) for rule in rules}
 
     def _quarantine(self, cur, params) -> int:
         """Rows that broke drop rules, once each with every reason; the record is the bronze line as loaded."""

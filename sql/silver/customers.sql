@@ -6,32 +6,70 @@
 -- Parameters: %(calling_code)s, %(national_digits)s.
 with
 
+-- Signup dates repeat a lot: each distinct text is parsed once.
+signup_dates as (
+    select
+        signup_date as signup_date_text,
+        silver.parse_date(signup_date) as signup_date
+    from (select distinct signup_date from source) as distinct_values
+),
+
+cleaned as (
+    select
+        nullif(btrim(source.customer_id), '') as customer_id,
+        silver.clean_name(source.first_name) as first_name,
+        silver.clean_name(source.last_name) as last_name,
+        silver.clean_email(source.email) as email,
+        silver.phone_e164(source.phone, %(calling_code)s, %(national_digits)s) as phone,
+        nullif(btrim(source.phone), '') as phone_raw,
+        nullif(regexp_replace(btrim(source.address), '[ \t]+', ' ', 'g'), '') as address,
+        silver.clean_name(source.city) as city,
+        upper(nullif(btrim(source.state), '')) as state,
+        silver.canonical_region(source.region) as region,
+        nullif(btrim(source.region), '') as region_raw,
+        signup_dates.signup_date,
+        nullif(btrim(source.signup_date), '') as signup_date_raw,
+        silver.parse_timestamp(source.updated_at) as updated_at,
+        nullif(btrim(source.updated_at), '') as updated_at_raw,
+        source._extract_date,
+        source._load_id,
+        source._line_number,
+        coalesce(key_ranks.copy_number, 1) as copy_number,
+        key_ranks.first_copy,
+        coalesce(key_ranks.key_rank, 1) as key_rank
+    from source
+    left join key_ranks
+        on source._load_id = key_ranks._load_id
+        and source._line_number = key_ranks._line_number
+    left join signup_dates
+        on source.signup_date = signup_dates.signup_date_text
+),
+
 final as (
     select
-        nullif(btrim(customer_id), '') as customer_id,
-        silver.clean_name(first_name) as first_name,
-        silver.clean_name(last_name) as last_name,
-        silver.clean_email(email) as email,
-        silver.phone_e164(phone, %(calling_code)s, %(national_digits)s) as phone,
-        nullif(btrim(phone), '') as phone_raw,
-        nullif(regexp_replace(btrim(address), '[ \t]+', ' ', 'g'), '') as address,
-        silver.clean_name(city) as city,
-        upper(nullif(btrim(state), '')) as state,
-        silver.canonical_region(region) as region,
-        nullif(btrim(region), '') as region_raw,
-        silver.phone_e164(phone, %(calling_code)s, %(national_digits)s) is not null as is_phone_valid,
-        silver.parse_date(signup_date) as signup_date,
-        nullif(btrim(signup_date), '') as signup_date_raw,
-        silver.parse_timestamp(updated_at) as updated_at,
-        nullif(btrim(updated_at), '') as updated_at_raw,
+        customer_id,
+        first_name,
+        last_name,
+        email,
+        phone,
+        phone_raw,
+        address,
+        city,
+        state,
+        region,
+        region_raw,
+        phone is not null as is_phone_valid,
+        signup_date,
+        signup_date_raw,
+        updated_at,
+        updated_at_raw,
         _extract_date,
         _load_id,
         _line_number,
-        coalesce(copy_number, 1) as copy_number,
+        copy_number,
         first_copy,
-        coalesce(key_rank, 1) as key_rank
-    from source
-    left join key_ranks using (_load_id, _line_number)
+        key_rank
+    from cleaned
 )
 
 select * from final
