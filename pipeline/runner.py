@@ -207,8 +207,9 @@ def format_summary(result: RunResult) -> str:
         if worst:
             lines.append("  top failing rules:")
             for rule in worst:
-                lines.append(f"    {rule['table_name']}.{rule['rule_name']:<28} {rule['severity']:<5} "
-                             f"{rule['rows_failed']:>8,} of {rule['rows_checked']:,} rows")
+                name = f"{rule['table_name']}.{rule['rule_name']}"
+                lines.append(f"    {name:<44} {rule['severity']:<5} {rule['rows_failed']:>8,} of "
+                             f"{rule['rows_checked']:,} rows")
     ran = [t for t in result.tasks if t["status"] != "running"]
     if ran:
         lines += ["", f"  {'task':<20} {'status':<8} {'in':>10} {'out':>10} {'rejected':>9} {'seconds':>8}"]
