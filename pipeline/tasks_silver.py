@@ -81,7 +81,15 @@ def _version_tuple(alias: str, columns: tuple[str, ...]) -> sql.Composable:
     return sql.SQL("({})").format(sql.SQL(", ").join(parts))
 
 
-def lines_ctes(spec: SilverSpec) -> sql.Composable:
+STEPS_DIR = db.SQL_DIR / "silver" / "steps"
+
+
+def step(name: str, **parts: sql.Composable) -> sql.Composed:
+    """A statement of sql/silver/steps/ with its {parts} filled (identifiers and composed SQL only)."""
+    return sql.SQL((STEPS_DIR / f"{name}.sql").read_text().strip().rstrip(";")).format(**parts)
+
+
+def lines_ctes(spec: SilverSpec) -> sql.Composed:
     """CTEs every model reads: `source` (the date's bronze lines) and `key_ranks`.
 
     key_ranks covers only the lines whose cleaned key is used more than once (or
@@ -89,37 +97,8 @@ def lines_ctes(spec: SilverSpec) -> sql.Composable:
     first_copy ('load:line' of that first one) and key_rank (rank among the
     lines using the key, exact copies last). Lines absent from it are unique.
     """
-    key = sql.Identifier(spec.key)
-    raw_columns = _ids(spec.source.columns)
-    return sql.SQL(
-        """source as not materialized (
-               select raw_rows.*, %(date)s::date as _extract_date
-               from {raw} as raw_rows
-               where raw_rows._load_id = any(%(loads)s)
-           ),
-           repeated_keys as (
-               select nullif(btrim({key}), '') as {key} from source group by 1 having count(*) > 1
-           ),
-           repeated_lines as (
-               select source.*, nullif(btrim(source.{key}), '') as clean_key
-               from source
-               where nullif(btrim(source.{key}), '') is null
-                   or nullif(btrim(source.{key}), '') in (select repeated_keys.{key} from repeated_keys)
-           ),
-           exact_copies as (
-               select _load_id, _line_number, clean_key,
-                      row_number() over same_line as copy_number,
-                      first_value(_load_id || ':' || _line_number) over same_line as first_copy
-               from repeated_lines
-               window same_line as (partition by {raw_columns} order by _load_id, _line_number)
-           ),
-           key_ranks as (
-               select _load_id, _line_number, copy_number, first_copy,
-                      row_number() over (partition by clean_key order by copy_number > 1, _load_id, _line_number)
-                          as key_rank
-               from exact_copies
-           )""").format(raw=sql.Identifier("bronze", f"{spec.source.bronze_table}_rows"), key=key,
-                         raw_columns=raw_columns)
+    return step("lines", raw=sql.Identifier("bronze", f"{spec.source.bronze_table}_rows"),
+                key=sql.Identifier(spec.key), raw_columns=_ids(spec.source.columns))
 
 
 class SilverTask(WarehouseTask):
@@ -159,13 +138,12 @@ class SilverTask(WarehouseTask):
             staged = self._stage(cur, row_rules, params)
             clock.lap("stage")
 
-            exact = self._record_exact_copies(cur, params)
             counts = self._count_failures(cur, row_rules)
             clock.lap("rules")
             failing = [(rule, counts[rule.name]) for rule in row_rules if rule.severity == "fail"
                        and counts[rule.name]]
             quarantined = self._quarantine(cur, params)
-            inserted, updated, superseded = self._merge(cur, params)
+            inserted, updated, exact, superseded = self._merge(cur, params)
             clock.lap("merge")
             self._check_conservation(cur, loads, staged)
             results = self._results(cur, rules, counts, staged - exact, staged)
@@ -186,15 +164,10 @@ class SilverTask(WarehouseTask):
 
     # -- steps -------------------------------------------------------------------------------------------
 
-    def _record_exact_copies(self, cur, params) -> int:
-        cur.execute(sql.SQL(
-            """insert into silver.duplicates (run_id, source_table, load_id, line_number, extract_date, business_key,
-                                              kind, duplicate_of)
-               select %(run_id)s, {table}, _load_id, _line_number, _extract_date, {key}, 'exact_duplicate',
-                      'line ' || first_copy
-               from stage where copy_number > 1""").format(
-            table=sql.Literal(self.spec.table), key=sql.Identifier(self.spec.key)), params)
-        return cur.rowcount
+    def _parts(self) -> dict[str, sql.Composable]:
+        spec = self.spec
+        return {"key": sql.Identifier(spec.key), "target": sql.Identifier("silver", spec.name),
+                "table": sql.Literal(spec.table), "raw": sql.Identifier("bronze", f"{spec.source.bronze_table}_rows")}
 
     def _stage(self, cur, rules: list[Rule], params) -> int:
         """One pass: the model's rows with the rules each row failed (drop rules apart) and the drop reasons."""
@@ -207,130 +180,59 @@ class SilverTask(WarehouseTask):
                      for i, rule in enumerate(rules) if selected(rule)]
             return sql.SQL("array_remove(array[{}]::text[], null)").format(sql.SQL(", ").join(items))
 
-        model = sql.SQL("with {lines} select * from ({model}) as cleaned").format(
-            lines=lines_ctes(self.spec),
-            model=sql.SQL((db.SQL_DIR / "silver" / f"{self.spec.name}.sql").read_text().strip().rstrip(";")))
-        model_columns = sql.SQL(", ").join(sql.SQL("evaluated.{}").format(sql.Identifier(c))
-                                           for c in self._model_columns(cur, model, params))
-        cur.execute(sql.SQL(
-            # "offset 0" keeps the planner from copying each rule's predicate into the arrays below;
-            # the pass_N columns themselves are not stored, only the names of the rules that failed.
-            """create temp table stage on commit drop as
-               with model as {materialized} ({model}){helpers}
-               select {model_columns},
-                      {failed_drop} as failed_drop,
-                      {failed_other} as failed_other,
-                      {drop_reasons} as drop_reasons
-               from (select model.*{passes} from model offset 0) as evaluated""").format(
-            model=model, model_columns=model_columns,
+        model_sql = sql.SQL((db.SQL_DIR / "silver" / f"{self.spec.name}.sql").read_text().strip().rstrip(";"))
+        lines = lines_ctes(self.spec)
+        cur.execute(sql.SQL("with {} select * from ({}) as cleaned limit 0").format(lines, model_sql), params)
+        model_columns = sql.SQL(", ").join(sql.SQL("evaluated.{}").format(sql.Identifier(c.name))
+                                           for c in cur.description)
+        cur.execute(step(
+            "stage", lines=lines, model=model_sql, model_columns=model_columns,
+            materialized=sql.SQL("materialized" if helpers else "not materialized"),
+            helpers=sql.SQL("").join(sql.SQL(",\n\n") + cte for cte in helpers),
+            passes=sql.SQL("").join(sql.SQL(", ") + p for p in passes),
             failed_drop=failing(lambda r: r.severity == "drop", lambda r: sql.Literal(r.name)),
             failed_other=failing(lambda r: r.severity != "drop", lambda r: sql.Literal(r.name)),
             drop_reasons=failing(lambda r: r.severity == "drop", lambda r: r.reason_sql()),
-            helpers=sql.SQL("").join(sql.SQL(",\n") + cte for cte in helpers),
-            materialized=sql.SQL("materialized" if helpers else "not materialized"),
-            passes=sql.SQL("").join(sql.SQL(", ") + p for p in passes)), params)
+        ), params)
         staged = cur.rowcount
         # Statistics for the columns later steps join and filter on (all columns would cost more).
         cur.execute(sql.SQL("analyze stage ({})").format(
             _ids((self.spec.key, "_load_id", "_line_number", "copy_number", "key_rank"))))
         return staged
 
-    @staticmethod
-    def _model_columns(cur, model: sql.Composable, params) -> list[str]:
-        cur.execute(sql.SQL("select * from ({}) as model limit 0").format(model), params)
-        return [column.name for column in cur.description]
-
     def _count_failures(self, cur, rules: list[Rule]) -> dict[str, int]:
         """Failures per rule over the checked lines (exact copies are not checked again)."""
-        cur.execute("""select rule_name, count(*) from stage, unnest(failed_drop || failed_other) as rule_name
-                       where copy_number = 1 group by rule_name""")
+        cur.execute(step("count_failures"))
         failed = dict(cur.fetchall())
         return {rule.name: failed.get(rule.name, 0) for rule in rules}
 
     def _quarantine(self, cur, params) -> int:
-        """Rows that broke drop rules, once each with every reason; the record is the bronze line as loaded."""
-        spec = self.spec
-        cur.execute(sql.SQL(
-            """insert into silver.quarantine (run_id, stage, source_table, source_file, line_number, load_id,
-                                              extract_date, business_key, rule_name, reason, record)
-               select %(run_id)s, 'silver', {table}, files.source_file, stage._line_number, stage._load_id,
-                      stage._extract_date, stage.{key}, stage.failed_drop[1],
-                      array_to_string(stage.drop_reasons, '; '),
-                      (to_jsonb(raw_rows) - '_load_id' - '_line_number')
-                          || jsonb_build_object('failed_rules', to_jsonb(stage.failed_drop))
-               from stage
-               inner join meta.ingested_files as files on stage._load_id = files.load_id
-               inner join {raw} as raw_rows
-                   on raw_rows._load_id = stage._load_id and raw_rows._line_number = stage._line_number
-               where stage.copy_number = 1 and cardinality(stage.failed_drop) > 0""").format(
-            table=sql.Literal(spec.table), key=sql.Identifier(spec.key),
-            raw=sql.Identifier("bronze", f"{spec.source.bronze_table}_rows")), params)
+        cur.execute(step("quarantine", **self._parts()), params)
         return cur.rowcount
 
-    def _merge(self, cur, params) -> tuple[int, int, int]:
-        """Merge this extract's surviving lines into silver; returns (inserted, updated, superseded).
+    def _merge(self, cur, params) -> tuple[int, int, int, int]:
+        """Merge this extract's surviving lines into silver; returns (inserted, updated, exact, superseded).
 
-        The newest version of a key wins (spec.version). Lines that lose are recorded
-        as superseded: older versions within the extract, lines older than what
-        silver holds, and the silver lines that this extract replaces.
+        The newest version of a key wins (spec.version). Exact copies are recorded as
+        such; lines that lose are recorded as superseded: older versions within the
+        extract, lines older than what silver holds, and the silver lines that this
+        extract replaces.
         """
         spec = self.spec
-        key = sql.Identifier(spec.key)
-        target = sql.Identifier("silver", spec.name)
-        fmt = {"key": key, "target": target, "table": sql.Literal(spec.table)}
+        parts = self._parts()
         newest_first = sql.SQL(", ").join(
             sql.SQL("{} desc nulls last").format(sql.Identifier(c)) for c in spec.version)
-        # Surviving lines of keys used more than once in this extract (few): rank their versions.
-        cur.execute(sql.SQL(
-            """create temp table versions on commit drop as
-               with lines as materialized (
-                   select {line_columns} from stage
-                   where copy_number = 1 and cardinality(failed_drop) = 0
-                       and {key} in (select {key} from stage where key_rank > 1)
-               )
-               select {key}, _load_id, _line_number, _extract_date,
-                      row_number() over newest as version_rank,
-                      first_value(_load_id || ':' || _line_number) over newest as newest_line
-               from lines
-               window newest as (partition by {key} order by {order})""").format(
-            order=newest_first, line_columns=_ids(dict.fromkeys([spec.key, *LINEAGE, *spec.version])), **fmt))
-        cur.execute(sql.SQL(
-            """insert into silver.duplicates (run_id, source_table, load_id, line_number, extract_date, business_key,
-                                              kind, duplicate_of)
-               select %(run_id)s, {table}, _load_id, _line_number, _extract_date, {key}, 'superseded',
-                      'line ' || newest_line
-               from versions where version_rank > 1""").format(**fmt), params)
-        superseded = cur.rowcount
+        cur.execute(step("versions", newest_first=newest_first,
+                         line_columns=_ids(dict.fromkeys([spec.key, *LINEAGE, *spec.version])), **parts))
         winner = sql.SQL(
             """stage.copy_number = 1 and cardinality(stage.failed_drop) = 0
                and (stage._load_id, stage._line_number) not in (
                    select _load_id, _line_number from versions where version_rank > 1)""")
-        # Winners whose key silver already holds, with the line silver holds and which is newer.
-        cur.execute(sql.SQL(
-            """create temp table existing on commit drop as
-               select stage.{key}, stage._load_id, stage._line_number, stage._extract_date,
-                      current_row._load_id as current_load_id, current_row._line_number as current_line_number,
-                      current_row._extract_date as current_extract_date,
-                      {newer} > {current} as is_newer,
-                      (current_row._load_id, current_row._line_number) = (stage._load_id, stage._line_number)
-                          as is_same_line
-               from stage
-               inner join {target} as current_row on current_row.{key} = stage.{key}
-               where {winner}""").format(newer=_version_tuple("stage", spec.version),
-                                         current=_version_tuple("current_row", spec.version), winner=winner, **fmt))
-        # Silver lines this extract replaces, and this extract's lines that are older than silver's.
-        cur.execute(sql.SQL(
-            """insert into silver.duplicates (run_id, source_table, load_id, line_number, extract_date, business_key,
-                                              kind, duplicate_of)
-               select %(run_id)s, {table}, current_load_id, current_line_number, current_extract_date, {key},
-                      'superseded', 'line ' || _load_id || ':' || _line_number
-               from existing where is_newer and not is_same_line
-               union all
-               select %(run_id)s, {table}, _load_id, _line_number, _extract_date, {key},
-                      'superseded', 'line ' || current_load_id || ':' || current_line_number
-               from existing where not is_newer and not is_same_line""").format(**fmt), params)
-        cur.execute("select count(*) from existing where not is_newer and not is_same_line")
-        superseded += cur.fetchone()[0]
+        cur.execute(step("existing", newer=_version_tuple("stage", spec.version),
+                         current=_version_tuple("current_row", spec.version), winner=winner, **parts))
+        cur.execute(step("record_duplicates", **parts), params)
+        cur.execute(step("count_duplicates"))
+        exact, superseded = cur.fetchone()
 
         first_seen = ["first_extract_date"] if spec.first_seen else []
         columns = [*spec.columns, *first_seen, *LINEAGE]
@@ -342,57 +244,23 @@ class SilverTask(WarehouseTask):
                    if c != spec.key]
         if spec.first_seen:
             updates.append(sql.SQL("first_extract_date = least(current_row.first_extract_date, stage._extract_date)"))
-        cur.execute(sql.SQL(
-            """update {target} as current_row set {updates}
-               from stage
-               inner join existing
-                   on existing._load_id = stage._load_id and existing._line_number = stage._line_number
-               where existing.is_newer and current_row.{key} = stage.{key}""").format(
-            updates=sql.SQL(", ").join(updates), **fmt))
+        cur.execute(step("update_changed", updates=sql.SQL(", ").join(updates), **parts))
         updated = cur.rowcount
         if spec.first_seen:
-            cur.execute(sql.SQL(
-                """update {target} as current_row set first_extract_date = existing._extract_date
-                   from existing
-                   where not existing.is_newer and current_row.{key} = existing.{key}
-                       and existing._extract_date < current_row.first_extract_date""").format(**fmt))
-        # New keys: a plain insert; merges into one silver table are serialized by an advisory lock.
-        cur.execute(sql.SQL(
-            """insert into {target} ({columns})
-               select {values} from stage
-               where {winner} and stage.{key} not in (select {key} from existing)""").format(
-            columns=_ids(columns), values=sql.SQL(", ").join(values), winner=winner, **fmt))
+            cur.execute(step("update_first_seen", **parts))
+        cur.execute(step("insert_new", columns=_ids(columns), values=sql.SQL(", ").join(values), winner=winner,
+                         **parts))
         inserted = cur.rowcount
-        cur.execute(sql.SQL("analyze {target}").format(**fmt))  # later steps and layers plan on fresh stats
-        return inserted, updated, superseded
+        cur.execute(sql.SQL("analyze {target}").format(**parts))  # later steps and layers plan on fresh stats
+        return inserted, updated, exact, superseded
 
     def _check_conservation(self, cur, loads: list[int], staged: int) -> None:
         """Every line of the extract is a silver row, a quarantined row or a duplicate; exactly one."""
         spec = self.spec
-        fmt = {"target": sql.Identifier("silver", spec.name)}
         args = {"loads": loads, "table": spec.table}
-        cur.execute(sql.SQL(
-            """select (select count(*) from {target} where _load_id = any(%(loads)s)),
-                      (select count(*) from silver.quarantine
-                       where stage = 'silver' and source_table = %(table)s and load_id = any(%(loads)s)),
-                      (select count(*) from silver.duplicates
-                       where source_table = %(table)s and load_id = any(%(loads)s))""").format(**fmt), args)
+        cur.execute(step("conservation_counts", **self._parts()), args)
         in_silver, quarantined, duplicates = cur.fetchone()
-        # A line placed twice: the quarantine and duplicate records are few, so compare them
-        # with each other and with silver's lines rather than sorting every line.
-        cur.execute(sql.SQL(
-            """with recorded as (
-                   select load_id, line_number from silver.quarantine
-                   where stage = 'silver' and source_table = %(table)s and load_id = any(%(loads)s)
-                   union all
-                   select load_id, line_number from silver.duplicates
-                   where source_table = %(table)s and load_id = any(%(loads)s)
-               )
-               select (select count(*) from (select 1 from recorded group by load_id, line_number
-                                             having count(*) > 1) as twice)
-                    + (select count(*) from recorded
-                       where (load_id, line_number) in (select _load_id, _line_number from {target}
-                                                        where _load_id = any(%(loads)s)))""").format(**fmt), args)
+        cur.execute(step("conservation_overlaps", **self._parts()), args)
         placed_twice = cur.fetchone()[0]
         placed = in_silver + quarantined + duplicates
         if placed != staged or placed_twice:

@@ -18,6 +18,7 @@ def test_quickstart_seeds_runs_and_is_idempotent(warehouse, query, tmp_path):
     assert manifest["files"]["erp_sales.csv"]["records"] >= 10_000
     output = "\n".join(printed)
     assert "SUCCESS" in output and "bronze.erp_sales_raw" in output and "make console" in output
+    assert "quality score" in output and "silver.sales" in output and "top failing rules" in output
     loaded = query("select source_name, rows_loaded from meta.ingested_files order by 1")
     assert dict(loaded)["erp_sales"] == manifest["files"]["erp_sales.csv"]["loadable_records"]
 

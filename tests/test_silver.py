@@ -96,16 +96,16 @@ def test_small_fixture_quality_scores_by_hand(warehouse, query, tmp_path):
     scores = {(t, d): float(s) for t, d, s in query(
         "select table_name, dimension, score from meta.quality_scores where run_id = %s", (result.run_id,))}
     # customers: 7 rows checked (the exact copy is not). completeness: 2 rules x 7 + volume 1 = 15 checks,
-    # 1 failure; validity: 6 rules x 7 = 42 checks, 4 failures (email, phone, signup date, region);
+    # 1 failure; validity: 7 rules x 7 = 49 checks, 4 failures (email, phone, signup date, region);
     # timeliness: 1 check, 0 failures. Weights 1, 1, 0.5.
-    customers = (14 / 15 + 38 / 42 + 0.5 * 1) / 2.5
+    customers = (14 / 15 + 45 / 49 + 0.5 * 1) / 2.5
     # products: 3 rows. completeness 3/3, validity 9/9, consistency 2/3 (P2 costs more than its price).
     products = (1 + 1 + 2 / 3) / 3
     # sales: 12 rows. completeness 37/37, uniqueness 11/12, validity 8 x 12 = 96 checks with 4 failures,
     # consistency 24 checks with 3 failures, timeliness 1/1 (weight 0.5).
     sales = (1 + 11 / 12 + 92 / 96 + 21 / 24 + 0.5) / 4.5
     assert scores[("silver.customers", "completeness")] == pytest.approx(14 / 15, abs=1e-6)
-    assert scores[("silver.customers", "validity")] == pytest.approx(38 / 42, abs=1e-6)
+    assert scores[("silver.customers", "validity")] == pytest.approx(45 / 49, abs=1e-6)
     assert scores[("silver.customers", "overall")] == pytest.approx(customers, abs=1e-6)
     assert scores[("silver.products", "overall")] == pytest.approx(products, abs=1e-6)
     assert scores[("silver.sales", "overall")] == pytest.approx(sales, abs=1e-6)
@@ -121,7 +121,7 @@ def test_threshold_gate_fails_or_warns_as_configured(warehouse, query, tmp_path)
     assert not failed.success
     gate = next(t for t in failed.tasks if t["task_family"] == "SilverQualityGate")
     assert gate["status"] == "failed"
-    assert "run quality score 93.39%" in gate["error"] and "worst rules: silver.products." in gate["error"]
+    assert "run quality score 93.57%" in gate["error"] and "worst rules: silver.products." in gate["error"]
     # Silver itself is committed; the failed gate keeps the run (and later layers) from passing.
     assert query("select count(*) from silver.sales") == [(4,)]
     with luigi_setting("quality", "threshold", "0.9"):
@@ -279,3 +279,41 @@ def test_days_in_any_order_end_in_the_same_silver(warehouse, query, seed_landing
         return {t: [row[:-2] + row[-1:] for row in rows] for t, rows in snapshot.items()}
 
     assert without_load_id(reverse) == without_load_id(in_order)
+
+
+def test_a_row_breaking_several_drop_rules_is_quarantined_once_with_all_reasons(warehouse, query, tmp_path):
+    from tests.conftest import write_landing
+
+    landing = small_landing(tmp_path)
+    sales = (landing / "2026-11-20" / "erp_sales.csv").read_text()
+    write_landing(landing, "2026-11-20", {"erp_sales.csv": sales + "O12,C9,P9,2026-11-06,0,-1.00\n"})
+    with luigi_setting("quality", "on_breach", "warn"):
+        assert run_pipeline(SMALL_DAY, landing=landing, trigger="test").success
+    (rule, reason, failed), = query("select rule_name, reason, record->'failed_rules' from silver.quarantine "
+                                    "where business_key = 'O12'")
+    assert failed == ["quantity_positive", "unit_price_not_negative", "customer_exists", "product_exists"]
+    assert rule == "quantity_positive"
+    assert reason == ("quantity is zero or negative: '0'; unit_price is negative (a zero price is a valid free "
+                      "item): '-1.00'; customer_id is not a known customer: 'C9'; product_id is not a known "
+                      "product: 'P9'")
+    # Counted once per rule in the results, once in the conservation.
+    assert query("select count(*) from silver.quarantine where line_number = 15 and source_table = 'silver.sales'"
+                 ) == [(1,)]
+
+
+def test_empty_table_does_not_weigh_in_the_run_score(warehouse, query, tmp_path):
+    from tests.conftest import write_landing
+    from tests.test_bronze import CUSTOMERS_HEADER, PRODUCTS, SALES_HEADER
+
+    landing = write_landing(tmp_path / "landing", "2026-11-20", {
+        "crm_customers.csv": CUSTOMERS_HEADER, "erp_products.csv": PRODUCTS,
+        "erp_sales.csv": SALES_HEADER + "O1,C1,P1,2026-01-02,2,2.50\n"})
+    result = run_pipeline(SMALL_DAY, landing=landing, trigger="test")
+    scores = {(t, d): (s, n) for t, d, s, n in query(
+        "select table_name, dimension, score, rows_checked from meta.quality_scores where dimension = 'overall'")}
+    assert scores[("silver.customers", "overall")][1] == 0
+    products, sales = scores[("silver.products", "overall")], scores[("silver.sales", "overall")]
+    # sales: one line, its customer unknown: consistency 1 of 2 checks passes.
+    assert float(sales[0]) == pytest.approx((1 + 1 + 1 + 0.5 + 0.5) / 4.5, abs=1e-6)
+    assert float(scores[("*", "overall")][0]) == pytest.approx((float(products[0]) + float(sales[0])) / 2, abs=1e-6)
+    assert not result.success  # 0.944 < 0.95

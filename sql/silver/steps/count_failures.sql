@@ -1,0 +1,6 @@
+select
+    rule_name,
+    count(*)
+from stage, unnest(failed_drop || failed_other) as rule_name
+where copy_number = 1
+group by rule_name
