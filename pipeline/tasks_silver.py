@@ -184,7 +184,8 @@ class SilverTask(WarehouseTask):
         lines = lines_ctes(self.spec)
         cur.execute(sql.SQL("with {} select * from ({}) as cleaned limit 0").format(lines, model_sql), params)
         model_columns = sql.SQL(", ").join(sql.SQL("evaluated.{}").format(sql.Identifier(c.name))
-                                           for c in cur.description)
+                                           for c in cur.description if c.name != "source_line")
+        drop_passes = [sql.Identifier(f"pass_{i}") for i, rule in enumerate(rules) if rule.severity == "drop"]
         cur.execute(step(
             "stage", lines=lines, model=model_sql, model_columns=model_columns,
             materialized=sql.SQL("materialized" if helpers else "not materialized"),
@@ -193,6 +194,7 @@ class SilverTask(WarehouseTask):
             failed_drop=failing(lambda r: r.severity == "drop", lambda r: sql.Literal(r.name)),
             failed_other=failing(lambda r: r.severity != "drop", lambda r: sql.Literal(r.name)),
             drop_reasons=failing(lambda r: r.severity == "drop", lambda r: r.reason_sql()),
+            all_drop_rules_pass=sql.SQL(" and ").join(drop_passes) if drop_passes else sql.SQL("true"),
         ), params)
         staged = cur.rowcount
         # Statistics for the columns later steps join and filter on (all columns would cost more).

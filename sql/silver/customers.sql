@@ -3,6 +3,8 @@
 -- lines_ctes) provides two CTEs: `source`, the date's bronze lines, and `key_ranks`,
 -- the copy number, first copy and key rank of the few lines whose key repeats. The
 -- task then evaluates the quality rules on this and merges the survivors.
+-- Every model ends with `source_line`, the bronze line as loaded (a whole-row
+-- value, kept only for quarantined rows).
 -- Parameters: %(calling_code)s, %(national_digits)s.
 with
 
@@ -36,7 +38,8 @@ cleaned as (
         source._line_number,
         coalesce(key_ranks.copy_number, 1) as copy_number,
         key_ranks.first_copy,
-        coalesce(key_ranks.key_rank, 1) as key_rank
+        coalesce(key_ranks.key_rank, 1) as key_rank,
+        source as source_line
     from source
     left join key_ranks
         on source._load_id = key_ranks._load_id
@@ -68,7 +71,8 @@ final as (
         _line_number,
         copy_number,
         first_copy,
-        key_rank
+        key_rank,
+        source_line
     from cleaned
 )
 

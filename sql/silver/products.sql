@@ -18,7 +18,8 @@ final as (
         _line_number,
         coalesce(copy_number, 1) as copy_number,
         first_copy,
-        coalesce(key_rank, 1) as key_rank
+        coalesce(key_rank, 1) as key_rank,
+        source as source_line
     from source
     left join key_ranks using (_load_id, _line_number)
 )

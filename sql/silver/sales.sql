@@ -42,7 +42,8 @@ typed as (
         source._line_number,
         coalesce(key_ranks.copy_number, 1) as copy_number,
         key_ranks.first_copy,
-        coalesce(key_ranks.key_rank, 1) as key_rank
+        coalesce(key_ranks.key_rank, 1) as key_rank,
+        source as source_line
     from source
     left join key_ranks
         on source._load_id = key_ranks._load_id
@@ -78,7 +79,8 @@ final as (
         _line_number,
         copy_number,
         first_copy,
-        key_rank
+        key_rank,
+        source_line
     from typed
 )
 

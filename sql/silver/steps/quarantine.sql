@@ -15,13 +15,9 @@ select
     stage.{key},
     stage.failed_drop[1],
     array_to_string(stage.drop_reasons, '; '),
-    (to_jsonb(raw_rows) - '_load_id' - '_line_number')
-        || jsonb_build_object('failed_rules', to_jsonb(stage.failed_drop))
+    stage.record || jsonb_build_object('failed_rules', to_jsonb(stage.failed_drop))
 from stage
 inner join meta.ingested_files as files
     on stage._load_id = files.load_id
-inner join {raw} as raw_rows
-    on raw_rows._load_id = stage._load_id
-    and raw_rows._line_number = stage._line_number
 where stage.copy_number = 1
     and cardinality(stage.failed_drop) > 0
