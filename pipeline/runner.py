@@ -39,6 +39,7 @@ class RunResult:
     tasks: list[dict] = field(default_factory=list)
     tables: list[dict] = field(default_factory=list)
     quality: dict = field(default_factory=dict)
+    error: str | None = None
 
 
 class _Progress:
@@ -127,7 +128,7 @@ def run_pipeline(run_date: date, *, landing: str | Path | None = None, workers: 
         run_id=run_id, run_date=run_date, success=success, status="success" if success else "failed",
         seconds=seconds, luigi_status=result.status.name, luigi_summary=result.summary_text,
         tasks=task_summary(url, run_id), tables=table_summary(url, run_date),
-        quality=quality_summary(url, run_date),
+        quality=quality_summary(url, run_date), error=error,
     )
 
 
@@ -221,9 +222,11 @@ def format_summary(result: RunResult) -> str:
                 lines.append(f"      {task['message']}")
             if task["error"]:
                 lines.append("      " + task["error"].splitlines()[0])
-    else:
+    elif result.success:
         lines.append("\n  Nothing to do: every task for this date is already complete.")
     if not result.success:
+        if result.luigi_status == "MISSING_EXT":
+            lines += ["", f"  {result.error}"]
         lines += ["", "Luigi's summary:", result.luigi_summary]
     return "\n".join(lines)
 

@@ -28,3 +28,15 @@ def test_quickstart_seeds_runs_and_is_idempotent(warehouse, query, tmp_path):
     assert time.perf_counter() - started < 10
     assert query("select source_name, rows_loaded from meta.ingested_files order by 1") == loaded
     assert not (landing / "2026-11-23").exists()  # the newest existing extract was rerun, not a new one made
+
+
+def test_a_missing_extract_is_named_in_the_summary(warehouse, query, tmp_path):
+    from pipeline.runner import format_summary, run_pipeline
+
+    (tmp_path / "landing").mkdir()
+    result = run_pipeline(date(2026, 11, 21), landing=tmp_path / "landing", trigger="test")
+    assert not result.success and result.luigi_status == "MISSING_EXT"
+    summary = format_summary(result)
+    assert f"missing input: {tmp_path / 'landing' / '2026-11-21' / 'crm_customers.csv'}" in summary
+    assert "Nothing to do" not in summary
+    assert query("select status, error like 'missing input: %%' from meta.pipeline_runs") == [("failed", True)]
