@@ -90,12 +90,12 @@ def step(name: str, **parts: sql.Composable) -> sql.Composed:
 
 
 def lines_ctes(spec: SilverSpec) -> sql.Composed:
-    """CTEs every model reads: `source` (the date's bronze lines) and `key_ranks`.
+    """CTEs every model reads: `source` (the date's bronze lines) and `lines`.
 
-    key_ranks covers only the lines whose cleaned key is used more than once (or
-    is missing): their copy_number (1 for the first of byte-identical lines),
-    first_copy ('load:line' of that first one) and key_rank (rank among the
-    lines using the key, exact copies last). Lines absent from it are unique.
+    `lines` adds copy_number (1 for the first of byte-identical lines), first_copy
+    ('load:line' of that first one), key_rank (rank among the lines using the same
+    cleaned key, exact copies last) and source_line. Only the few lines whose key
+    repeats are sorted to find them.
     """
     return step("lines", raw=sql.Identifier("bronze", f"{spec.source.bronze_table}_rows"),
                 key=sql.Identifier(spec.key), raw_columns=_ids(spec.source.columns))

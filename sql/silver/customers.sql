@@ -1,10 +1,9 @@
 -- Model of silver.customers for one extract date: every bronze line of the
--- date's customer loads, typed and cleaned. The silver task (pipeline/tasks_silver.py,
--- lines_ctes) provides two CTEs: `source`, the date's bronze lines, and `key_ranks`,
--- the copy number, first copy and key rank of the few lines whose key repeats. The
--- task then evaluates the quality rules on this and merges the survivors.
--- Every model ends with `source_line`, the bronze line as loaded (a whole-row
--- value, kept only for quarantined rows).
+-- date's customer loads, typed and cleaned. The silver task provides two CTEs
+-- (sql/silver/steps/lines.sql): `source`, the date's bronze lines, and `lines`,
+-- the same with copy_number, first_copy, key_rank and source_line (the line as
+-- loaded, kept only for quarantined rows), which every model passes through.
+-- The task then evaluates the quality rules on this and merges the survivors.
 -- Parameters: %(calling_code)s, %(national_digits)s.
 with
 
@@ -36,14 +35,11 @@ cleaned as (
         source._extract_date,
         source._load_id,
         source._line_number,
-        coalesce(key_ranks.copy_number, 1) as copy_number,
-        key_ranks.first_copy,
-        coalesce(key_ranks.key_rank, 1) as key_rank,
-        source as source_line
-    from source
-    left join key_ranks
-        on source._load_id = key_ranks._load_id
-        and source._line_number = key_ranks._line_number
+        source.copy_number,
+        source.first_copy,
+        source.key_rank,
+        source.source_line
+    from lines as source
     left join signup_dates
         on source.signup_date = signup_dates.signup_date_text
 ),

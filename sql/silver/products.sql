@@ -1,5 +1,5 @@
 -- Model of silver.products for one extract date (see customers.sql for the
--- provided CTEs `source` and `key_ranks`).
+-- provided CTEs `source` and `lines`).
 with
 
 final as (
@@ -16,12 +16,11 @@ final as (
         _extract_date,
         _load_id,
         _line_number,
-        coalesce(copy_number, 1) as copy_number,
+        copy_number,
         first_copy,
-        coalesce(key_rank, 1) as key_rank,
-        source as source_line
-    from source
-    left join key_ranks using (_load_id, _line_number)
+        key_rank,
+        source_line
+    from lines
 )
 
 select * from final

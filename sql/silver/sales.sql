@@ -1,5 +1,5 @@
 -- Model of silver.sales for one extract date (see customers.sql for the provided
--- CTEs `source` and `key_ranks`). Dates, quantities and prices are parsed once per
+-- CTEs `source` and `lines`). Dates, quantities and prices are parsed once per
 -- distinct text, not once per line.
 -- Parameters: %(small_max)s, %(medium_max)s.
 with
@@ -40,14 +40,11 @@ typed as (
         source._extract_date,
         source._load_id,
         source._line_number,
-        coalesce(key_ranks.copy_number, 1) as copy_number,
-        key_ranks.first_copy,
-        coalesce(key_ranks.key_rank, 1) as key_rank,
-        source as source_line
-    from source
-    left join key_ranks
-        on source._load_id = key_ranks._load_id
-        and source._line_number = key_ranks._line_number
+        source.copy_number,
+        source.first_copy,
+        source.key_rank,
+        source.source_line
+    from lines as source
     left join order_dates
         on source.order_date = order_dates.order_date_text
     left join quantities

@@ -43,4 +43,18 @@ key_ranks as (
             partition by clean_key order by copy_number > 1, _load_id, _line_number
         ) as key_rank
     from exact_copies
+),
+
+-- Every line with its copy number, first copy, key rank and the line as loaded.
+lines as (
+    select
+        source.*,
+        coalesce(key_ranks.copy_number, 1) as copy_number,
+        key_ranks.first_copy,
+        coalesce(key_ranks.key_rank, 1) as key_rank,
+        source as source_line
+    from source
+    left join key_ranks
+        on source._load_id = key_ranks._load_id
+        and source._line_number = key_ranks._line_number
 )
