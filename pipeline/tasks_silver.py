@@ -230,8 +230,11 @@ class SilverTask(WarehouseTask):
             """stage.copy_number = 1 and cardinality(stage.failed_drop) = 0
                and (stage._load_id, stage._line_number) not in (
                    select _load_id, _line_number from versions where version_rank > 1)""")
+        cur.execute(sql.SQL("select not exists (select 1 from {target})").format(**parts))
+        first_load = cur.fetchone()[0]
         cur.execute(step("existing", newer=_version_tuple("stage", spec.version),
-                         current=_version_tuple("current_row", spec.version), winner=winner, **parts))
+                         current=_version_tuple("current_row", spec.version),
+                         winner=sql.SQL("false") if first_load else winner, **parts))
         cur.execute(step("record_duplicates", **parts), params)
         cur.execute(step("count_duplicates"))
         exact, superseded = cur.fetchone()
@@ -250,6 +253,10 @@ class SilverTask(WarehouseTask):
         updated = cur.rowcount
         if spec.first_seen:
             cur.execute(step("update_first_seen", **parts))
+        if first_load:
+            # First load: emptying the table in this transaction lets PostgreSQL (wal_level=minimal,
+            # as on the embedded server) write the new rows without WAL. It is empty anyway.
+            cur.execute(sql.SQL("truncate {target}").format(**parts))
         cur.execute(step("insert_new", columns=_ids(columns), values=sql.SQL(", ").join(values), winner=winner,
                          **parts))
         inserted = cur.rowcount

@@ -3,6 +3,8 @@
 -- (sql/silver/steps/lines.sql): `source`, the date's bronze lines, and `lines`,
 -- the same with copy_number, first_copy, key_rank and source_line (the line as
 -- loaded, kept only for quarantined rows), which every model passes through.
+-- This model builds those columns itself from `key_ranks` (the ranks of the few
+-- lines whose key repeats), so that its cleaning runs in parallel (see cleaned).
 -- The task then evaluates the quality rules on this and merges the survivors.
 -- Parameters: %(calling_code)s, %(national_digits)s.
 with
@@ -15,6 +17,9 @@ signup_dates as (
     from (select distinct signup_date from source) as distinct_values
 ),
 
+-- Only the bronze line in the from clause, and "offset 0" so the planner keeps
+-- it a separate step: PostgreSQL then spreads this function-heavy projection over
+-- parallel workers; ranks and dates join after.
 cleaned as (
     select
         nullif(btrim(source.customer_id), '') as customer_id,
@@ -28,48 +33,49 @@ cleaned as (
         upper(nullif(btrim(source.state), '')) as state,
         silver.canonical_region(source.region) as region,
         nullif(btrim(source.region), '') as region_raw,
-        signup_dates.signup_date,
+        source.signup_date as signup_date_text,
         nullif(btrim(source.signup_date), '') as signup_date_raw,
         silver.parse_timestamp(source.updated_at) as updated_at,
         nullif(btrim(source.updated_at), '') as updated_at_raw,
         source._extract_date,
         source._load_id,
         source._line_number,
-        source.copy_number,
-        source.first_copy,
-        source.key_rank,
-        source.source_line
-    from lines as source
-    left join signup_dates
-        on source.signup_date = signup_dates.signup_date_text
+        source as source_line
+    from source
+    offset 0
 ),
 
 final as (
     select
-        customer_id,
-        first_name,
-        last_name,
-        email,
-        phone,
-        phone_raw,
-        address,
-        city,
-        state,
-        region,
-        region_raw,
-        phone is not null as is_phone_valid,
-        signup_date,
-        signup_date_raw,
-        updated_at,
-        updated_at_raw,
-        _extract_date,
-        _load_id,
-        _line_number,
-        copy_number,
-        first_copy,
-        key_rank,
-        source_line
+        cleaned.customer_id,
+        cleaned.first_name,
+        cleaned.last_name,
+        cleaned.email,
+        cleaned.phone,
+        cleaned.phone_raw,
+        cleaned.address,
+        cleaned.city,
+        cleaned.state,
+        cleaned.region,
+        cleaned.region_raw,
+        cleaned.phone is not null as is_phone_valid,
+        signup_dates.signup_date,
+        cleaned.signup_date_raw,
+        cleaned.updated_at,
+        cleaned.updated_at_raw,
+        cleaned._extract_date,
+        cleaned._load_id,
+        cleaned._line_number,
+        coalesce(key_ranks.copy_number, 1) as copy_number,
+        key_ranks.first_copy,
+        coalesce(key_ranks.key_rank, 1) as key_rank,
+        cleaned.source_line
     from cleaned
+    left join key_ranks
+        on cleaned._load_id = key_ranks._load_id
+        and cleaned._line_number = key_ranks._line_number
+    left join signup_dates
+        on cleaned.signup_date_text = signup_dates.signup_date_text
 )
 
 select * from final
