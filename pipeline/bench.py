@@ -46,7 +46,8 @@ def raw_copy_floor(url: str, landing: Path, extract_date: date) -> dict:
                          if (landing / extract_date.isoformat() / name).exists()), None)
             if path is None or path.suffix != ".csv":
                 continue
-            cur.execute("select line_number from silver.quarantine where source_file = %s", (str(path),))
+            cur.execute("select line_number from silver.quarantine where stage = 'bronze' and source_file = %s",
+                        (str(path),))
             rejected = {row[0] for row in cur.fetchall()}
             clean = path.with_suffix(".floor.csv")
             with path.open("rb") as src, clean.open("wb") as dst:
