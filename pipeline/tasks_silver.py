@@ -43,6 +43,7 @@ class SilverSpec:
     columns: tuple[str, ...]  # silver columns taken from the model as they are
     version: tuple[str, ...]  # newest first: the merge keeps the row with the greatest tuple
     first_seen: bool  # keep first_extract_date (the key's earliest extract)
+    keeps_history: bool = False  # every valid version also goes to silver.<name-singular>_versions
 
     @property
     def table(self) -> str:
@@ -53,7 +54,7 @@ CUSTOMERS = SilverSpec(
     name="customers", source=CRM_CUSTOMERS, key="customer_id",
     columns=("customer_id", "first_name", "last_name", "email", "phone", "phone_raw", "address", "city", "state",
              "region", "is_phone_valid", "signup_date", "updated_at"),
-    version=("updated_at", "_extract_date", "_load_id", "_line_number"), first_seen=True)
+    version=("updated_at", "_extract_date", "_load_id", "_line_number"), first_seen=True, keeps_history=True)
 PRODUCTS = SilverSpec(
     name="products", source=ERP_PRODUCTS, key="product_id",
     columns=("product_id", "product_name", "category", "unit_cost", "list_price", "updated_at"),
@@ -143,6 +144,8 @@ class SilverTask(WarehouseTask):
             failing = [(rule, counts[rule.name]) for rule in row_rules if rule.severity == "fail"
                        and counts[rule.name]]
             quarantined = self._quarantine(cur, params)
+            if spec.keeps_history:
+                self._record_versions(cur, params)
             inserted, updated, exact, superseded = self._merge(cur, params)
             clock.lap("merge")
             self._check_conservation(cur, loads, staged)
@@ -168,6 +171,13 @@ class SilverTask(WarehouseTask):
         spec = self.spec
         return {"key": sql.Identifier(spec.key), "target": sql.Identifier("silver", spec.name),
                 "table": sql.Literal(spec.table), "raw": sql.Identifier("bronze", f"{spec.source.bronze_table}_rows")}
+
+    def _record_versions(self, cur, params) -> None:
+        """Every valid version of the extract (not only the newest): the history gold's SCD2 reads."""
+        spec = self.spec
+        versions = sql.Identifier("silver", f"{spec.name.removesuffix('s')}_versions")
+        cur.execute(sql.SQL("delete from {} where _load_id = any(%(loads)s)").format(versions), params)
+        cur.execute(step("record_versions", versions=versions, columns=_ids((*spec.columns, *LINEAGE))), params)
 
     def _stage(self, cur, rules: list[Rule], params) -> int:
         """One pass: the model's rows with the rules each row failed (drop rules apart) and the drop reasons."""

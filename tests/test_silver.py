@@ -317,3 +317,18 @@ def test_empty_table_does_not_weigh_in_the_run_score(warehouse, query, tmp_path)
     assert float(sales[0]) == pytest.approx((1 + 1 + 1 + 0.5 + 0.5) / 4.5, abs=1e-6)
     assert float(scores[("*", "overall")][0]) == pytest.approx((float(products[0]) + float(sales[0])) / 2, abs=1e-6)
     assert not result.success  # 0.944 < 0.95
+
+
+def test_customer_versions_keep_every_valid_version(warehouse, query, tmp_path):
+    with luigi_setting("quality", "on_breach", "warn"):
+        assert run_pipeline(SMALL_DAY, landing=small_landing(tmp_path), trigger="test").success
+    # C1, C2 and both versions of C4 (lines 5 and 6); the exact copy (line 7) and the three
+    # quarantined lines are not versions.
+    assert query("select customer_id, email, _line_number from silver.customer_versions order by 3") == [
+        ("C1", "ann.lee@example.com", 2), ("C2", "bob@example.com", 3), ("C4", "di@example.com", 5),
+        ("C4", "di.prince@example.com", 6)]
+    query("delete from meta.table_updates where target_table in ('silver.customers', 'silver.sales', "
+          "'meta.quality_scores')")
+    with luigi_setting("quality", "on_breach", "warn"):
+        assert run_pipeline(SMALL_DAY, landing=small_landing(tmp_path / "again"), trigger="test").success
+    assert query("select count(*) from silver.customer_versions") == [(4,)]

@@ -79,3 +79,27 @@ create table if not exists meta.quality_scores (
     primary key (run_id, table_name, dimension)
 );
 create index if not exists quality_scores_date_idx on meta.quality_scores (run_date, table_name);
+
+-- Every valid version of a customer ever extracted (silver.customers holds only
+-- the newest). Rewritten per load, so reprocessing a date changes nothing; the
+-- SCD2 customer dimension is derived from it, whatever order dates ran in.
+create table if not exists silver.customer_versions (
+    customer_id text not null,
+    first_name text,
+    last_name text,
+    email text not null,
+    phone text,
+    phone_raw text,
+    address text,
+    city text,
+    state text,
+    region text,
+    is_phone_valid boolean not null,
+    signup_date date,
+    updated_at timestamptz,
+    _extract_date date not null,
+    _load_id bigint not null,
+    _line_number bigint not null,
+    primary key (_load_id, _line_number)
+);
+create index if not exists customer_versions_customer_idx on silver.customer_versions (customer_id, updated_at);
