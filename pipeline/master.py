@@ -6,7 +6,7 @@ import luigi
 
 from pipeline import db
 from pipeline.runs import finish_run, process_run_id
-from pipeline.tasks_silver import SilverQualityGate
+from pipeline.tasks_gold import GOLD_TASKS
 
 
 class MasterTask(luigi.WrapperTask):
@@ -17,8 +17,8 @@ class MasterTask(luigi.WrapperTask):
     landing_dir = luigi.Parameter(default="", significant=False)
 
     def requires(self):
-        # Bronze and silver come in through the gate's requirements.
-        return SilverQualityGate(date=self.date, run_id=self.run_id, landing_dir=self.landing_dir)
+        # Bronze, silver and the quality gate come in through gold's requirements.
+        return [task(date=self.date, run_id=self.run_id, landing_dir=self.landing_dir) for task in GOLD_TASKS]
 
     def run(self) -> None:
         # Reached only when every requirement succeeded. `metalayer run` closes its

@@ -126,7 +126,8 @@ def test_threshold_gate_fails_or_warns_as_configured(warehouse, query, tmp_path)
     assert query("select count(*) from silver.sales") == [(4,)]
     with luigi_setting("quality", "threshold", "0.9"):
         assert run_pipeline(SMALL_DAY, landing=landing, trigger="test").success
-    query("delete from meta.table_updates where target_table = 'meta.quality_scores'")
+    query("delete from meta.table_updates where target_table = 'meta.quality_scores' "
+          "or target_table like 'gold.%%'")
     with luigi_setting("quality", "on_breach", "warn"):
         warned = run_pipeline(SMALL_DAY, landing=landing, trigger="test")
     assert warned.success
@@ -244,8 +245,8 @@ def test_reprocessing_a_date_changes_nothing(warehouse, query, seed_landing):
     before = silver_snapshot(query)
     quarantine = query("select source_table, load_id, line_number, rule_name, reason from silver.quarantine "
                        "order by 1, 2, 3")
-    query("delete from meta.table_updates where target_table like 'silver.%' "
-          "or target_table = 'meta.quality_scores'")
+    query("delete from meta.table_updates where target_table like 'silver.%%' "
+          "or target_table like 'gold.%%' or target_table = 'meta.quality_scores'")
     assert run_pipeline(date(2026, 11, 20), landing=seed_landing, trigger="test").success
     assert silver_snapshot(query) == before
     assert query("select source_table, load_id, line_number, rule_name, reason from silver.quarantine "
@@ -328,7 +329,7 @@ def test_customer_versions_keep_every_valid_version(warehouse, query, tmp_path):
         ("C1", "ann.lee@example.com", 2), ("C2", "bob@example.com", 3), ("C4", "di@example.com", 5),
         ("C4", "di.prince@example.com", 6)]
     query("delete from meta.table_updates where target_table in ('silver.customers', 'silver.sales', "
-          "'meta.quality_scores')")
+          "'meta.quality_scores') or target_table like 'gold.%%'")
     with luigi_setting("quality", "on_breach", "warn"):
         assert run_pipeline(SMALL_DAY, landing=small_landing(tmp_path / "again"), trigger="test").success
     assert query("select count(*) from silver.customer_versions") == [(4,)]

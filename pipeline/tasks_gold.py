@@ -1,0 +1,37 @@
+"""Gold: the star schema, built from silver by set-based SQL (one file per table under sql/gold/).
+
+Every gold task of a date requires the date's quality gate: gold is built only
+from silver that passed it. The facts, aggregates, CLV and cohorts come next.
+"""
+
+from __future__ import annotations
+
+import luigi
+
+from pipeline.base import WarehouseTask
+from pipeline.tasks_silver import SilverQualityGate
+
+
+class GoldTask(WarehouseTask):
+    landing_dir = luigi.Parameter(default="", significant=False)
+
+    def requires(self):
+        return SilverQualityGate(date=self.date, run_id=self.run_id, landing_dir=self.landing_dir)
+
+
+class DimDate(GoldTask):
+    table = "gold.dim_date"
+    sql_files = ("gold/dim_date.sql",)
+
+
+class DimProduct(GoldTask):
+    table = "gold.dim_product"
+    sql_files = ("gold/dim_product.sql",)
+
+
+class DimCustomer(GoldTask):
+    table = "gold.dim_customer"
+    sql_files = ("gold/dim_customer.sql",)
+
+
+GOLD_TASKS: tuple[type[GoldTask], ...] = (DimDate, DimProduct, DimCustomer)

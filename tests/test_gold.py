@@ -1,0 +1,126 @@
+"""Gold dimensions on a real PostgreSQL: SCD2 scenarios, and pandas recomputations from silver."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, date, datetime, timedelta
+
+import pandas as pd
+
+from pipeline.runner import run_pipeline
+from tests.conftest import write_landing
+from tests.test_bronze import CUSTOMERS_HEADER, PRODUCTS, SALES_HEADER
+
+UTC = UTC
+
+
+def customer(cid: str, city: str, updated: str, email: str | None = None) -> str:
+    return (f"{cid},Ann,Lee,{email or cid.lower() + '@example.com'},4155550123,1 Main St,{city},MA,New England,"
+            f"2024-01-01,{updated}T00:00:00Z\n")
+
+
+def day(landing, extract_date: str, customers: str, sales: str = "") -> None:
+    write_landing(landing, extract_date, {"crm_customers.csv": CUSTOMERS_HEADER + customers,
+                                          "erp_products.csv": PRODUCTS, "erp_sales.csv": SALES_HEADER + sales})
+
+
+def scd2_landing(tmp_path):
+    landing = tmp_path / "landing"
+    day(landing, "2026-11-01", customer("C1", "Boston", "2024-01-01") + customer("C2", "Boston", "2024-01-01"))
+    # C1 moves; C2 is re-sent unchanged (same instant), and again with a later updated_at but the same attributes.
+    day(landing, "2026-11-02", customer("C1", "Denver", "2024-02-01") + customer("C2", "Boston", "2024-01-01")
+        + customer("C2", "Boston", "2024-01-20"))
+    # C1 moves back to Boston, and a version from before the Denver one arrives late.
+    day(landing, "2026-11-03", customer("C1", "Boston", "2024-03-01") + customer("C1", "Austin", "2024-01-15"))
+    return landing
+
+
+def ts(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+EXPECTED_C1 = [("Boston", ts("2024-01-01"), ts("2024-01-15"), False),
+               ("Austin", ts("2024-01-15"), ts("2024-02-01"), False),
+               ("Denver", ts("2024-02-01"), ts("2024-03-01"), False),
+               ("Boston", ts("2024-03-01"), None, True)]
+
+
+def dimension(query) -> dict[str, list[tuple]]:
+    rows = query("select customer_id, city, valid_from, valid_to, is_current from gold.dim_customer "
+                 "order by customer_id, valid_from")
+    result: dict[str, list[tuple]] = {}
+    for customer_id, *rest in rows:
+        result.setdefault(customer_id, []).append(tuple(rest))
+    return result
+
+
+def run_days(landing, days):
+    for extract_date in days:
+        result = run_pipeline(extract_date, landing=landing, trigger="test")
+        assert result.success, result.luigi_summary
+
+
+def test_scd2_change_no_change_late_arrival_and_change_back(warehouse, query, tmp_path):
+    landing = scd2_landing(tmp_path)
+    run_days(landing, [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)])
+    dim = dimension(query)
+    assert dim["C1"] == EXPECTED_C1
+    assert dim["C2"] == [("Boston", ts("2024-01-01"), None, True)]  # an unchanged customer gets no new version
+    assert query("select count(*) from gold.dim_customer where is_current group by customer_id "
+                 "having count(*) > 1") == []
+
+
+def test_scd2_reprocessing_keeps_keys_and_rows(warehouse, query, tmp_path):
+    landing = scd2_landing(tmp_path)
+    run_days(landing, [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)])
+    before = query("select * from gold.dim_customer order by customer_key")
+    query("delete from meta.table_updates where target_table like 'gold.%%' or target_table like 'silver.%%' "
+          "or target_table = 'meta.quality_scores'")
+    run_days(landing, [date(2026, 11, 2)])
+    assert query("select * from gold.dim_customer order by customer_key") == before
+
+
+def test_scd2_any_order_of_dates_gives_the_same_dimension(warehouse, query, tmp_path):
+    landing = scd2_landing(tmp_path)
+    run_days(landing, [date(2026, 11, 3), date(2026, 11, 1), date(2026, 11, 2)])
+    assert dimension(query)["C1"] == EXPECTED_C1
+
+
+def test_dimensions_match_pandas_on_generated_data(warehouse, query, tmp_path):
+    from pipeline.generate import generate
+
+    landing = tmp_path / "landing"
+    generate(landing, date(2026, 11, 1), days=3, customers=2000, orders=3000)
+    run_days(landing, [date(2026, 11, 1) + timedelta(days=n) for n in range(3)])
+
+    columns = ["customer_id", "first_name", "last_name", "email", "phone", "city", "state", "region"]
+    versions = pd.DataFrame(query(f"select {', '.join(columns)}, updated_at, _extract_date, _load_id, _line_number "  # noqa: S608
+                                  "from silver.customer_versions"),
+                            columns=[*columns, "updated_at", "_extract_date", "_load_id", "_line_number"])
+    versions = versions.sort_values(["customer_id", "updated_at", "_extract_date", "_load_id", "_line_number"])
+    versions = versions.drop_duplicates(["customer_id", "updated_at"], keep="last")
+    versions["hash"] = ["|".join("" if v is None else str(v) for v in row) for row in versions[columns[1:]].values]
+    versions["changed"] = versions.groupby("customer_id")["hash"].shift() != versions["hash"]
+    expected = versions[versions["changed"]].copy()
+    expected["valid_to"] = expected.groupby("customer_id")["updated_at"].shift(-1)
+    expected_rows = sorted((r.customer_id, r.city, r.updated_at.to_pydatetime(),
+                            None if pd.isna(r.valid_to) else r.valid_to.to_pydatetime())
+                           for r in expected.itertuples())
+    actual = sorted(query("select customer_id, city, valid_from, valid_to from gold.dim_customer"))
+    assert actual == expected_rows
+    assert query("select count(*) from gold.dim_customer where is_current") == [(versions.customer_id.nunique(),)]
+    # The hash is md5 over the tracked attributes joined with '|' (nulls skipped, as concat_ws does).
+    c_id, stored = query("select customer_id, attribute_hash from gold.dim_customer limit 1")[0]
+    row = query(f"select {', '.join(columns[1:])} from gold.dim_customer where customer_id = %s and "  # noqa: S608
+                "attribute_hash = %s", (c_id, stored))[0]
+    assert stored == hashlib.md5("|".join(v for v in row if v is not None).encode()).hexdigest()  # noqa: S324
+
+    products = query("select product_id, product_name, list_price from silver.products order by 1")
+    assert query("select product_id, product_name, list_price from gold.dim_product order by 1") == products
+    order_dates = {d for (d,) in query("select distinct order_date from silver.sales")}
+    extract_dates = {date(2026, 11, 1) + timedelta(days=n) for n in range(3)}
+    dim_dates = dict(query("select date, date_key from gold.dim_date"))
+    assert set(dim_dates) == order_dates | extract_dates
+    assert all(key == int(d.strftime("%Y%m%d")) for d, key in dim_dates.items())
+    weekends = {d for (d,) in query("select date from gold.dim_date where is_weekend")}
+    assert weekends == {d for d in dim_dates if d.isoweekday() >= 6}
