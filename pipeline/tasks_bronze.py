@@ -76,11 +76,12 @@ class BronzeTask(WarehouseTask):
         clock.lap("sha256")
         with conn.cursor() as cur:
             # Two runs loading the same file serialize here; the second finds it ingested.
-            cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"bronze:{self.source.name}:{sha256}",))
+            cur.execute("select pg_advisory_xact_lock(hashtext(%s))",
+                        (f"bronze:{self.source.name}:{sha256}:{self.date}",))
             cur.execute(
                 """select load_id, extract_date, source_file from meta.ingested_files
-                   where source_name = %s and file_sha256 = %s""",
-                (self.source.name, sha256),
+                   where source_name = %s and file_sha256 = %s and extract_date = %s""",
+                (self.source.name, sha256, self.date),
             )
             previous = cur.fetchone()
             if previous:

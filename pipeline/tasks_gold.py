@@ -34,4 +34,13 @@ class DimCustomer(GoldTask):
     sql_files = ("gold/dim_customer.sql",)
 
 
-GOLD_TASKS: tuple[type[GoldTask], ...] = (DimDate, DimProduct, DimCustomer)
+class FactSales(GoldTask):
+    table = "gold.fact_sales"
+    sql_files = ("gold/fact_sales.sql",)
+
+    def requires(self):
+        common = {"date": self.date, "run_id": self.run_id, "landing_dir": self.landing_dir}
+        return [DimDate(**common), DimProduct(**common), DimCustomer(**common)]
+
+
+GOLD_TASKS: tuple[type[GoldTask], ...] = (DimDate, DimProduct, DimCustomer, FactSales)

@@ -26,7 +26,9 @@ def day(landing, extract_date: str, customers: str, sales: str = "") -> None:
 
 def scd2_landing(tmp_path):
     landing = tmp_path / "landing"
-    day(landing, "2026-11-01", customer("C1", "Boston", "2024-01-01") + customer("C2", "Boston", "2024-01-01"))
+    day(landing, "2026-11-01", customer("C1", "Boston", "2024-01-01") + customer("C2", "Boston", "2024-01-01"),
+        sales="S1,C1,P1,2023-12-01,1,2.50\nS2,C1,P1,2024-01-10,1,2.50\nS3,C1,P1,2024-01-20,2,2.50\n"
+              "S4,C1,P1,2024-03-05,1,2.50\nS5,C2,P1,2024-01-01,4,2.50\n")
     # C1 moves; C2 is re-sent unchanged (same instant), and again with a later updated_at but the same attributes.
     day(landing, "2026-11-02", customer("C1", "Denver", "2024-02-01") + customer("C2", "Boston", "2024-01-01")
         + customer("C2", "Boston", "2024-01-20"))
@@ -124,3 +126,46 @@ def test_dimensions_match_pandas_on_generated_data(warehouse, query, tmp_path):
     assert all(key == int(d.strftime("%Y%m%d")) for d, key in dim_dates.items())
     weekends = {d for (d,) in query("select date from gold.dim_date where is_weekend")}
     assert weekends == {d for d in dim_dates if d.isoweekday() >= 6}
+
+
+def test_fact_takes_the_version_valid_at_the_order_date_even_when_it_arrives_late(warehouse, query, tmp_path):
+    landing = scd2_landing(tmp_path)
+    run_days(landing, [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)])
+    cities = dict(query("select fact_sales.order_id, dim_customer.city || ' ' || dim_customer.valid_from::date "
+                        "from gold.fact_sales inner join gold.dim_customer using (customer_key)"))
+    assert cities == {
+        "S1": "Boston 2024-01-01",  # older than every version: the first one
+        "S2": "Boston 2024-01-01",
+        "S3": "Austin 2024-01-15",  # the Austin version arrived two days after the order line
+        "S4": "Boston 2024-03-01",
+        "S5": "Boston 2024-01-01",
+    }
+
+
+def test_fact_matches_pandas_and_has_no_orphans(warehouse, query, tmp_path):
+    from pipeline.generate import generate
+
+    landing = tmp_path / "landing"
+    generate(landing, date(2026, 11, 1), days=3, customers=2000, orders=3000)
+    run_days(landing, [date(2026, 11, 1) + timedelta(days=n) for n in range(3)])
+    sales = pd.DataFrame(query("select order_id, customer_id, order_date, amount from silver.sales"),
+                         columns=["order_id", "customer_id", "order_date", "amount"])
+    fact = pd.DataFrame(query("select order_id, customer_key, order_date, amount from gold.fact_sales"),
+                        columns=["order_id", "customer_key", "order_date", "amount"])
+    assert len(fact) == len(sales) and set(fact.order_id) == set(sales.order_id)
+    assert fact.amount.sum() == sales.amount.sum()  # revenue to the cent (Decimal)
+    assert query("""select count(*) from gold.fact_sales
+                    where customer_key not in (select customer_key from gold.dim_customer)
+                       or product_key not in (select product_key from gold.dim_product)
+                       or date_key not in (select date_key from gold.dim_date)""") == [(0,)]
+    # The version valid at the end of the order date, computed with pandas.
+    dim = pd.DataFrame(query("select customer_key, customer_id, valid_from from gold.dim_customer"),
+                       columns=["customer_key", "customer_id", "valid_from"])
+    orders = sales.assign(day_end=pd.to_datetime(sales.order_date).dt.tz_localize("UTC") + pd.Timedelta(days=1))
+    dim["valid_from"] = pd.to_datetime(dim.valid_from, utc=True)
+    picked = pd.merge_asof(orders.sort_values("day_end"), dim.sort_values("valid_from"), left_on="day_end",
+                           right_on="valid_from", by="customer_id", allow_exact_matches=False)
+    first = dim.sort_values("valid_from").groupby("customer_id").customer_key.first()
+    picked["expected"] = picked.customer_key.fillna(picked.customer_id.map(first)).astype("int64")
+    merged = picked[["order_id", "expected"]].merge(fact[["order_id", "customer_key"]], on="order_id")
+    assert (merged.expected == merged.customer_key).all()

@@ -61,8 +61,11 @@ create table if not exists meta.ingested_files (
     rows_loaded bigint,
     rows_rejected bigint,
     ingested_at timestamptz not null default now(),
-    unique (source_name, file_sha256)
+    -- The same file for the same date is loaded once; an identical file on another
+    -- date (an unchanged catalog re-sent) is that date's extract and is loaded.
+    unique (source_name, file_sha256, extract_date)
 );
+alter table meta.ingested_files drop constraint if exists ingested_files_source_name_file_sha256_key;
 create index if not exists ingested_files_date_idx on meta.ingested_files (source_name, extract_date);
 
 -- Profile of each load: one row per column.

@@ -40,3 +40,20 @@ create table if not exists gold.dim_customer (
     valid_to timestamptz,
     unique (customer_id, valid_from)
 );
+
+-- One row per order line. customer_key is the customer's version valid at the
+-- end of the order date (the first version for orders older than it).
+create table if not exists gold.fact_sales (
+    order_id text primary key,
+    customer_id text not null,
+    customer_key bigint not null,
+    product_key bigint not null,
+    date_key integer not null,
+    quantity integer not null,
+    unit_price numeric(12, 2) not null,
+    amount numeric(14, 2) not null,
+    order_date date not null,
+    _extract_date date not null
+);
+create index if not exists fact_sales_customer_idx on gold.fact_sales (customer_id);
+create index if not exists fact_sales_date_idx on gold.fact_sales (date_key);
