@@ -1,24 +1,20 @@
--- The date's order lines, and every fact of a customer whose versions this
--- date changed (their customer_key may now be another version). Upserted, so
--- reprocessing a date changes nothing.
-create temp table fact_orders on commit drop as
-select order_id
-from silver.sales
-where _extract_date = %(date)s
-union
-select fact_sales.order_id
-from gold.fact_sales
-where fact_sales.customer_id in (
-    select customer_id from silver.customer_versions where _extract_date = %(date)s
-);
-
+-- The date's order lines, and every order line of a customer whose versions this
+-- date changed (their customer_key may now be another version). Those facts are
+-- replaced as a set, so reprocessing a date changes nothing.
+create temp table fact_rows on commit drop as
 with
 
+touched_customers as (
+    select distinct customer_id
+    from silver.customer_versions
+    where _extract_date = %(date)s
+),
+
 orders as (
-    select sales.*
+    select *
     from silver.sales
-    inner join fact_orders
-        on sales.order_id = fact_orders.order_id
+    where _extract_date = %(date)s
+        or customer_id in (select customer_id from touched_customers)
 ),
 
 -- Each version's range; the first one reaches back to the start of time.
@@ -33,7 +29,6 @@ customer_ranges as (
         end as range_from,
         coalesce(valid_to, 'infinity'::timestamptz) as range_to
     from gold.dim_customer
-    where customer_id in (select customer_id from orders)
 ),
 
 final as (
@@ -57,19 +52,10 @@ final as (
         on orders.product_id = dim_product.product_id
 )
 
+select * from final;
+
+delete from gold.fact_sales
+where order_id in (select order_id from fact_rows);
+
 insert into gold.fact_sales
-select * from final
-on conflict (order_id) do update set
-    customer_id = excluded.customer_id,
-    customer_key = excluded.customer_key,
-    product_key = excluded.product_key,
-    date_key = excluded.date_key,
-    quantity = excluded.quantity,
-    unit_price = excluded.unit_price,
-    amount = excluded.amount,
-    order_date = excluded.order_date,
-    _extract_date = excluded._extract_date
-where (gold.fact_sales.customer_key, gold.fact_sales.product_key, gold.fact_sales.amount,
-       gold.fact_sales.quantity, gold.fact_sales._extract_date)
-    is distinct from (excluded.customer_key, excluded.product_key, excluded.amount, excluded.quantity,
-                      excluded._extract_date)
+select * from fact_rows

@@ -55,5 +55,3 @@ create table if not exists gold.fact_sales (
     order_date date not null,
     _extract_date date not null
 );
-create index if not exists fact_sales_customer_idx on gold.fact_sales (customer_id);
-create index if not exists fact_sales_date_idx on gold.fact_sales (date_key);
