@@ -70,3 +70,13 @@ def test_db_stop_stops_the_embedded_server(tmp_path):
     assert not (tmp_path / "home" / "pgdata" / "postmaster.pid").exists()
     again = metalayer("db", "stop", env=env)
     assert "was not running" in again.stdout
+
+
+def test_bootstrap_seeds_customer_history_from_an_older_silver(warehouse, query):
+    query("""insert into silver.customers (customer_id, email, is_phone_valid, first_extract_date, updated_at,
+                                           _extract_date, _load_id, _line_number)
+             values ('C1', 'a@example.com', false, '2026-11-01', '2026-01-01', '2026-11-01', 7, 2)""")
+    db.bootstrap(warehouse)
+    assert query("select customer_id, _load_id, _line_number from silver.customer_versions") == [("C1", 7, 2)]
+    db.bootstrap(warehouse)  # not again once the history has rows
+    assert query("select count(*) from silver.customer_versions") == [(1,)]

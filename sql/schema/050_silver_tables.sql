@@ -103,3 +103,15 @@ create table if not exists silver.customer_versions (
     primary key (_load_id, _line_number)
 );
 create index if not exists customer_versions_customer_idx on silver.customer_versions (customer_id, updated_at);
+
+-- A warehouse whose silver predates customer_versions starts its history from
+-- the versions it holds (runs only while the history is empty).
+insert into silver.customer_versions (
+    customer_id, first_name, last_name, email, phone, phone_raw, address, city, state, region, is_phone_valid,
+    signup_date, updated_at, _extract_date, _load_id, _line_number
+)
+select
+    customer_id, first_name, last_name, email, phone, phone_raw, address, city, state, region, is_phone_valid,
+    signup_date, updated_at, _extract_date, _load_id, _line_number
+from silver.customers
+where not exists (select 1 from silver.customer_versions);
