@@ -16,9 +16,18 @@ if not os.environ.get("LUIGI_CONFIG_PATH"):
 
 from pipeline.master import MasterTask  # noqa: E402
 from pipeline.tasks_bronze import CrmCustomersRaw, ErpProductsRaw, ErpSalesRaw, LandingFile  # noqa: E402
-from pipeline.tasks_gold import DimCustomer, DimDate, DimProduct, FactSales  # noqa: E402
+from pipeline.tasks_gold import (  # noqa: E402
+    AggDailySales,
+    AggMonthlySales,
+    CustomerAnalytics,
+    DimCustomer,
+    DimDate,
+    DimProduct,
+    FactSales,
+    ProductAnalytics,
+)
 from pipeline.tasks_silver import SilverCustomers, SilverProducts, SilverQualityGate, SilverSales  # noqa: E402
 
 __all__ = ["MasterTask", "CrmCustomersRaw", "ErpProductsRaw", "ErpSalesRaw", "LandingFile", "SilverCustomers",
            "SilverProducts", "SilverSales", "SilverQualityGate", "DimDate", "DimProduct", "DimCustomer",
-           "FactSales"]
+           "FactSales", "AggDailySales", "AggMonthlySales", "CustomerAnalytics", "ProductAnalytics"]

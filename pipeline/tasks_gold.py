@@ -43,4 +43,32 @@ class FactSales(GoldTask):
         return [DimDate(**common), DimProduct(**common), DimCustomer(**common)]
 
 
-GOLD_TASKS: tuple[type[GoldTask], ...] = (DimDate, DimProduct, DimCustomer, FactSales)
+class FactAggregate(GoldTask):
+    """A table recomputed from the fact as a whole."""
+
+    def requires(self):
+        return FactSales(date=self.date, run_id=self.run_id, landing_dir=self.landing_dir)
+
+
+class AggDailySales(FactAggregate):
+    table = "gold.agg_daily_sales"
+    sql_files = ("gold/agg_daily_sales.sql",)
+
+
+class AggMonthlySales(FactAggregate):
+    table = "gold.agg_monthly_sales"
+    sql_files = ("gold/agg_monthly_sales.sql",)
+
+
+class CustomerAnalytics(FactAggregate):
+    table = "gold.customer_analytics"
+    sql_files = ("gold/customer_analytics.sql",)
+
+
+class ProductAnalytics(FactAggregate):
+    table = "gold.product_analytics"
+    sql_files = ("gold/product_analytics.sql",)
+
+
+GOLD_TASKS: tuple[type[GoldTask], ...] = (DimDate, DimProduct, DimCustomer, FactSales, AggDailySales,
+                                          AggMonthlySales, CustomerAnalytics, ProductAnalytics)

@@ -169,3 +169,61 @@ def test_fact_matches_pandas_and_has_no_orphans(warehouse, query, tmp_path):
     picked["expected"] = picked.customer_key.fillna(picked.customer_id.map(first)).astype("int64")
     merged = picked[["order_id", "expected"]].merge(fact[["order_id", "customer_key"]], on="order_id")
     assert (merged.expected == merged.customer_key).all()
+
+
+def test_aggregates_match_pandas_and_revenue_is_conserved(warehouse, query, tmp_path):
+    from decimal import ROUND_HALF_UP, Decimal
+
+    from pipeline.generate import generate
+
+    landing = tmp_path / "landing"
+    generate(landing, date(2026, 11, 1), days=3, customers=2000, orders=3000)
+    run_days(landing, [date(2026, 11, 1) + timedelta(days=n) for n in range(3)])
+    # Recomputed from silver (sales) and the customer versions, not from gold's own tables.
+    sales = pd.DataFrame(query("select order_id, customer_id, product_id, order_date, quantity, amount "
+                               "from silver.sales"),
+                         columns=["order_id", "customer_id", "product_id", "order_date", "quantity", "amount"])
+    keys = pd.DataFrame(query("select fact_sales.order_id, dim_customer.region from gold.fact_sales "
+                              "inner join gold.dim_customer using (customer_key)"), columns=["order_id", "region"])
+    frame = sales.merge(keys, on="order_id")
+    assert len(frame) == len(sales)
+
+    daily = frame.groupby(["order_date", "region"]).agg(
+        orders=("order_id", "size"), customers=("customer_id", "nunique"), quantity=("quantity", "sum"),
+        revenue=("amount", "sum")).reset_index()
+    expected = sorted((r.order_date, r.region, r.orders, r.customers, r.quantity, r.revenue)
+                      for r in daily.itertuples())
+    assert sorted(query("select order_date, region, orders, customers, quantity, revenue "
+                        "from gold.agg_daily_sales")) == expected
+
+    frame["month_start"] = frame.order_date.map(lambda d: d.replace(day=1))
+    monthly = frame.groupby(["month_start", "region"]).agg(
+        orders=("order_id", "size"), customers=("customer_id", "nunique"), revenue=("amount", "sum")).reset_index()
+    assert sorted(query("select month_start, region, orders, customers, revenue from gold.agg_monthly_sales")) \
+        == sorted((r.month_start, r.region, r.orders, r.customers, r.revenue) for r in monthly.itertuples())
+
+    regional = frame.groupby("region").agg(customers=("customer_id", "nunique"), orders=("order_id", "size"),
+                                           revenue=("amount", "sum"))
+    total = regional.revenue.sum()
+    for region, customers, orders, revenue, aov, share in query("select * from gold.customer_analytics"):
+        row = regional.loc[region]
+        assert (customers, orders, revenue) == (row.customers, row.orders, row.revenue)
+        assert aov == (row.revenue / row.orders).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        assert share == (row.revenue / total).quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
+
+    products = frame.groupby("product_id").agg(total_orders=("order_id", "size"), quantity=("quantity", "sum"),
+                                               customers=("customer_id", "nunique"), revenue=("amount", "sum"))
+    for product_id, orders, quantity, customers, revenue, price in query(
+            "select product_id, total_orders, total_quantity_sold, customers, revenue, average_unit_price "
+            "from gold.product_analytics"):
+        row = products.loc[product_id]
+        assert (orders, quantity, customers, revenue) == (row.total_orders, row.quantity, row.customers, row.revenue)
+        assert price == (row.revenue / row.quantity).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+    # Revenue is the same at every level.
+    levels = query("""select (select sum(amount) from silver.sales), (select sum(amount) from gold.fact_sales),
+                             (select sum(revenue) from gold.agg_daily_sales),
+                             (select sum(revenue) from gold.agg_monthly_sales),
+                             (select sum(revenue) from gold.customer_analytics),
+                             (select sum(revenue) from gold.product_analytics)""")[0]
+    assert len(set(levels)) == 1 and levels[0] == sales.amount.sum()

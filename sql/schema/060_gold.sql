@@ -55,3 +55,59 @@ create table if not exists gold.fact_sales (
     order_date date not null,
     _extract_date date not null
 );
+
+-- Aggregates and marts. Each is recomputed from the fact as a whole (a few
+-- group-bys over the fact): whatever dates ran, in whatever order, they equal
+-- the fact they are built from. Region is the customer's region in the version
+-- valid at the order date.
+create table if not exists gold.agg_daily_sales (
+    date_key integer not null,
+    region text not null,
+    orders bigint not null,
+    customers bigint not null,
+    quantity bigint not null,
+    revenue numeric(16, 2) not null,
+    order_date date not null,
+    primary key (order_date, region)
+);
+
+create table if not exists gold.agg_monthly_sales (
+    region text not null,
+    orders bigint not null,
+    customers bigint not null,
+    quantity bigint not null,
+    revenue numeric(16, 2) not null,
+    month_start date not null,
+    primary key (month_start, region)
+);
+
+create table if not exists gold.customer_analytics (
+    region text primary key,
+    customers bigint not null,
+    orders bigint not null,
+    revenue numeric(16, 2) not null,
+    average_order_value numeric(14, 2),
+    revenue_share numeric(7, 6)
+);
+
+create table if not exists gold.product_analytics (
+    product_key bigint primary key,
+    product_id text not null,
+    product_name text,
+    category text,
+    total_orders bigint not null,
+    total_quantity_sold bigint not null,
+    customers bigint not null,
+    revenue numeric(16, 2) not null,
+    average_unit_price numeric(12, 2)  -- revenue / quantity sold
+);
+
+-- The fact with the customer's region at the order date, which the regional
+-- aggregates share.
+create or replace view gold.fact_sales_by_region as
+select
+    fact_sales.*,
+    coalesce(dim_customer.region, 'Unknown') as region
+from gold.fact_sales
+inner join gold.dim_customer
+    on fact_sales.customer_key = dim_customer.customer_key;
