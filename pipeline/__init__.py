@@ -19,6 +19,7 @@ from pipeline.tasks_bronze import CrmCustomersRaw, ErpProductsRaw, ErpSalesRaw, 
 from pipeline.tasks_gold import (  # noqa: E402
     AggDailySales,
     AggMonthlySales,
+    CohortRetention,
     CustomerAnalytics,
     DimCustomer,
     DimDate,
@@ -30,4 +31,5 @@ from pipeline.tasks_silver import SilverCustomers, SilverProducts, SilverQuality
 
 __all__ = ["MasterTask", "CrmCustomersRaw", "ErpProductsRaw", "ErpSalesRaw", "LandingFile", "SilverCustomers",
            "SilverProducts", "SilverSales", "SilverQualityGate", "DimDate", "DimProduct", "DimCustomer",
-           "FactSales", "AggDailySales", "AggMonthlySales", "CustomerAnalytics", "ProductAnalytics"]
+           "FactSales", "AggDailySales", "AggMonthlySales", "CustomerAnalytics", "ProductAnalytics",
+           "CohortRetention"]

@@ -70,5 +70,10 @@ class ProductAnalytics(FactAggregate):
     sql_files = ("gold/product_analytics.sql",)
 
 
+class CohortRetention(FactAggregate):
+    table = "gold.cohort_retention"
+    sql_files = ("gold/cohort_retention.sql",)
+
+
 GOLD_TASKS: tuple[type[GoldTask], ...] = (DimDate, DimProduct, DimCustomer, FactSales, AggDailySales,
-                                          AggMonthlySales, CustomerAnalytics, ProductAnalytics)
+                                          AggMonthlySales, CustomerAnalytics, ProductAnalytics, CohortRetention)

@@ -227,3 +227,46 @@ def test_aggregates_match_pandas_and_revenue_is_conserved(warehouse, query, tmp_
                              (select sum(revenue) from gold.customer_analytics),
                              (select sum(revenue) from gold.product_analytics)""")[0]
     assert len(set(levels)) == 1 and levels[0] == sales.amount.sum()
+
+
+def test_cohort_retention_by_hand_and_against_pandas(warehouse, query, tmp_path):
+    from decimal import Decimal
+
+    landing = tmp_path / "landing"
+    customers = customer("C1", "Boston", "2024-01-01") + customer("C2", "Boston", "2024-01-01") \
+        + customer("C3", "Boston", "2024-01-01")
+    # C1 and C2 first buy in January (cohort of 2), C3 in February (cohort of 1).
+    # C1 buys again in February and April, C3 in March.
+    sales = ("S1,C1,P1,2024-01-05,1,2.50\nS2,C2,P1,2024-01-20,2,2.50\nS3,C1,P1,2024-02-03,1,2.50\n"
+             "S4,C3,P1,2024-02-10,1,2.50\nS5,C1,P1,2024-04-30,4,2.50\nS6,C3,P1,2024-03-01,1,2.50\n")
+    day(landing, "2026-11-01", customers, sales)
+    run_days(landing, [date(2026, 11, 1)])
+    assert query("select cohort_month, months_since_first, cohort_size, active_customers, retention_rate, revenue "
+                 "from gold.cohort_retention order by 1, 2") == [
+        (date(2024, 1, 1), 0, 2, 2, Decimal("1.000000"), Decimal("7.50")),
+        (date(2024, 1, 1), 1, 2, 1, Decimal("0.500000"), Decimal("2.50")),
+        (date(2024, 1, 1), 3, 2, 1, Decimal("0.500000"), Decimal("10.00")),
+        (date(2024, 2, 1), 0, 1, 1, Decimal("1.000000"), Decimal("2.50")),
+        (date(2024, 2, 1), 1, 1, 1, Decimal("1.000000"), Decimal("2.50")),
+    ]
+
+
+def test_cohort_matrix_matches_pandas_on_generated_data(warehouse, query, tmp_path):
+    from pipeline.generate import generate
+
+    landing = tmp_path / "landing"
+    generate(landing, date(2026, 11, 1), days=2, customers=2000, orders=3000)
+    run_days(landing, [date(2026, 11, 1), date(2026, 11, 2)])
+    sales = pd.DataFrame(query("select customer_id, order_date, amount from silver.sales"),
+                         columns=["customer_id", "order_date", "amount"])
+    sales["month"] = pd.to_datetime(sales.order_date).dt.to_period("M")
+    sales["cohort"] = sales.groupby("customer_id").month.transform("min")
+    sales["since"] = (sales.month - sales.cohort).apply(lambda offset: offset.n)
+    sizes = sales.groupby("cohort").customer_id.nunique()
+    matrix = sales.groupby(["cohort", "since"]).agg(active=("customer_id", "nunique"), revenue=("amount", "sum"))
+    expected = sorted((c.to_timestamp().date(), int(s), int(sizes[c]), int(r.active), r.revenue)
+                      for (c, s), r in matrix.iterrows())
+    assert sorted(query("select cohort_month, months_since_first, cohort_size, active_customers, revenue "
+                        "from gold.cohort_retention")) == expected
+    assert query("select count(*) from gold.cohort_retention where months_since_first = 0 "
+                 "and retention_rate <> 1") == [(0,)]

@@ -111,3 +111,14 @@ select
 from gold.fact_sales
 inner join gold.dim_customer
     on fact_sales.customer_key = dim_customer.customer_key;
+
+-- Cohort = month of the customer's first purchase; per cohort and month since.
+create table if not exists gold.cohort_retention (
+    months_since_first integer not null,
+    cohort_size bigint not null,
+    active_customers bigint not null,
+    retention_rate numeric(7, 6) not null,  -- active / cohort size; 1 in month 0
+    revenue numeric(16, 2) not null,
+    cohort_month date not null,
+    primary key (cohort_month, months_since_first)
+);
