@@ -21,6 +21,7 @@ from pipeline.tasks_gold import (  # noqa: E402
     AggMonthlySales,
     CohortRetention,
     CustomerAnalytics,
+    CustomerClv,
     DimCustomer,
     DimDate,
     DimProduct,
@@ -32,4 +33,4 @@ from pipeline.tasks_silver import SilverCustomers, SilverProducts, SilverQuality
 __all__ = ["MasterTask", "CrmCustomersRaw", "ErpProductsRaw", "ErpSalesRaw", "LandingFile", "SilverCustomers",
            "SilverProducts", "SilverSales", "SilverQualityGate", "DimDate", "DimProduct", "DimCustomer",
            "FactSales", "AggDailySales", "AggMonthlySales", "CustomerAnalytics", "ProductAnalytics",
-           "CohortRetention"]
+           "CohortRetention", "CustomerClv"]

@@ -34,6 +34,13 @@ class quality(luigi.Config):  # noqa: N801
     on_breach = luigi.ChoiceParameter(choices=["fail", "warn"], default="fail")
 
 
+class clv(luigi.Config):  # noqa: N801
+    time_unit = luigi.ChoiceParameter(choices=["days", "weeks"], default="weeks")
+    horizon_days = luigi.IntParameter(default=365, description="how far predicted CLV looks ahead")
+    discount_period_days = luigi.IntParameter(default=30, description="cash flows are discounted per period")
+    annual_discount_rate = luigi.FloatParameter(default=0.10)
+
+
 class postgres(luigi.Config):  # noqa: N801
     marker_table = luigi.Parameter(default="meta.table_updates")
 

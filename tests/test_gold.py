@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pandas as pd
 
@@ -270,3 +271,59 @@ def test_cohort_matrix_matches_pandas_on_generated_data(warehouse, query, tmp_pa
                         "from gold.cohort_retention")) == expected
     assert query("select count(*) from gold.cohort_retention where months_since_first = 0 "
                  "and retention_rate <> 1") == [(0,)]
+
+
+def test_customer_clv_summary_and_predictions_match_an_independent_computation(warehouse, query, tmp_path):
+    import numpy as np
+
+    from pipeline import clv
+    from pipeline.generate import generate
+
+    landing = tmp_path / "landing"
+    generate(landing, date(2026, 11, 1), days=1, customers=2000, orders=6000)
+    run_days(landing, [date(2026, 11, 1)])
+    sales = pd.DataFrame(query("select customer_id, order_date, amount from silver.sales"),
+                         columns=["customer_id", "order_date", "amount"])
+    rfm = clv.rfm_from_transactions(sales.customer_id, pd.to_datetime(sales.order_date),
+                                    sales.amount.astype(float), pd.Timestamp("2026-11-01"), time_unit="weeks")
+    stored = pd.DataFrame(query("select customer_id, frequency, recency, t, monetary_value, historical_clv, "
+                                "expected_purchases, p_alive, expected_avg_spend, predicted_clv "
+                                "from gold.customer_clv where as_of_date = '2026-11-01' order by customer_id"),
+                          columns=["customer_id", "frequency", "recency", "t", "monetary_value", "historical_clv",
+                                   "expected_purchases", "p_alive", "expected_avg_spend", "predicted_clv"]
+                          ).set_index("customer_id")
+    assert list(stored.index) == list(rfm.index)
+    assert (stored.frequency.to_numpy() == rfm.frequency.to_numpy()).all()
+    assert np.allclose(stored.recency.astype(float), rfm.recency, atol=1e-4)
+    assert np.allclose(stored.t.astype(float), rfm["T"], atol=1e-4)
+    assert np.allclose(stored.monetary_value.astype(float), rfm.monetary_value, atol=0.005)
+    # Historical CLV: total spend to the as-of date.
+    totals = sales.groupby("customer_id").amount.sum()
+    assert (stored.historical_clv == totals.loc[stored.index]).all()
+
+    models = dict(query("select model, params from gold.clv_model where as_of_date = '2026-11-01'"))
+    assert set(models) == {"bg_nbd", "gamma_gamma"} and models["bg_nbd"] and models["gamma_gamma"]
+    bg, gg = clv.BGNBDParams(**models["bg_nbd"]), clv.GammaGammaParams(**models["gamma_gamma"])
+    x, t_x, big_t = rfm.frequency.to_numpy(float), rfm.recency.to_numpy(), rfm["T"].to_numpy()
+    assert np.allclose(stored.p_alive.astype(float), clv.p_alive(bg, x, t_x, big_t), atol=2e-6)
+    assert np.allclose(stored.expected_purchases.astype(float),
+                       clv.expected_purchases(bg, 365 / 7, x, t_x, big_t), atol=2e-6)
+    predicted = clv.predicted_clv(bg, gg, x, t_x, big_t, rfm.monetary_value.to_numpy(), 12,
+                                  1.10 ** (30 / 365) - 1, time_unit=30 / 7)
+    assert np.allclose(stored.predicted_clv.astype(float), predicted, atol=0.01, equal_nan=True)
+    # Null only for repeat customers whose repeat days were all free items (no spend to model).
+    no_spend = (rfm.frequency > 0) & (rfm.monetary_value == 0)
+    assert (stored.predicted_clv.isna().to_numpy() == no_spend.to_numpy()).all()
+
+
+def test_customer_clv_on_too_little_data_warns_and_leaves_predictions_null(warehouse, query, tmp_path):
+    landing = tmp_path / "landing"
+    day(landing, "2026-11-01", customer("C1", "Boston", "2024-01-01"), sales="S1,C1,P1,2024-01-05,1,2.50\n")
+    result = run_pipeline(date(2026, 11, 1), landing=landing, trigger="test")
+    assert result.success
+    assert query("select frequency, historical_clv, predicted_clv, p_alive from gold.customer_clv") == [
+        (0, Decimal("2.50"), None, None)]
+    (params, message), = query("select params, message from gold.clv_model where model = 'bg_nbd'")
+    assert params is None and "BG/NBD needs at least" in message
+    task = next(t for t in result.tasks if t["task_family"] == "CustomerClv")
+    assert task["message"].startswith("WARNING")

@@ -122,3 +122,30 @@ create table if not exists gold.cohort_retention (
     cohort_month date not null,
     primary key (cohort_month, months_since_first)
 );
+
+-- Customer lifetime value as of a run date (see README for the conventions).
+create table if not exists gold.customer_clv (
+    customer_id text not null,
+    frequency integer not null,  -- purchase days after the first
+    recency numeric(12, 4) not null,  -- first to last purchase day, in clv_model.time_unit
+    t numeric(12, 4) not null,  -- first purchase day to the as-of date
+    monetary_value numeric(14, 2) not null,  -- mean total of the repeat purchase days
+    historical_clv numeric(16, 2) not null,  -- total spend to the as-of date
+    expected_purchases numeric(14, 6),  -- null when the models could not be fit
+    p_alive numeric(7, 6),
+    expected_avg_spend numeric(14, 2),
+    predicted_clv numeric(16, 2),
+    as_of_date date not null,
+    primary key (as_of_date, customer_id)
+);
+
+create table if not exists gold.clv_model (
+    model text not null check (model in ('bg_nbd', 'gamma_gamma')),
+    time_unit text not null check (time_unit in ('days', 'weeks')),
+    params jsonb,  -- r, alpha, a, b | p, q, gamma; null when the fit failed
+    log_likelihood double precision,
+    n_customers bigint not null,
+    message text,
+    as_of_date date not null,
+    primary key (as_of_date, model)
+);
