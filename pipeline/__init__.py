@@ -19,6 +19,7 @@ from pipeline.tasks_bronze import CrmCustomersRaw, ErpProductsRaw, ErpSalesRaw, 
 from pipeline.tasks_gold import (  # noqa: E402
     AggDailySales,
     AggMonthlySales,
+    BusinessKpis,
     CohortRetention,
     CustomerAnalytics,
     CustomerClv,
@@ -33,4 +34,4 @@ from pipeline.tasks_silver import SilverCustomers, SilverProducts, SilverQuality
 __all__ = ["MasterTask", "CrmCustomersRaw", "ErpProductsRaw", "ErpSalesRaw", "LandingFile", "SilverCustomers",
            "SilverProducts", "SilverSales", "SilverQualityGate", "DimDate", "DimProduct", "DimCustomer",
            "FactSales", "AggDailySales", "AggMonthlySales", "CustomerAnalytics", "ProductAnalytics",
-           "CohortRetention", "CustomerClv"]
+           "CohortRetention", "CustomerClv", "BusinessKpis"]

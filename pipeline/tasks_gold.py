@@ -140,6 +140,14 @@ class CustomerClv(FactAggregate):
                          message=("; ".join(f"WARNING: {w}" for w in warnings) or None))
 
 
+class BusinessKpis(GoldTask):
+    table = "gold.business_kpis"
+    sql_files = ("gold/business_kpis.sql",)
+
+    def requires(self):
+        return CustomerClv(date=self.date, run_id=self.run_id, landing_dir=self.landing_dir)
+
+
 class CohortRetention(FactAggregate):
     table = "gold.cohort_retention"
     sql_files = ("gold/cohort_retention.sql",)
@@ -147,4 +155,4 @@ class CohortRetention(FactAggregate):
 
 GOLD_TASKS: tuple[type[GoldTask], ...] = (DimDate, DimProduct, DimCustomer, FactSales, AggDailySales,
                                           AggMonthlySales, CustomerAnalytics, ProductAnalytics, CohortRetention,
-                                          CustomerClv)
+                                          CustomerClv, BusinessKpis)

@@ -228,6 +228,9 @@ def test_aggregates_match_pandas_and_revenue_is_conserved(warehouse, query, tmp_
                              (select sum(revenue) from gold.customer_analytics),
                              (select sum(revenue) from gold.product_analytics)""")[0]
     assert len(set(levels)) == 1 and levels[0] == sales.amount.sum()
+    kpis = query("select orders, customers, revenue from gold.business_kpis where run_date = '2026-11-03'")
+    in_range = sales[sales.order_date <= date(2026, 11, 3)]
+    assert kpis == [(len(in_range), in_range.customer_id.nunique(), in_range.amount.sum())]
 
 
 def test_cohort_retention_by_hand_and_against_pandas(warehouse, query, tmp_path):
@@ -327,3 +330,21 @@ def test_customer_clv_on_too_little_data_warns_and_leaves_predictions_null(wareh
     assert params is None and "BG/NBD needs at least" in message
     task = next(t for t in result.tasks if t["task_family"] == "CustomerClv")
     assert task["message"].startswith("WARNING")
+
+
+def test_business_kpis_by_hand(warehouse, query, tmp_path):
+    landing = tmp_path / "landing"
+    customers = customer("C1", "Boston", "2024-01-01") + customer("C2", "Boston", "2024-01-01")
+    # C1 buys on two days (one recent), C2 once long ago: revenue 2.50 + 5.00 + 10.00 = 17.50 over 3 lines.
+    sales = "S1,C1,P1,2026-01-05,1,2.50\nS2,C1,P1,2026-10-20,2,2.50\nS3,C2,P1,2025-06-01,4,2.50\n"
+    day(landing, "2026-11-01", customers, sales)
+    assert run_pipeline(date(2026, 11, 1), landing=landing, trigger="test").success
+    (orders, buyers, active, revenue, aov, repeat, historical, predicted, score), = query(
+        "select orders, customers, active_customers, revenue, average_order_value, repeat_purchase_rate, "
+        "average_historical_clv, average_predicted_clv, quality_score from gold.business_kpis")
+    assert (orders, buyers, active, revenue) == (3, 2, 1, Decimal("17.50"))
+    assert aov == Decimal("5.83")  # 17.50 / 3
+    assert repeat == Decimal("0.500000")  # C1 of C1, C2
+    assert historical == Decimal("8.75")  # (7.50 + 10.00) / 2
+    assert predicted is None  # two customers: too few to fit
+    assert score == query("select score from meta.quality_scores where table_name = '*'")[0][0]

@@ -29,8 +29,8 @@ def test_success_exits_zero_and_records_the_run(warehouse, query, tmp_path):
     assert done.returncode == 0, done.stderr
     assert query("select trigger, status from meta.pipeline_runs") == [("cli", "success")]
     # Three bronze loads, three silver merges, the quality gate, three gold dimensions, the fact and
-    # six aggregates and marts.
-    assert query("select count(*) from meta.table_updates") == [(17,)]
+    # seven aggregates and marts.
+    assert query("select count(*) from meta.table_updates") == [(18,)]
     assert query("select score from meta.quality_scores where table_name = '*'") == [(1,)]
 
 

@@ -149,3 +149,17 @@ create table if not exists gold.clv_model (
     as_of_date date not null,
     primary key (as_of_date, model)
 );
+
+-- Headline figures per run date, over every order up to that date.
+create table if not exists gold.business_kpis (
+    orders bigint not null,  -- order lines
+    customers bigint not null,  -- customers who ever bought
+    active_customers bigint not null,  -- bought in the 90 days up to the date
+    revenue numeric(16, 2) not null,
+    average_order_value numeric(14, 2),
+    repeat_purchase_rate numeric(7, 6),  -- customers with more than one purchase day / customers
+    average_historical_clv numeric(14, 2),
+    average_predicted_clv numeric(14, 2),
+    quality_score numeric(7, 6),  -- the run score of the date's latest quality gate
+    run_date date primary key
+);
