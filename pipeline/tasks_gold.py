@@ -17,6 +17,7 @@ import pandas as pd
 from pipeline import clv
 from pipeline.base import TaskStats, WarehouseTask, sql_path
 from pipeline.config import clv as clv_config
+from pipeline.tasks_bronze import previous_extract_date
 from pipeline.tasks_silver import SilverQualityGate
 
 logger = logging.getLogger(__name__)
@@ -45,12 +46,21 @@ class DimCustomer(GoldTask):
 
 
 class FactSales(GoldTask):
+    """The fact of a date also needs the previous extract date's: whatever date runs first, gold
+    ends as one run of every date in order would leave it (the CLV and KPIs of a date read every
+    order up to it)."""
+
     table = "gold.fact_sales"
     sql_files = ("gold/fact_sales.sql",)
 
     def requires(self):
-        common = {"date": self.date, "run_id": self.run_id, "landing_dir": self.landing_dir}
-        return [DimDate(**common), DimProduct(**common), DimCustomer(**common)]
+        common = {"run_id": self.run_id, "landing_dir": self.landing_dir}
+        required = [DimDate(date=self.date, **common), DimProduct(date=self.date, **common),
+                    DimCustomer(date=self.date, **common)]
+        previous = previous_extract_date(self.landing_dir, self.date)
+        if previous is not None:
+            required.append(FactSales(date=previous, **common))
+        return required
 
 
 class FactAggregate(GoldTask):
