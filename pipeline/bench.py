@@ -165,6 +165,14 @@ def _run_report(url: str, result) -> dict:
             (result.run_id,),
         )
         pipeline_seconds = cur.fetchone()[0] or 0.0
+        # Per layer: first task start to last task end (with several workers, tasks overlap).
+        cur.execute(
+            """select split_part(target_table, '.', 1),
+                      extract(epoch from max(finished_at) - min(started_at))::float
+               from meta.task_runs where run_id = %s group by 1""",
+            (result.run_id,),
+        )
+        layer_wall = {layer: round(seconds, 3) for layer, seconds in cur.fetchall()}
     tasks = []
     for task in result.tasks:
         seconds = task["seconds"] or 0.0
@@ -178,4 +186,5 @@ def _run_report(url: str, result) -> dict:
         layer = task["table"].split(".", 1)[0]
         layers[layer] = round(layers.get(layer, 0.0) + task["seconds"], 3)
     return {"run_date": result.run_date.isoformat(), "pipeline_seconds": round(pipeline_seconds, 3),
-            "wall_seconds": round(result.seconds, 3), "task_seconds_per_layer": layers, "tasks": tasks}
+            "wall_seconds": round(result.seconds, 3), "task_seconds_per_layer": layers,
+            "wall_seconds_per_layer": layer_wall, "tasks": tasks}
