@@ -39,6 +39,7 @@ class clv(luigi.Config):  # noqa: N801
     horizon_days = luigi.IntParameter(default=365, description="how far predicted CLV looks ahead")
     discount_period_days = luigi.IntParameter(default=30, description="cash flows are discounted per period")
     annual_discount_rate = luigi.FloatParameter(default=0.10)
+    penalizer = luigi.FloatParameter(default=0.001, description="L2 on log-parameters; 0 = plain likelihood")
 
 
 class postgres(luigi.Config):  # noqa: N801

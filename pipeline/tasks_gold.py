@@ -112,10 +112,10 @@ class CustomerClv(FactAggregate):
             t_x = summary.recency_days.to_numpy(dtype=float) / unit_days
             t = summary.t_days.to_numpy(dtype=float) / unit_days
             m = summary.monetary_value.to_numpy(dtype=float)
-            bg = clv.fit_bgnbd(x, t_x, t)
+            bg = clv.fit_bgnbd(x, t_x, t, penalizer=config.penalizer)
             # Repeat days that were all free items carry no spend to learn from: Gamma-Gamma is
             # fit without them, and their expected spend and predicted CLV stay null.
-            gg = clv.fit_gamma_gamma(np.where(m > 0, x, 0), m)
+            gg = clv.fit_gamma_gamma(np.where(m > 0, x, 0), m, penalizer=config.penalizer)
             horizon = config.horizon_days / unit_days
             period = config.discount_period_days / unit_days
             periods = max(1, round(config.horizon_days / config.discount_period_days))
