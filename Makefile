@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint format bench console luigid db-url db-stop clean
+.PHONY: run test install system-deps lint format bench console luigid db-url db-stop clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,12 @@ install: $(STAMP)
 run: install
 	$(BIN)/metalayer quickstart
 
+## Debian packages the tests use: Prometheus, Pushgateway, Chromium (installs only what is missing).
+system-deps:
+	@bash scripts/system-deps.sh
+
 ## Lint, then the whole test suite on a real (embedded) PostgreSQL.
-test: install
+test: install system-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 

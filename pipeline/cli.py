@@ -89,6 +89,12 @@ def cmd_luigid(args: argparse.Namespace) -> int:
     return subprocess.call(command)  # noqa: S603 - fixed argv, no shell
 
 
+def cmd_exporter(args: argparse.Namespace) -> int:
+    from pipeline.exporter import serve
+
+    return serve(port=args.port, address=args.address)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metalayer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -136,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     luigid = sub.add_parser("luigid", help="start the central Luigi scheduler with its visualiser")
     luigid.add_argument("--port", type=int, default=8082)
     luigid.set_defaults(func=cmd_luigid)
+
+    exporter = sub.add_parser("exporter", help="serve Prometheus metrics read from the meta tables")
+    exporter.add_argument("--port", type=int, default=9108)
+    exporter.add_argument("--address", default="0.0.0.0", help="listen address (default: all interfaces)")  # noqa: S104
+    exporter.set_defaults(func=cmd_exporter)
     return parser
 
 
