@@ -240,3 +240,14 @@ def drop_database(name: str, url: str | None = None) -> None:
             cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
     finally:
         conn.close()
+
+
+def reader_url(url: str | None = None) -> str:
+    """The warehouse URL as the console's read-only role (sql/schema/090_roles.sql).
+
+    Same server and database; the password, where the server asks for one, comes
+    from METALAYER_READER_PASSWORD (the embedded server trusts its local socket).
+    """
+    password = os.environ.get("METALAYER_READER_PASSWORD") or None
+    return make_url(url or database_url()).set(username="metalayer_reader", password=password).render_as_string(
+        hide_password=False)
