@@ -9,10 +9,11 @@ import luigi.configuration
 
 from pipeline.db import REPO_ROOT
 
-# The repository's luigi.cfg applies wherever luigi is started from, unless the
-# user points LUIGI_CONFIG_PATH elsewhere.
-if not os.environ.get("LUIGI_CONFIG_PATH"):
-    luigi.configuration.add_config_path(str(REPO_ROOT / "luigi.cfg"))
+# The repository's luigi.cfg applies wherever luigi is started from; a file named
+# by LUIGI_CONFIG_PATH is read again after it, so its settings win.
+luigi.configuration.add_config_path(str(REPO_ROOT / "luigi.cfg"))
+if os.environ.get("LUIGI_CONFIG_PATH"):
+    luigi.configuration.add_config_path(os.environ["LUIGI_CONFIG_PATH"])
 
 from pipeline.master import MasterTask  # noqa: E402
 from pipeline.tasks_bronze import CrmCustomersRaw, ErpProductsRaw, ErpSalesRaw, LandingFile  # noqa: E402

@@ -9,6 +9,7 @@ all of it back and records the error on a separate connection.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -20,8 +21,10 @@ import luigi
 from luigi.contrib.postgres import PostgresTarget
 
 from pipeline import db
-from pipeline.config import postgres
+from pipeline.config import operations, postgres
 from pipeline.runs import ensure_run, process_run_id
+
+logger = logging.getLogger("metalayer")
 
 
 @dataclass
@@ -115,19 +118,76 @@ class WarehouseTask(luigi.Task):
                 cur.execute(sql_path(relative).read_text(), self.sql_params())
             return TaskStats(rows_out=max(cur.rowcount, 0))
 
+    @property
+    def retry_count(self) -> int | None:
+        """Luigi's per-task retry policy: luigi.cfg [retries] <TaskFamily> overrides [scheduler] retry_count."""
+        value = luigi.configuration.get_config().get("retries", self.task_family, None)
+        return int(value) if value not in (None, "") else None
+
+    def report(self, message: str, percent: int | None = None) -> None:
+        """Status and progress shown in the luigid visualiser (and the console, through task_runs)."""
+        self.set_status_message(message)
+        if percent is not None:
+            self.set_progress_percentage(max(0, min(100, int(percent))))
+
     def run(self) -> None:
         url = db.ensure_bootstrapped()
         run_id = self.effective_run_id
+        config = operations()
+        for attempt in range(config.transient_retries + 1):
+            try:
+                self._run_once(url, run_id)
+                return
+            except Exception as exc:
+                if attempt >= config.transient_retries or not is_transient(exc):
+                    raise
+                wait = config.transient_backoff_seconds * 2 ** attempt
+                logger.warning("%s: transient database error (%s: %s); attempt %d of %d in %.1fs", self.task_id,
+                               type(exc).__name__, str(exc).strip(), attempt + 2, config.transient_retries + 1,
+                               wait)
+                self.report(f"transient database error, retrying in {wait:.0f}s: {type(exc).__name__}")
+                time.sleep(wait)
+
+    def _run_once(self, url: str, run_id: str) -> None:
         ensure_run(url, run_id, self.date)
         task_run_id = _start_task_run(url, run_id, self)
         try:
+            self.report(f"running {self.table} for {self.date}", 0)
             with db.transaction(url) as conn:
                 stats = self.execute(conn)
+                self.report("committing", 99)
                 self.output().touch(conn)
                 _finish_task_run(conn, task_run_id, stats)
+            self.report(f"done: {stats.rows_out:,} rows out", 100)
         except Exception as exc:
             _fail_task_run(url, task_run_id, exc)
             raise
+
+
+# SQLSTATE classes and codes worth a retry: the same work would succeed a moment later.
+TRANSIENT_SQLSTATES = {
+    "40001",  # serialization_failure
+    "40P01",  # deadlock_detected
+    "55P03",  # lock_not_available
+    "57P01",  # admin_shutdown (server restarting)
+    "57P02",  # crash_shutdown
+    "57P03",  # cannot_connect_now (server starting up)
+    "53300",  # too_many_connections
+}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Connection lost or refused, serialization failure, deadlock, lock timeout, server restarting."""
+    import psycopg2
+
+    while exc is not None:
+        code = getattr(exc, "pgcode", None)
+        if code in TRANSIENT_SQLSTATES or (code or "").startswith("08"):
+            return True
+        if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError) and code is None:
+            return True  # connection refused, server closed the connection, connection already closed
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _task_params(task: luigi.Task) -> dict:

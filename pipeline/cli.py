@@ -20,13 +20,97 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not an ISO date (YYYY-MM-DD): {text!r}") from None
 
 
+EXIT_ALREADY_RUNNING = 75  # EX_TEMPFAIL: try again later
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+def _locked(run) -> int:
+    """Run a pipeline call; a date already running is a clear message and exit 75, not a traceback."""
+    from pipeline.runs import RunAlreadyRunning
+
+    try:
+        return run()
+    except RunAlreadyRunning as exc:
+        print(f"metalayer: {exc}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.runner import print_summary, run_pipeline
 
-    result = run_pipeline(args.date, landing=args.landing, workers=args.workers, scheduler_url=args.scheduler_url,
-                          trigger=args.trigger, printer=print)
-    print_summary(result)
-    return 0 if result.success else 1
+    def run() -> int:
+        result = run_pipeline(args.date, landing=args.landing, workers=args.workers,
+                              scheduler_url=args.scheduler_url, trigger=args.trigger, printer=_print,
+                              run_id=args.run_id, wait=args.wait)
+        print_summary(result)
+        return 0 if result.success else 1
+
+    return _locked(run)
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from pipeline.ops import UnknownTask, rerun
+    from pipeline.runner import print_summary
+
+    def run() -> int:
+        result = rerun(args.task, args.date, downstream=args.downstream, landing=args.landing,
+                       trigger=args.trigger, workers=args.workers, scheduler_url=args.scheduler_url,
+                       run_id=args.run_id, wait=args.wait, printer=_print)
+        print_summary(result)
+        return 0 if result.success else 1
+
+    try:
+        return _locked(run)
+    except UnknownTask as exc:
+        print(f"metalayer rerun: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from pipeline.ops import backfill
+
+    def run() -> int:
+        result = backfill(args.start, args.end, on_missing=args.on_missing, landing=args.landing,
+                          trigger=args.trigger, workers=args.workers, scheduler_url=args.scheduler_url,
+                          printer=_print)
+        done = ", ".join(f"{run.run_date} {run.status}" for run in result.runs) or "no dates run"
+        print(f"\nbackfill {args.start} .. {args.end}: {done}")
+        if result.missing:
+            print("missing extract folders: " + ", ".join(str(day) for day in result.missing))
+        if result.stopped_at:
+            print(f"stopped at {result.stopped_at}", file=sys.stderr)
+        return 0 if result.success else 1
+
+    return _locked(run)
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from pipeline.ops import purge
+
+    result = purge(args.keep_days)
+    print(f"purged extract dates before {result.cutoff}:")
+    for table, rows in result.deleted.items():
+        print(f"  {table:<28} {rows:>12,} rows")
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from pipeline.ops import cron_entry, install_crontab
+
+    try:
+        entry = cron_entry(args.cron)
+    except ValueError as exc:
+        print(f"metalayer schedule: {exc}", file=sys.stderr)
+        return 2
+    print(entry)
+    if args.install:
+        (db.metalayer_home() / "logs").mkdir(parents=True, exist_ok=True)
+        install_crontab(entry)
+        print("installed in the crontab of this user (replacing an earlier MetaLayer line)", file=sys.stderr)
+    return 0
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
@@ -81,18 +165,25 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 
 def cmd_luigid(args: argparse.Namespace) -> int:
-    home = db.metalayer_home()
-    (home / "logs").mkdir(parents=True, exist_ok=True)
-    luigid = Path(sys.executable).with_name("luigid")
-    command = [str(luigid), "--port", str(args.port), "--state-path", str(home / "luigi-state.pickle"),
-               "--logdir", str(home / "logs")]
-    return subprocess.call(command)  # noqa: S603 - fixed argv, no shell
+    from pipeline.scheduler import luigid_command
+
+    command, env = luigid_command(port=args.port, address=args.address)
+    print(f"luigid on http://{args.address}:{args.port} (config {env['LUIGI_CONFIG_PATH']})", file=sys.stderr)
+    return subprocess.call(command, env=env, cwd=db.REPO_ROOT)  # noqa: S603 - fixed argv, no shell
 
 
 def cmd_exporter(args: argparse.Namespace) -> int:
     from pipeline.exporter import serve
 
     return serve(port=args.port, address=args.address)
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", action="store_true",
+                        help="if a run of the date is in progress, wait for it instead of exiting with code 75")
+    parser.add_argument("--run-id", help=argparse.SUPPRESS)
+    parser.add_argument("--trigger", default="cli", choices=["cli", "cron", "console", "backfill", "test"],
+                        help=argparse.SUPPRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,9 +195,40 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--landing", help="landing dir (default: METALAYER_LANDING_DIR or luigi.cfg)")
     run.add_argument("--workers", type=int, default=1)
     run.add_argument("--scheduler-url", help="central luigid, e.g. http://localhost:8082 (default: local)")
-    run.add_argument("--trigger", default="cli", choices=["cli", "cron", "console", "backfill", "test"],
-                     help=argparse.SUPPRESS)
+    _run_options(run)
     run.set_defaults(func=cmd_run)
+
+    rerun = sub.add_parser("rerun", help="invalidate a task's markers (and downstream) for a date, then run")
+    rerun.add_argument("task", help="a task family (e.g. SilverSales), a layer (bronze, silver, gold) or MasterTask")
+    rerun.add_argument("--date", type=_date, default=date.today(), help="extract date (default: today)")
+    rerun.add_argument("--no-downstream", dest="downstream", action="store_false",
+                       help="invalidate only the task itself, not the tasks that depend on it")
+    rerun.add_argument("--landing", help="landing dir (default: METALAYER_LANDING_DIR or luigi.cfg)")
+    rerun.add_argument("--workers", type=int, default=1)
+    rerun.add_argument("--scheduler-url", help="central luigid (default: local scheduler)")
+    _run_options(rerun)
+    rerun.set_defaults(func=cmd_rerun)
+
+    back = sub.add_parser("backfill", help="run each date from --start to --end in order")
+    back.add_argument("--start", type=_date, required=True)
+    back.add_argument("--end", type=_date, required=True)
+    back.add_argument("--on-missing", choices=["stop", "skip"], default="stop",
+                      help="a date without a landing folder stops the backfill (default) or is skipped")
+    back.add_argument("--landing", help="landing dir (default: METALAYER_LANDING_DIR or luigi.cfg)")
+    back.add_argument("--workers", type=int, default=1)
+    back.add_argument("--scheduler-url", help="central luigid (default: local scheduler)")
+    back.add_argument("--trigger", default="backfill", choices=["backfill", "console", "test"],
+                      help=argparse.SUPPRESS)
+    back.set_defaults(func=cmd_backfill)
+
+    purge = sub.add_parser("purge", help="remove bronze, quarantine and run metadata older than the retention")
+    purge.add_argument("--keep-days", type=int, help="days to keep (default: luigi.cfg [operations] retention_days)")
+    purge.set_defaults(func=cmd_purge)
+
+    schedule = sub.add_parser("schedule", help="print (or --install) the crontab line of the daily run")
+    schedule.add_argument("--cron", help='five-field schedule (default: luigi.cfg [operations] cron, "0 2 * * *")')
+    schedule.add_argument("--install", action="store_true", help="put it into this user's crontab")
+    schedule.set_defaults(func=cmd_schedule)
 
     quick = sub.add_parser("quickstart", help="what `make run` does: seed the landing dir if empty, run, summarize")
     quick.add_argument("--landing", help="landing dir (default: METALAYER_LANDING_DIR or luigi.cfg)")
@@ -141,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     luigid = sub.add_parser("luigid", help="start the central Luigi scheduler with its visualiser")
     luigid.add_argument("--port", type=int, default=8082)
+    luigid.add_argument("--address", default="0.0.0.0", help="listen address (default: all interfaces)")  # noqa: S104
     luigid.set_defaults(func=cmd_luigid)
 
     exporter = sub.add_parser("exporter", help="serve Prometheus metrics read from the meta tables")

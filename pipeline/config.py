@@ -53,3 +53,34 @@ def resolve_path(path: str | Path) -> Path:
 
 def landing_dir() -> Path:
     return resolve_path(os.environ.get("METALAYER_LANDING_DIR") or metalayer().landing_dir)
+
+
+class operations(luigi.Config):  # noqa: N801
+    transient_retries = luigi.IntParameter(
+        default=3, description="attempts after the first when a task hits a transient database error")
+    transient_backoff_seconds = luigi.FloatParameter(default=2.0, description="first wait; doubles each attempt")
+    retention_days = luigi.IntParameter(default=90, description="`metalayer purge` keeps this many days")
+    cron = luigi.Parameter(default="0 2 * * *", description="`metalayer schedule` default schedule")
+
+
+class sla(luigi.Config):  # noqa: N801
+    bronze_minutes = luigi.FloatParameter(default=60.0, description="bronze done within this long of run start")
+    silver_minutes = luigi.FloatParameter(default=120.0)
+    gold_minutes = luigi.FloatParameter(default=180.0)
+    run_minutes = luigi.FloatParameter(default=240.0, description="the whole run")
+    check_interval_seconds = luigi.FloatParameter(default=30.0, description="how often a running run is checked")
+
+
+class alerts(luigi.Config):  # noqa: N801
+    email = luigi.BoolParameter(default=False, description="mail alerts through Luigi's [email] and [smtp] settings")
+    webhook_url = luigi.Parameter(default="", description="POST each alert as JSON here (empty: off)")
+    webhook_timeout_seconds = luigi.FloatParameter(default=10.0)
+    console_url = luigi.Parameter(default="", description="where to look, put into alert messages")
+
+
+class metrics(luigi.Config):  # noqa: N801
+    pushgateway_url = luigi.Parameter(default="", description="push each run's metrics here; empty: no push")
+    push_timeout_seconds = luigi.FloatParameter(default=5.0)
+    exporter_cache_seconds = luigi.FloatParameter(
+        default=5.0, description="scrapes within this many seconds of a read share it")
+    exporter_statement_timeout_seconds = luigi.FloatParameter(default=10.0)

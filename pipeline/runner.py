@@ -6,22 +6,25 @@ Luigi directly.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import luigi
 from luigi.execution_summary import LuigiStatusCode
 from psycopg2 import sql
 
-from pipeline import db
+from pipeline import alerts, db, sla
 from pipeline.base import WarehouseTask
 from pipeline.config import landing_dir as default_landing_dir
+from pipeline.config import quality as quality_config
 from pipeline.master import MasterTask
-from pipeline.runs import finish_run, start_run
+from pipeline.runs import RunAlreadyRunning, date_lock, finish_run, new_run_id, start_run
 from pipeline.tasks_silver import quality_summary
 
 Printer = Callable[[str], None]
@@ -40,6 +43,7 @@ class RunResult:
     tables: list[dict] = field(default_factory=list)
     quality: dict = field(default_factory=dict)
     error: str | None = None
+    log_file: str | None = None
 
 
 class _Progress:
@@ -96,40 +100,177 @@ def layer_targets(layer: str, run_date: date, run_id: str, landing_dir: str) -> 
 
 def run_pipeline(run_date: date, *, landing: str | Path | None = None, workers: int = 1,
                  scheduler_url: str | None = None, trigger: str = "cli",
-                 printer: Printer | None = None, upto: str | None = None) -> RunResult:
+                 printer: Printer | None = None, upto: str | None = None, run_id: str | None = None,
+                 wait: bool = False, prepare: Callable[[str, str, Printer], None] | None = None) -> RunResult:
     """Build MasterTask (or the layers up to `upto`) for the date under a new meta.pipeline_runs row.
 
-    Never raises for task failures: the result says what happened.
+    The run holds the date's run lock (runs.date_lock) from start to end: a
+    second run of the same date raises RunAlreadyRunning, or waits with
+    `wait`. `prepare(url, run_id, say)` runs under the lock before the graph
+    (reruns invalidate markers there). Never raises for task failures: the
+    result says what happened; SLA breaches and failures are alerted.
     """
     url = db.ensure_bootstrapped()
     landing_path = str(Path(landing).resolve() if landing else default_landing_dir())
-    run_id = start_run(url, run_date, trigger, landing_dir=landing_path, workers=workers,
-                       scheduler=scheduler_url or "local")
-    targets = (layer_targets(upto, run_date, run_id, landing_path) if upto
-               else [MasterTask(date=run_date, run_id=run_id, landing_dir=landing_path)])
-    if printer:
-        printer(f"MetaLayer run {run_id}: extract date {run_date}, landing {landing_path}, "
-                f"{workers} worker(s), scheduler {scheduler_url or 'local'}")
-    _Progress.printer = printer
-    started = time.perf_counter()
+    run_id = run_id or new_run_id(run_date)
+    log = RunLog(run_date, run_id, printer)
+
+    def waiting(holder: dict | None) -> None:
+        log.say(f"waiting: {RunAlreadyRunning(run_date, holder)}")
+
+    with date_lock(url, run_date, run_id, wait=wait, on_wait=waiting), log:
+        start_run(url, run_date, trigger, run_id=run_id, landing_dir=landing_path, workers=workers,
+                  scheduler=scheduler_url or "local", log_file=str(log.path))
+        log.say(f"MetaLayer run {run_id}: extract date {run_date}, landing {landing_path}, "
+                f"{workers} worker(s), scheduler {scheduler_url or 'local'}, trigger {trigger}")
+        layers = ("bronze",) if upto == "bronze" else ("bronze", "silver") if upto == "silver" else sla.LAYERS
+        watch = sla.SlaWatch(url, run_id, run_date, layers,
+                             on_breach=lambda miss: _alert_sla(url, run_id, run_date, miss, log))
+        started = time.perf_counter()
+        try:
+            if prepare:
+                prepare(url, run_id, log.say)
+            targets = (layer_targets(upto, run_date, run_id, landing_path) if upto
+                       else [MasterTask(date=run_date, run_id=run_id, landing_dir=landing_path)])
+            missing = missing_landing_files(landing_path, run_date)
+            watch.start()
+            _Progress.printer = log.say
+            options = {"scheduler_url": scheduler_url} if scheduler_url else {"local_scheduler": True}
+            # Retries ([scheduler] retry_count / retry_delay) need a worker that stays
+            # alive; with an extract missing it would wait forever, so it does not.
+            with _worker_settings(keep_alive=not missing):
+                result = luigi.build(targets, workers=workers, detailed_summary=True, log_level="WARNING",
+                                     **options)
+        except Exception as exc:
+            finish_run(url, run_id, "failed", f"{type(exc).__name__}: {exc}")
+            _alert(url, "run_failed", run_id, run_date, f"run {run_id} crashed", f"{type(exc).__name__}: {exc}", log)
+            raise
+        finally:
+            _Progress.printer = None
+            if watch.is_started:
+                watch.finish()
+        seconds = time.perf_counter() - started
+        success = result.status in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY)
+        error = None if success else _failure_text(result)
+        finish_run(url, run_id, "success" if success else "failed", error)
+        run = RunResult(
+            run_id=run_id, run_date=run_date, success=success, status="success" if success else "failed",
+            seconds=seconds, luigi_status=result.status.name, luigi_summary=result.summary_text,
+            tasks=task_summary(url, run_id), tables=table_summary(url, run_date),
+            quality=quality_summary(url, run_date), error=error, log_file=str(log.path),
+        )
+        if not success:
+            failed = [task for task in run.tasks if task["status"] == "failed"]
+            first = failed[0]["error"].split("\n\n")[0] if failed and failed[0]["error"] else (error or "")
+            what = ", ".join(task["task_family"] for task in failed) or run.luigi_status
+            _alert(url, "run_failed", run_id, run_date, f"run failed: {what}", first, log)
+        _alert_quality(url, run, log)
+        _push_metrics(url, run_id)
+        log.write_summary(format_summary(run))
+    return run
+
+
+def missing_landing_files(landing: str | Path, run_date: date) -> list[str]:
+    """The date's source files that are not in the landing folder (any accepted format)."""
+    from pipeline.sources import SOURCES
+    from pipeline.tasks_bronze import landing_file
+
+    paths = (landing_file(landing, run_date, source) for source in SOURCES.values())
+    return [str(path) for path in paths if not path.exists()]
+
+
+@contextmanager
+def _worker_settings(**settings) -> Iterator[None]:
+    """Override [worker] settings for one luigi.build in this process."""
+    config = luigi.configuration.get_config()
+    saved = {key: config.get("worker", key, None) for key in settings}
+    if not config.has_section("worker"):
+        config.add_section("worker")
+    for key, value in settings.items():
+        config.set("worker", key, str(value).lower())
     try:
-        options = {"scheduler_url": scheduler_url} if scheduler_url else {"local_scheduler": True}
-        result = luigi.build(targets, workers=workers, detailed_summary=True, log_level="WARNING", **options)
-    except Exception as exc:
-        finish_run(url, run_id, "failed", f"{type(exc).__name__}: {exc}")
-        raise
+        yield
     finally:
-        _Progress.printer = None
-    seconds = time.perf_counter() - started
-    success = result.status in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY)
-    error = None if success else _failure_text(result)
-    finish_run(url, run_id, "success" if success else "failed", error)
-    return RunResult(
-        run_id=run_id, run_date=run_date, success=success, status="success" if success else "failed",
-        seconds=seconds, luigi_status=result.status.name, luigi_summary=result.summary_text,
-        tasks=task_summary(url, run_id), tables=table_summary(url, run_date),
-        quality=quality_summary(url, run_date), error=error,
-    )
+        for key, value in saved.items():
+            if value is None:
+                config.remove_option("worker", key)
+            else:
+                config.set("worker", key, value)
+
+
+class RunLog:
+    """The run's log file under $METALAYER_HOME/logs/runs/: progress lines, Luigi's warnings and the summary."""
+
+    def __init__(self, run_date: date, run_id: str, printer: Printer | None):
+        self.path = db.metalayer_home() / "logs" / "runs" / run_date.isoformat() / f"{run_id}.log"
+        self.printer = printer
+        self._file = None
+        self._handler: logging.Handler | None = None
+
+    def __enter__(self) -> RunLog:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", encoding="utf-8", buffering=1)
+        self._handler = logging.StreamHandler(self._file)
+        self._handler.setLevel(logging.WARNING)
+        self._handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        for name in _LOGGERS:
+            logging.getLogger(name).addHandler(self._handler)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for name in _LOGGERS:
+            logging.getLogger(name).removeHandler(self._handler)
+        if self._file:
+            self._file.close()
+            self._file = None
+
+    def say(self, message: str) -> None:
+        if self.printer:
+            self.printer(message)
+        if self._file and not self._file.closed:
+            self._file.write(f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} {message}\n")
+
+    def write_summary(self, text: str) -> None:
+        if self._file and not self._file.closed:
+            self._file.write(text + "\n")
+
+
+_LOGGERS = ("luigi-interface", "metalayer")
+
+
+def _alert(url: str, kind: str, run_id: str, run_date: date, summary: str, error: str, log: RunLog) -> None:
+    alert = alerts.Alert(kind=kind, run_id=run_id, run_date=run_date, summary=summary, error=error or "",
+                         where_to_look=alerts.where_to_look(run_id, str(log.path)))
+    sent = alerts.send(alert, url)
+    if sent:
+        log.say(f"alert {kind} sent: " + ", ".join(f"{channel} {'ok' if ok else 'FAILED'}"
+                                                    for channel, ok in sent.items()))
+
+
+def _alert_sla(url: str, run_id: str, run_date: date, miss: dict, log: RunLog) -> None:
+    log.say(f"SLA MISSED: {miss['message']}")
+    _alert(url, "sla_missed", run_id, run_date, miss["message"],
+           f"threshold {miss['threshold_minutes']:g} min, expected by {miss['expected_by']:%Y-%m-%d %H:%M:%S %Z}",
+           log)
+
+
+def _alert_quality(url: str, run: RunResult, log: RunLog) -> None:
+    threshold = quality_config().threshold
+    score = run.quality.get("scores", {}).get(("*", "overall"), (None, 0))[0]
+    if score is not None and float(score) < threshold:
+        worst = run.quality.get("worst", [])[:5]
+        details = "\n".join(f"{rule['table_name']}.{rule['rule_name']}: {rule['rows_failed']:,} of "
+                            f"{rule['rows_checked']:,} rows failed" for rule in worst)
+        _alert(url, "quality_below_threshold", run.run_id, run.run_date,
+               f"quality score {float(score) * 100:.2f}% below the {threshold * 100:.2f}% threshold", details, log)
+
+
+def _push_metrics(url: str, run_id: str) -> None:
+    try:
+        from pipeline.metrics import push_run_metrics
+    except ImportError:  # the metrics module arrives with the observability work
+        return
+    push_run_metrics(url, run_id)
 
 
 def _failure_text(result) -> str:

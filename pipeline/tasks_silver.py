@@ -136,9 +136,11 @@ class SilverTask(WarehouseTask):
             cur.execute("set local parallel_setup_cost = 0; set local parallel_tuple_cost = 0.001")
             # One merge at a time per silver table: concurrent runs queue here, then find their work done.
             cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"merge:{spec.table}",))
+            self.report(f"staging {spec.table} from {len(loads)} bronze load(s)", 5)
             staged = self._stage(cur, row_rules, params)
             clock.lap("stage")
 
+            self.report(f"checking {len(row_rules)} rules on {staged:,} rows", 50)
             counts = self._count_failures(cur, row_rules)
             clock.lap("rules")
             failing = [(rule, counts[rule.name]) for rule in row_rules if rule.severity == "fail"
@@ -146,6 +148,7 @@ class SilverTask(WarehouseTask):
             quarantined = self._quarantine(cur, params)
             if spec.keeps_history:
                 self._record_versions(cur, params)
+            self.report(f"merging {staged:,} rows into {spec.table}", 70)
             inserted, updated, exact, superseded = self._merge(cur, params)
             clock.lap("merge")
             self._check_conservation(cur, loads, staged)

@@ -10,6 +10,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# Short retry and SLA-check waits, read after luigi.cfg by this process and its subprocesses.
+os.environ["LUIGI_CONFIG_PATH"] = str(REPO_ROOT / "tests" / "luigi.test.cfg")
+
 
 @pytest.fixture(scope="session")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
@@ -72,3 +75,65 @@ def write_landing(root: Path, day: str, files: dict[str, bytes | str]) -> Path:
         data = content.encode("utf-8") if isinstance(content, str) else content
         (folder / name).write_bytes(data)
     return root
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# Columns that say which run wrote an audit row, when, and its serial id: they differ between equal
+# reprocessings.
+RUN_COLUMNS = ("run_id", "quarantined_at", "recorded_at", "checked_at", "computed_at", "loaded_at", "quarantine_id",
+               "duplicate_id")
+
+
+def table_checksums(query, schema: str, exclude: tuple[str, ...] = RUN_COLUMNS) -> dict[str, str]:
+    """md5 of every row of every table in a schema (without the run columns): equal checksums, equal tables."""
+    columns: dict[str, list[str]] = {}
+    for table, column in query(
+            """select columns.table_name, columns.column_name
+               from information_schema.columns as columns
+               inner join information_schema.tables as tables using (table_schema, table_name)
+               where columns.table_schema = %s and tables.table_type = 'BASE TABLE'
+               order by columns.table_name, columns.ordinal_position""", (schema,)):
+        if column not in exclude:
+            columns.setdefault(table, []).append(column)
+    sums = {}
+    for table, names in columns.items():
+        row = ", ".join(f'"{name}"' for name in names)
+        (digest,) = query(f"select md5(coalesce(string_agg(t::text, E'\\n' order by t::text), '')) "  # noqa: S608
+                          f'from (select {row} from "{schema}"."{table}") as t')[0]
+        sums[f"{schema}.{table}"] = digest
+    return sums
+
+
+@pytest.fixture
+def luigi_setting():
+    """Set luigi.cfg values in this process for one test; restored afterwards.
+
+    luigi.Config objects are cached instances, so the cache is cleared both ways.
+    """
+    import luigi.configuration
+    from luigi.task_register import Register
+
+    config = luigi.configuration.get_config()
+    saved: list[tuple[str, str, str | None]] = []
+
+    def set_value(section: str, key: str, value) -> None:
+        saved.append((section, key, config.get(section, key, None)))
+        if not config.has_section(section):
+            config.add_section(section)
+        config.set(section, key, str(value))
+        Register.clear_instance_cache()
+
+    yield set_value
+    for section, key, value in reversed(saved):
+        if value is None:
+            config.remove_option(section, key)
+        else:
+            config.set(section, key, value)
+    Register.clear_instance_cache()

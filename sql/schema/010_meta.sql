@@ -20,6 +20,7 @@ create table if not exists meta.pipeline_runs (
     started_at timestamptz not null default now(),
     finished_at timestamptz
 );
+alter table meta.pipeline_runs add column if not exists log_file text;
 create index if not exists pipeline_runs_run_date_idx on meta.pipeline_runs (run_date, started_at desc);
 
 create table if not exists meta.task_runs (
@@ -105,6 +106,24 @@ create table if not exists meta.sla_misses (
     detected_at timestamptz not null default now(),
     message text
 );
+
+create index if not exists sla_misses_run_idx on meta.sla_misses (run_id);
+alter table meta.sla_misses add column if not exists layer text;
+alter table meta.sla_misses add column if not exists threshold_minutes numeric;
+
+-- One row per alert sent (or attempted) through each channel.
+create table if not exists meta.alerts (
+    alert_id bigint generated always as identity primary key,
+    run_id text,
+    run_date date,
+    kind text not null check (kind in ('run_failed', 'sla_missed', 'quality_below_threshold')),
+    channel text not null check (channel in ('email', 'webhook')),
+    subject text not null,
+    delivered boolean not null,
+    error text,
+    sent_at timestamptz not null default now()
+);
+create index if not exists alerts_run_idx on meta.alerts (run_id);
 
 create table if not exists meta.lineage (
     upstream text not null,
