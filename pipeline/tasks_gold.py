@@ -2,6 +2,16 @@
 
 Every gold task of a date requires the date's quality gate: gold is built only
 from silver that passed it. The facts, aggregates, CLV and cohorts come next.
+
+The aggregates are kept incrementally. FactSales writes only the fact rows that
+differ and records, per changed order line, the row as it was
+(gold.fact_sales_changes). An aggregate catches up from its watermark: it takes
+the customers whose lines changed since, their lines now and their lines as
+they were, and applies the difference (sql/gold/steps/fact_delta.sql). Every
+aggregate kept this way is a sum over customers (distinct customers too: a
+customer counts 1 in a group or 0), so the result equals a recompute over the
+whole fact, whatever order dates ran in. A table with no watermark, or behind a
+full rebuild of the fact, is recomputed from the whole fact.
 """
 
 from __future__ import annotations
@@ -9,18 +19,46 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
+from dataclasses import dataclass
 
 import luigi
 import numpy as np
 import pandas as pd
+from psycopg2 import sql
 
-from pipeline import clv
-from pipeline.base import TaskStats, WarehouseTask, sql_path
+from pipeline import clv, db
+from pipeline.base import PhaseClock, TaskStats, WarehouseTask, sql_path
 from pipeline.config import clv as clv_config
 from pipeline.tasks_bronze import previous_extract_date
 from pipeline.tasks_silver import SilverQualityGate
 
 logger = logging.getLogger(__name__)
+
+STEPS_DIR = db.SQL_DIR / "gold" / "steps"
+# Room for the group-bys over a whole fact (hash aggregates of ~1M groups per million lines).
+GOLD_WORK_MEM = "256MB"
+
+
+def gold_step(name: str, **parts: sql.Composable) -> sql.Composed:
+    """A script of sql/gold/steps/ with its {parts} filled (composed SQL only)."""
+    return sql.SQL((STEPS_DIR / f"{name}.sql").read_text().strip()).format(**parts)
+
+
+def run_script(cur, script: sql.Composed, params: dict | None = None) -> list[tuple[str, int]]:
+    """Run a script statement by statement; returns (first line, rows affected) of each."""
+    text = script.as_string(cur)
+    results = []
+    for statement in re.split(r";\s*\n", text):
+        code = "\n".join(line for line in statement.splitlines() if not line.lstrip().startswith("--")).strip()
+        if code:
+            cur.execute(code, params)
+            results.append((code.splitlines()[0], cur.rowcount))
+    return results
+
+
+def fact_model() -> sql.SQL:
+    return sql.SQL(sql_path("gold/fact_sales.sql").read_text().strip().rstrip(";"))
 
 
 class GoldTask(WarehouseTask):
@@ -53,6 +91,32 @@ class FactSales(GoldTask):
     table = "gold.fact_sales"
     sql_files = ("gold/fact_sales.sql",)
 
+    def execute(self, conn) -> TaskStats:
+        clock = PhaseClock()
+        params = self.sql_params()
+        with conn.cursor() as cur:
+            cur.execute(f"set local work_mem = '{GOLD_WORK_MEM}'")
+            # One writer at a time, and the incremental tables (share mode) wait for it to commit:
+            # they must never see a change id that an open transaction could still commit below.
+            cur.execute("lock table gold.fact_sales in share row exclusive mode")
+            cur.execute(gold_step("fact_sales_prune"))
+            cur.execute("select not exists (select 1 from gold.fact_sales)")
+            first_load = cur.fetchone()[0]
+            clock.lap("prepare")
+            if first_load:
+                counts = run_script(cur, gold_step("fact_sales_first_load", model=fact_model()), params)
+                inserted = next(n for first, n in counts if first.startswith("insert into gold.fact_sales ("))
+                clock.lap("load")
+                return TaskStats(rows_in=inserted, rows_out=inserted, phase_seconds=clock.laps,
+                                 message=f"first load: {inserted} fact rows")
+            run_script(cur, gold_step("fact_sales_merge", model=fact_model()), params)
+            cur.execute("select count(*) filter (where had_before), count(*) filter (where not had_before) "
+                        "from changed_facts")
+            updated, inserted = cur.fetchone()
+            clock.lap("merge")
+        return TaskStats(rows_in=updated + inserted, rows_out=updated + inserted, phase_seconds=clock.laps,
+                         message=f"{inserted} new fact rows, {updated} changed")
+
     def requires(self):
         common = {"run_id": self.run_id, "landing_dir": self.landing_dir}
         required = [DimDate(date=self.date, **common), DimProduct(date=self.date, **common),
@@ -64,28 +128,116 @@ class FactSales(GoldTask):
 
 
 class FactAggregate(GoldTask):
-    """A table recomputed from the fact as a whole."""
+    """A table built from the fact."""
 
     def requires(self):
         return FactSales(date=self.date, run_id=self.run_id, landing_dir=self.landing_dir)
 
 
-class AggDailySales(FactAggregate):
+@dataclass
+class FactCatchUp:
+    consumer: str
+    mode: str  # "full" (from the whole fact), "changes" (the changes since the watermark) or "none"
+    latest: int  # the change id the consumer is at once this is applied
+    lines: int = 0  # fact lines read: new_facts + old_facts
+
+    def describe(self) -> str:
+        if self.mode == "full":
+            return f"recomputed from the whole fact (about {self.lines} lines)"
+        if self.mode == "changes":
+            return f"caught up with the fact: {self.lines} lines of the affected customers (now and before)"
+        return "no fact changes since the last run"
+
+
+def catch_up_with_fact(cur, consumer: str, *, full: bool = False) -> FactCatchUp:
+    """Lock the consumer table and the fact, and set up new_facts / old_facts / affected_customers.
+
+    Full mode empties the consumer table and exposes the whole fact as new_facts.
+    Call finish_catch_up in the same transaction once the table is up to date.
+    """
+    table = sql.Identifier(*consumer.split("."))
+    # One catch-up per table at a time; then no fact writer may be in flight (see FactSales).
+    cur.execute(sql.SQL("lock table {} in exclusive mode").format(table))
+    cur.execute("lock table gold.fact_sales in share mode")
+    cur.execute("""select (select change_id from gold.fact_sales_consumers where consumer = %s),
+                          (select max(change_id) from gold.fact_sales_changes),
+                          (select max(change_id) from gold.fact_sales_changes where is_full),
+                          (select greatest(reltuples, 0)::bigint from pg_class
+                           where oid = 'gold.fact_sales'::regclass)""", (consumer,))
+    watermark, latest, full_marker, fact_lines = cur.fetchone()
+    latest = latest if latest is not None else (watermark or 0)
+    if not (full or watermark is None or (full_marker is not None and full_marker > watermark)):
+        if latest <= watermark:
+            return FactCatchUp(consumer, "none", watermark)
+        cur.execute("select count(*) from gold.fact_sales_changes where change_id > %s", (watermark,))
+        # Past a quarter of the fact, one pass over all of it is cheaper than the difference.
+        full = cur.fetchone()[0] > max(100_000, fact_lines // 4)
+        if not full:
+            cur.execute(gold_step("fact_delta"), {"watermark": watermark, "latest": latest})
+            cur.execute("select (select count(*) from new_facts) + (select count(*) from old_facts)")
+            return FactCatchUp(consumer, "changes", latest, cur.fetchone()[0])
+    cur.execute(sql.SQL("truncate {}").format(table))
+    cur.execute(gold_step("fact_full"))
+    return FactCatchUp(consumer, "full", latest, fact_lines)
+
+
+def finish_catch_up(cur, catch_up: FactCatchUp) -> None:
+    if catch_up.mode == "full":
+        cur.execute("drop view affected_customers, old_facts, new_facts")
+    cur.execute("""insert into gold.fact_sales_consumers (consumer, change_id) values (%s, %s)
+                   on conflict (consumer) do update set change_id = excluded.change_id""",
+                (catch_up.consumer, catch_up.latest))
+
+
+class IncrementalAggregate(FactAggregate):
+    """A table kept from the fact incrementally; its SQL applies F(new_facts) - F(old_facts)."""
+
+    full_refresh = luigi.BoolParameter(default=False, significant=False,
+                                       description="recompute from the whole fact instead of catching up")
+
+    def execute(self, conn) -> TaskStats:
+        clock = PhaseClock()
+        with conn.cursor() as cur:
+            cur.execute(f"set local work_mem = '{GOLD_WORK_MEM}'")
+            catch_up = catch_up_with_fact(cur, self.table, full=self.full_refresh)
+            clock.lap("changes")
+            if catch_up.mode != "none":
+                for relative in self.sql_files:
+                    cur.execute(sql_path(relative).read_text(), self.sql_params())
+                clock.lap("apply")
+            finish_catch_up(cur, catch_up)
+        return TaskStats(rows_in=catch_up.lines, message=catch_up.describe(), phase_seconds=clock.laps)
+
+
+PURCHASE_SUMMARY = "gold.customer_purchase_summary"
+
+
+def purchase_summary_covers(cur, as_of) -> bool:
+    """Bring gold.customer_purchase_summary up to the fact; True when no order line is dated after as_of."""
+    catch_up = catch_up_with_fact(cur, PURCHASE_SUMMARY)
+    if catch_up.mode != "none":
+        cur.execute(sql_path("gold/customer_purchase_summary.sql").read_text())
+    finish_catch_up(cur, catch_up)
+    cur.execute("select coalesce(max(last_order_date) <= %s, true) from gold.customer_purchase_summary", (as_of,))
+    return cur.fetchone()[0]
+
+
+class AggDailySales(IncrementalAggregate):
     table = "gold.agg_daily_sales"
     sql_files = ("gold/agg_daily_sales.sql",)
 
 
-class AggMonthlySales(FactAggregate):
+class AggMonthlySales(IncrementalAggregate):
     table = "gold.agg_monthly_sales"
     sql_files = ("gold/agg_monthly_sales.sql",)
 
 
-class CustomerAnalytics(FactAggregate):
+class CustomerAnalytics(IncrementalAggregate):
     table = "gold.customer_analytics"
     sql_files = ("gold/customer_analytics.sql",)
 
 
-class ProductAnalytics(FactAggregate):
+class ProductAnalytics(IncrementalAggregate):
     table = "gold.product_analytics"
     sql_files = ("gold/product_analytics.sql",)
 
@@ -93,9 +245,10 @@ class ProductAnalytics(FactAggregate):
 class CustomerClv(FactAggregate):
     """Historical and predicted CLV as of the run date; the two model fits go to gold.clv_model.
 
-    The per-customer summary is one SQL query (sql/gold/customer_rfm.sql); the
-    BG/NBD and Gamma-Gamma fits run on its columns as numpy arrays
-    (pipeline/clv.py), and the results go back with COPY.
+    The per-customer summary is one SQL query (sql/gold/customer_rfm.sql), read
+    from gold.customer_purchase_summary when no order line is dated after the
+    run date (else from the fact); the BG/NBD and Gamma-Gamma fits run on its
+    columns as numpy arrays (pipeline/clv.py), and the results go back with COPY.
     """
 
     table = "gold.customer_clv"
@@ -103,11 +256,23 @@ class CustomerClv(FactAggregate):
     def execute(self, conn) -> TaskStats:
         config = clv_config()
         unit_days = 7.0 if config.time_unit == "weeks" else 1.0
+        clock = PhaseClock()
         with conn.cursor() as cur:
-            cur.execute(sql_path("gold/customer_rfm.sql").read_text(), self.sql_params())
-            rows = cur.fetchall()
-            summary = pd.DataFrame(rows, columns=["customer_id", "frequency", "recency_days", "t_days",
-                                                  "monetary_value", "historical_clv"])
+            cur.execute(f"set local work_mem = '{GOLD_WORK_MEM}'")
+            from_summary = purchase_summary_covers(cur, self.date)
+            clock.lap("summary")
+            # The summary comes as CSV text: no Python object per value, and the numbers go back
+            # to the table as PostgreSQL wrote them.
+            query = cur.mogrify(sql_path("gold/customer_rfm.sql").read_text(),
+                                {**self.sql_params(), "from_summary": from_summary}).decode()
+            buffer = io.StringIO()
+            cur.copy_expert(f"copy ({query}) to stdout with (format csv)", buffer)
+            buffer.seek(0)
+            names = ["customer_id", "frequency", "recency_days", "t_days", "monetary_value", "historical_clv"]
+            summary = (pd.read_csv(buffer, header=None, names=names, dtype=str, keep_default_na=False)
+                       if buffer.getvalue() else pd.DataFrame({name: pd.Series(dtype=str) for name in names}))
+            clock.lap("read")
+            # float() of the text: correctly rounded, as float() of a Decimal is.
             x = summary.frequency.to_numpy(dtype=float)
             t_x = summary.recency_days.to_numpy(dtype=float) / unit_days
             t = summary.t_days.to_numpy(dtype=float) / unit_days
@@ -116,6 +281,7 @@ class CustomerClv(FactAggregate):
             # Repeat days that were all free items carry no spend to learn from: Gamma-Gamma is
             # fit without them, and their expected spend and predicted CLV stay null.
             gg = clv.fit_gamma_gamma(np.where(m > 0, x, 0), m, penalizer=config.penalizer)
+            clock.lap("fit")
             horizon = config.horizon_days / unit_days
             period = config.discount_period_days / unit_days
             periods = max(1, round(config.horizon_days / config.discount_period_days))
@@ -143,10 +309,11 @@ class CustomerClv(FactAggregate):
                                values (%s, %s, %s, %s, %s, %s, %s)""",
                             (name, config.time_unit, params, fit.log_likelihood if fit.params else None,
                              int(fit.n_customers), fit.message, self.date))
+            clock.lap("write")
         warnings = [fit.message for fit in (bg, gg) if fit.params is None]
         if warnings:
             logger.warning("CLV for %s: no predictions: %s", self.date, "; ".join(warnings))
-        return TaskStats(rows_in=len(summary), rows_out=len(summary),
+        return TaskStats(rows_in=len(summary), rows_out=len(summary), phase_seconds=clock.laps,
                          message=("; ".join(f"WARNING: {w}" for w in warnings) or None))
 
 
@@ -157,8 +324,16 @@ class BusinessKpis(GoldTask):
     def requires(self):
         return CustomerClv(date=self.date, run_id=self.run_id, landing_dir=self.landing_dir)
 
+    def execute(self, conn) -> TaskStats:
+        with conn.cursor() as cur:
+            from_summary = purchase_summary_covers(cur, self.date)
+            cur.execute(sql_path("gold/business_kpis.sql").read_text(),
+                        {**self.sql_params(), "from_summary": from_summary})
+            return TaskStats(rows_out=max(cur.rowcount, 0),
+                             message="from the purchase summary" if from_summary else "from the fact")
 
-class CohortRetention(FactAggregate):
+
+class CohortRetention(IncrementalAggregate):
     table = "gold.cohort_retention"
     sql_files = ("gold/cohort_retention.sql",)
 

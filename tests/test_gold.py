@@ -388,6 +388,9 @@ def test_any_sequence_of_runs_and_reprocessing_ends_in_the_same_gold(warehouse, 
     generate(landing, first, days=5, customers=1500, orders=3000)
     run_days(landing, dates)  # daily runs, in order
     in_order = gold_snapshot(query, dates[-1])
+    # The aggregates caught up incrementally after the first day, and equal a recompute from the whole fact.
+    assert all(runs[0] == "full" and set(runs[1:]) == {"changes"} for runs in catch_up_modes(query).values())
+    assert_incremental_tables_equal_recompute(query)
 
     other = db.create_database("test_gold_any_order", server_url)
     try:
@@ -405,8 +408,162 @@ def test_any_sequence_of_runs_and_reprocessing_ends_in_the_same_gold(warehouse, 
                 return cur.fetchall()
 
         shuffled = gold_snapshot(other_query, dates[-1])
+        assert_incremental_tables_equal_recompute(other_query)
     finally:
         os.environ["DATABASE_URL"] = warehouse
         db.drop_database("test_gold_any_order", server_url)
     for table in in_order:
         assert shuffled[table] == in_order[table], table
+
+
+# The tables kept incrementally, each recomputed here from the whole fact the obvious way (count(distinct),
+# window functions), independently of the pipeline's SQL: after any run they must hold exactly this.
+RECOMPUTED = {
+    "agg_daily_sales": """
+        select to_char(order_date, 'YYYYMMDD')::integer, region, count(*), count(distinct customer_id),
+               sum(quantity), sum(amount), order_date
+        from gold.fact_sales group by order_date, region order by order_date, region""",
+    "agg_monthly_sales": """
+        select region, count(*), count(distinct customer_id), sum(quantity), sum(amount),
+               date_trunc('month', order_date)::date as month_start
+        from gold.fact_sales group by month_start, region order by month_start, region""",
+    "customer_analytics": """
+        select region, count(distinct customer_id), count(*), sum(amount), round(sum(amount) / count(*), 2),
+               round(sum(amount) / sum(sum(amount)) over (), 6)
+        from gold.fact_sales group by region order by region""",
+    "product_analytics": """
+        select p.product_key, p.product_id, p.product_name, p.category, count(*), sum(f.quantity),
+               count(distinct f.customer_id), sum(f.amount), round(sum(f.amount) / nullif(sum(f.quantity), 0), 2)
+        from gold.fact_sales f inner join gold.dim_product p using (product_key)
+        group by p.product_key order by p.product_key""",
+    "cohort_retention": """
+        with months as (
+            select customer_id, date_trunc('month', order_date)::date as month, amount,
+                   min(date_trunc('month', order_date)::date) over (partition by customer_id) as cohort
+            from gold.fact_sales),
+        sizes as (select cohort, count(distinct customer_id) as size from months group by cohort)
+        select (extract(year from age(month, cohort)) * 12 + extract(month from age(month, cohort)))::integer,
+               sizes.size, count(distinct customer_id), round(count(distinct customer_id)::numeric / sizes.size, 6),
+               sum(amount), months.cohort
+        from months inner join sizes using (cohort)
+        group by months.cohort, month, sizes.size order by months.cohort, 1""",
+    "customer_purchase_summary": """
+        select customer_id, count(*), count(distinct order_date),
+               sum(amount) filter (where order_date = first_date), sum(amount), first_date, max(order_date)
+        from (select *, min(order_date) over (partition by customer_id) as first_date from gold.fact_sales) as f
+        group by customer_id, first_date order by customer_id""",
+}
+ORDER_BY = {"agg_daily_sales": "order_date, region", "agg_monthly_sales": "month_start, region",
+            "customer_analytics": "region", "product_analytics": "product_key",
+            "cohort_retention": "cohort_month, months_since_first", "customer_purchase_summary": "customer_id"}
+
+
+def assert_incremental_tables_equal_recompute(query) -> None:
+    for table, recompute in RECOMPUTED.items():
+        kept = query(f"select * from gold.{table} order by {ORDER_BY[table]}")  # noqa: S608
+        assert kept == query(recompute), table
+
+
+def catch_up_modes(query) -> dict[str, list[str]]:
+    """Per incremental task family, the catch-up mode of each successful run, oldest first."""
+    modes: dict[str, list[str]] = {}
+    for family, message in query("select task_family, message from meta.task_runs where status = 'success' "
+                                 "and task_family in ('AggDailySales', 'AggMonthlySales', 'CustomerAnalytics', "
+                                 "'ProductAnalytics', 'CohortRetention') order by task_run_id"):
+        mode = ("full" if message.startswith("recomputed") else "changes" if message.startswith("caught up")
+                else "none")
+        modes.setdefault(family, []).append(mode)
+    return modes
+
+
+PRODUCTS_2 = ("product_id,product_name,category,unit_cost,list_price,updated_at\n"
+              "P1,Widget,Tools,1.00,2.50,2026-01-01\nP2,Gadget,Tools,2.00,4.00,2026-01-01\n")
+
+
+def region_customer(cid: str, city: str, state: str, region: str, updated: str) -> str:
+    return (f"{cid},Ann,Lee,{cid.lower()}@example.com,4155550123,1 Main St,{city},{state},{region},2024-01-01,"
+            f"{updated}T00:00:00Z\n")
+
+
+def test_incremental_aggregates_follow_every_kind_of_fact_change(warehouse, query, tmp_path):
+    """Order lines that move between customers, products and dates, cohorts that move, regions that change
+    by a late version and in place, product renames: after every day the incremental tables equal a recompute."""
+    landing = tmp_path / "landing"
+
+    def extract(day_: str, customers: str, sales: str, products: str = PRODUCTS_2) -> None:
+        write_landing(landing, day_, {"crm_customers.csv": CUSTOMERS_HEADER + customers, "erp_products.csv": products,
+                                      "erp_sales.csv": SALES_HEADER + sales})
+
+    extract("2026-11-01",
+            region_customer("C1", "Boston", "MA", "New England", "2024-01-01")
+            + region_customer("C2", "Boston", "MA", "New England", "2024-01-01")
+            + region_customer("C3", "Seattle", "WA", "Pacific", "2024-01-01"),
+            "S1,C1,P1,2024-02-10,1,2.50\nS2,C1,P1,2024-03-05,2,2.50\nS3,C2,P1,2024-02-10,1,2.50\n"
+            "S4,C3,P2,2024-04-01,3,4.00\n")
+    # S2 moves to C2, P2 and January (C2's cohort moves to January); C1 buys P2 in January (C1's cohort
+    # moves too); a late version puts C3 in Mountain from March, so S4 changes region; P2 is renamed.
+    extract("2026-11-02",
+            region_customer("C3", "Denver", "CO", "Mountain", "2024-03-01"),
+            "S2,C2,P2,2024-01-20,5,4.00\nS5,C1,P2,2024-01-15,1,4.00\n",
+            products=PRODUCTS_2.replace("P2,Gadget,", "P2,Gadget Pro,").replace(",2026-01-01\n", ",2026-02-01\n"))
+    # C1's first version is re-sent for the same instant with another region: it changes in place (same key).
+    extract("2026-11-03",
+            region_customer("C1", "New York", "NY", "Mid-Atlantic", "2024-01-01"),
+            "S3,C2,P1,2024-02-10,1,2.50\n")
+    for extract_date in (date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)):
+        run_days(landing, [extract_date])
+        assert_incremental_tables_equal_recompute(query)
+
+    modes = catch_up_modes(query)
+    assert all(runs == ["full", "changes", "changes"] for runs in modes.values()), modes
+    # The changes really happened (so the equality above covered them).
+    assert query("select order_id, customer_id, region, order_date from gold.fact_sales order by 1") == [
+        ("S1", "C1", "Mid-Atlantic", date(2024, 2, 10)), ("S2", "C2", "New England", date(2024, 1, 20)),
+        ("S3", "C2", "New England", date(2024, 2, 10)), ("S4", "C3", "Mountain", date(2024, 4, 1)),
+        ("S5", "C1", "Mid-Atlantic", date(2024, 1, 15))]
+    assert query("select cohort_month, months_since_first, cohort_size, active_customers from gold.cohort_retention "
+                 "order by 1, 2") == [(date(2024, 1, 1), 0, 2, 2), (date(2024, 1, 1), 1, 2, 2),
+                                      (date(2024, 4, 1), 0, 1, 1)]
+    assert query("select product_name from gold.product_analytics where product_id = 'P2'") == [("Gadget Pro",)]
+    # Reprocessing a date changes no fact, so the aggregates have nothing to catch up.
+    query("delete from meta.table_updates where target_table like 'gold.%%' or target_table like 'silver.%%' "
+          "or target_table = 'meta.quality_scores'")
+    run_days(landing, [date(2026, 11, 2)])
+    assert_incremental_tables_equal_recompute(query)
+    assert all(runs[-1] == "none" for runs in catch_up_modes(query).values())
+
+
+def test_clv_and_kpis_from_the_purchase_summary_equal_those_from_the_fact(warehouse, query, tmp_path):
+    from pipeline import db
+    from pipeline.base import sql_path
+    from pipeline.generate import generate
+    from pipeline.tasks_gold import purchase_summary_covers
+
+    landing = tmp_path / "landing"
+    first = date(2026, 11, 1)
+    dates = [first + timedelta(days=n) for n in range(3)]
+    generate(landing, first, days=3, customers=1500, orders=3000)
+    run_days(landing, dates)
+    rfm = sql_path("gold/customer_rfm.sql").read_text()
+    for as_of in (dates[-1], date(2027, 6, 30)):
+        from_summary = query(rfm, {"date": as_of, "from_summary": True})
+        assert len(from_summary) > 500
+        assert from_summary == query(rfm, {"date": as_of, "from_summary": False})
+    kpis = sql_path("gold/business_kpis.sql").read_text()
+    read_kpis = "select * from gold.business_kpis where run_date = %s"
+    query(kpis, {"date": dates[-1], "from_summary": True})
+    summary_kpis = query(read_kpis, (dates[-1],))
+    query(kpis, {"date": dates[-1], "from_summary": False})
+    assert query(read_kpis, (dates[-1],)) == summary_kpis and summary_kpis[0][0] > 2500
+
+    # The first date has later order lines now: its CLV and KPIs come from the fact, and equal what the
+    # daily run computed from the summary (the later extracts changed no line dated on or before it).
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        assert purchase_summary_covers(cur, dates[-1]) and not purchase_summary_covers(cur, first)
+    clv_rows = "select * from gold.customer_clv where as_of_date = %s order by customer_id"
+    before = query(clv_rows, (first,)), query(read_kpis, (first,))
+    query("delete from meta.table_updates where update_id like 'CustomerClv%%' or update_id like 'BusinessKpis%%'")
+    result = run_pipeline(first, landing=landing, trigger="test")
+    assert result.success
+    assert {t["task_family"]: t["message"] for t in result.tasks}["BusinessKpis"] == "from the fact"
+    assert (query(clv_rows, (first,)), query(read_kpis, (first,))) == before

@@ -1,12 +1,14 @@
 -- The date's headline figures: orders and revenue to date, customers, active
 -- customers (a purchase in the 90 days up to the date), average order value,
 -- repeat purchase rate and average CLV (from gold.customer_clv of the date),
--- and the date's quality score.
+-- and the date's quality score. %(from_summary)s: no order line is dated after
+-- the date, so the orders to date are every line, per customer in
+-- gold.customer_purchase_summary; otherwise they are counted in the fact.
 delete from gold.business_kpis where run_date = %(date)s;
 
 with
 
-orders_to_date as (
+from_fact as (
     select
         count(*) as orders,
         count(distinct customer_id) as customers,
@@ -14,6 +16,23 @@ orders_to_date as (
         coalesce(sum(amount), 0) as revenue
     from gold.fact_sales
     where order_date <= %(date)s
+    having not %(from_summary)s
+),
+
+from_summary as (
+    select
+        coalesce(sum(orders), 0)::bigint as orders,
+        count(*) as customers,
+        count(*) filter (where last_order_date > %(date)s::date - 90) as active_customers,
+        coalesce(sum(revenue), 0) as revenue
+    from gold.customer_purchase_summary
+    having %(from_summary)s
+),
+
+orders_to_date as (
+    select * from from_fact
+    union all
+    select * from from_summary
 ),
 
 clv as (

@@ -1,59 +1,79 @@
 -- For each cohort (month of a customer's first purchase) and each month since:
--- the cohort's size, the customers who bought that month, and their revenue.
-delete from gold.cohort_retention;
-
+-- the customers who bought that month and their revenue, kept incrementally as
+-- in agg_daily_sales (a customer's cohort is taken from all their lines, which
+-- new_facts and old_facts hold), then the cohort's size (every member buys in
+-- month 0) and the retention rate.
 with
 
-purchases as (
-    select
-        customer_id,
-        date_trunc('month', order_date)::date as order_month,
-        amount
-    from gold.fact_sales
+signed_facts as (
+    select customer_id, date_trunc('month', order_date)::date as order_month, amount, 1 as sign from new_facts
+    union all
+    select customer_id, date_trunc('month', order_date)::date, amount, -1 from old_facts
 ),
 
 cohorts as (
     select
         customer_id,
+        sign,
         min(order_month) as cohort_month
-    from purchases
-    group by customer_id
+    from signed_facts
+    group by customer_id, sign
 ),
 
-cohort_sizes as (
-    select
-        cohort_month,
-        count(*) as cohort_size
-    from cohorts
-    group by cohort_month
-),
-
-activity as (
+per_customer as (
     select
         cohorts.cohort_month,
-        (extract(year from age(purchases.order_month, cohorts.cohort_month)) * 12
-            + extract(month from age(purchases.order_month, cohorts.cohort_month)))::integer
-            as months_since_first,
-        count(distinct purchases.customer_id) as active_customers,
-        sum(purchases.amount) as revenue
-    from purchases
+        signed_facts.order_month,
+        signed_facts.sign,
+        sum(signed_facts.amount) as revenue
+    from signed_facts
     inner join cohorts
-        on purchases.customer_id = cohorts.customer_id
-    group by 1, 2
+        on signed_facts.customer_id = cohorts.customer_id
+        and signed_facts.sign = cohorts.sign
+    group by cohorts.cohort_month, signed_facts.order_month, signed_facts.sign, signed_facts.customer_id
 ),
 
 final as (
     select
-        activity.months_since_first,
-        cohort_sizes.cohort_size,
-        activity.active_customers,
-        round(activity.active_customers::numeric / cohort_sizes.cohort_size, 6) as retention_rate,
-        activity.revenue,
-        activity.cohort_month
-    from activity
-    inner join cohort_sizes
-        on activity.cohort_month = cohort_sizes.cohort_month
+        (extract(year from age(order_month, cohort_month)) * 12
+            + extract(month from age(order_month, cohort_month)))::integer as months_since_first,
+        sum(sign) as active_customers,
+        sum(sign * revenue) as revenue,
+        cohort_month
+    from per_customer
+    group by cohort_month, order_month
+    having (sum(sign), sum(sign * revenue)) <> (0, 0)
 )
 
-insert into gold.cohort_retention
-select * from final
+insert into gold.cohort_retention as current_row (months_since_first, cohort_size, active_customers,
+                                                  retention_rate, revenue, cohort_month)
+select months_since_first, 0, active_customers, 0, revenue, cohort_month from final
+on conflict (cohort_month, months_since_first) do update set
+    active_customers = current_row.active_customers + excluded.active_customers,
+    revenue = current_row.revenue + excluded.revenue;
+
+delete from gold.cohort_retention where active_customers = 0;
+
+with
+
+final as (
+    select
+        cohort_retention.cohort_month,
+        cohort_retention.months_since_first,
+        first_month.active_customers as cohort_size,
+        round(cohort_retention.active_customers::numeric / first_month.active_customers, 6) as retention_rate
+    from gold.cohort_retention
+    inner join gold.cohort_retention as first_month
+        on cohort_retention.cohort_month = first_month.cohort_month
+        and first_month.months_since_first = 0
+)
+
+update gold.cohort_retention
+set
+    cohort_size = final.cohort_size,
+    retention_rate = final.retention_rate
+from final
+where cohort_retention.cohort_month = final.cohort_month
+    and cohort_retention.months_since_first = final.months_since_first
+    and (cohort_retention.cohort_size, cohort_retention.retention_rate)
+        is distinct from (final.cohort_size, final.retention_rate)

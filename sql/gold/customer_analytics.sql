@@ -1,36 +1,64 @@
--- Per region: customers who bought, orders, revenue, average order value and share of revenue.
-delete from gold.customer_analytics;
-
+-- Per region: customers who bought, orders, revenue, average order value and
+-- share of revenue. Counts and revenue are kept incrementally as in
+-- agg_daily_sales; the average and the shares are then recomputed from them.
 with
 
-facts as (
-    select
-        customer_id,
-        amount,
-        region
-    from gold.fact_sales_by_region
+signed_facts as (
+    select region, customer_id, amount, 1 as sign from new_facts
+    union all
+    select region, customer_id, amount, -1 as sign from old_facts
 ),
 
-per_region as (
+per_customer as (
     select
         region,
-        count(distinct customer_id) as customers,
-        count(*) as orders,
-        sum(amount) as revenue
-    from facts
-    group by region
+        bool_or(sign = 1)::integer - bool_or(sign = -1)::integer as customers,
+        sum(sign) as orders,
+        sum(sign * amount) as revenue
+    from signed_facts
+    group by region, customer_id
 ),
 
 final as (
     select
         region,
-        customers,
-        orders,
-        revenue,
-        round(revenue / nullif(orders, 0), 2) as average_order_value,
-        round(revenue / nullif(sum(revenue) over (), 0), 6) as revenue_share
-    from per_region
+        sum(customers) as customers,
+        sum(orders) as orders,
+        sum(revenue) as revenue
+    from per_customer
+    group by region
+    having (sum(customers), sum(orders), sum(revenue)) <> (0, 0, 0)
 )
 
-insert into gold.customer_analytics
+insert into gold.customer_analytics as current_row (region, customers, orders, revenue)
 select * from final
+on conflict (region) do update set
+    customers = current_row.customers + excluded.customers,
+    orders = current_row.orders + excluded.orders,
+    revenue = current_row.revenue + excluded.revenue;
+
+delete from gold.customer_analytics where orders = 0;
+
+with
+
+totals as (
+    select sum(revenue) as revenue from gold.customer_analytics
+),
+
+final as (
+    select
+        customer_analytics.region,
+        round(customer_analytics.revenue / nullif(customer_analytics.orders, 0), 2) as average_order_value,
+        round(customer_analytics.revenue / nullif(totals.revenue, 0), 6) as revenue_share
+    from gold.customer_analytics
+    cross join totals
+)
+
+update gold.customer_analytics
+set
+    average_order_value = final.average_order_value,
+    revenue_share = final.revenue_share
+from final
+where customer_analytics.region = final.region
+    and (customer_analytics.average_order_value, customer_analytics.revenue_share)
+        is distinct from (final.average_order_value, final.revenue_share)

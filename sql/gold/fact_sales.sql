@@ -1,7 +1,8 @@
--- The date's order lines, and every order line of a customer whose versions this
--- date changed (their customer_key may now be another version). Those facts are
--- replaced as a set, so reprocessing a date changes nothing.
-create temp table fact_rows on commit drop as
+-- The fact rows this date determines: its order lines, and every order line of
+-- a customer whose versions it changed (their customer_key may now be another
+-- version), each with the customer version valid at the end of the order date
+-- and that version's region. FactSales writes the ones that differ from the
+-- fact (pipeline/tasks_gold.py), so reprocessing a date changes nothing.
 with
 
 touched_customers as (
@@ -11,7 +12,15 @@ touched_customers as (
 ),
 
 orders as (
-    select *
+    select
+        order_id,
+        customer_id,
+        product_id,
+        quantity,
+        unit_price,
+        amount,
+        order_date,
+        _extract_date
     from silver.sales
     where _extract_date = %(date)s
         or customer_id in (select customer_id from touched_customers)
@@ -22,6 +31,7 @@ customer_ranges as (
     select
         customer_key,
         customer_id,
+        coalesce(region, 'Unknown') as region,
         case
             when lag(valid_from) over (partition by customer_id order by valid_from) is null
                 then '-infinity'::timestamptz
@@ -38,6 +48,7 @@ final as (
         customer_ranges.customer_key,
         dim_product.product_key,
         to_char(orders.order_date, 'YYYYMMDD')::integer as date_key,
+        customer_ranges.region,
         orders.quantity,
         orders.unit_price,
         orders.amount,
@@ -52,10 +63,4 @@ final as (
         on orders.product_id = dim_product.product_id
 )
 
-select * from final;
-
-delete from gold.fact_sales
-where order_id in (select order_id from fact_rows);
-
-insert into gold.fact_sales
-select * from fact_rows
+select * from final

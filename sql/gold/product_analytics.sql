@@ -1,34 +1,85 @@
--- Per product: order lines, quantity sold, distinct customers, revenue, average unit price.
-delete from gold.product_analytics;
-
+-- Per product: order lines, quantity sold, distinct customers, revenue (kept
+-- incrementally as in agg_daily_sales), then the product's current attributes
+-- and the average unit price (revenue / quantity sold).
 with
 
-per_product as (
+signed_facts as (
+    select product_key, customer_id, quantity, amount, 1 as sign from new_facts
+    union all
+    select product_key, customer_id, quantity, amount, -1 as sign from old_facts
+),
+
+per_customer as (
     select
         product_key,
-        count(*) as total_orders,
-        sum(quantity) as total_quantity_sold,
-        count(distinct customer_id) as customers,
-        sum(amount) as revenue
-    from gold.fact_sales
+        sum(sign) as total_orders,
+        sum(sign * quantity) as total_quantity_sold,
+        bool_or(sign = 1)::integer - bool_or(sign = -1)::integer as customers,
+        sum(sign * amount) as revenue
+    from signed_facts
+    group by product_key, customer_id
+),
+
+changes as (
+    select
+        product_key,
+        sum(total_orders) as total_orders,
+        sum(total_quantity_sold) as total_quantity_sold,
+        sum(customers) as customers,
+        sum(revenue) as revenue
+    from per_customer
     group by product_key
+    having (sum(total_orders), sum(total_quantity_sold), sum(customers), sum(revenue)) <> (0, 0, 0, 0)
 ),
 
 final as (
     select
-        per_product.product_key,
+        changes.product_key,
+        dim_product.product_id,
+        changes.total_orders,
+        changes.total_quantity_sold,
+        changes.customers,
+        changes.revenue
+    from changes
+    inner join gold.dim_product
+        on changes.product_key = dim_product.product_key
+)
+
+insert into gold.product_analytics as current_row (product_key, product_id, total_orders, total_quantity_sold,
+                                                   customers, revenue)
+select * from final
+on conflict (product_key) do update set
+    total_orders = current_row.total_orders + excluded.total_orders,
+    total_quantity_sold = current_row.total_quantity_sold + excluded.total_quantity_sold,
+    customers = current_row.customers + excluded.customers,
+    revenue = current_row.revenue + excluded.revenue;
+
+delete from gold.product_analytics where total_orders = 0;
+
+-- Product attributes change without any fact changing (dim_product is type 1).
+with
+
+final as (
+    select
+        product_analytics.product_key,
         dim_product.product_id,
         dim_product.product_name,
         dim_product.category,
-        per_product.total_orders,
-        per_product.total_quantity_sold,
-        per_product.customers,
-        per_product.revenue,
-        round(per_product.revenue / nullif(per_product.total_quantity_sold, 0), 2) as average_unit_price
-    from per_product
+        round(product_analytics.revenue / nullif(product_analytics.total_quantity_sold, 0), 2)
+            as average_unit_price
+    from gold.product_analytics
     inner join gold.dim_product
-        on per_product.product_key = dim_product.product_key
+        on product_analytics.product_key = dim_product.product_key
 )
 
-insert into gold.product_analytics
-select * from final
+update gold.product_analytics
+set
+    product_id = final.product_id,
+    product_name = final.product_name,
+    category = final.category,
+    average_unit_price = final.average_unit_price
+from final
+where product_analytics.product_key = final.product_key
+    and (product_analytics.product_id, product_analytics.product_name, product_analytics.category,
+         product_analytics.average_unit_price)
+        is distinct from (final.product_id, final.product_name, final.category, final.average_unit_price)

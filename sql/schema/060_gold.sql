@@ -42,13 +42,16 @@ create table if not exists gold.dim_customer (
 );
 
 -- One row per order line. customer_key is the customer's version valid at the
--- end of the order date (the first version for orders older than it).
+-- end of the order date (the first version for orders older than it), region
+-- that version's region: the fact carries it so that a change of a version's
+-- region in place is a change of the fact, which the incremental aggregates see.
 create table if not exists gold.fact_sales (
     order_id text primary key,
     customer_id text not null,
     customer_key bigint not null,
     product_key bigint not null,
     date_key integer not null,
+    region text not null,
     quantity integer not null,
     unit_price numeric(12, 2) not null,
     amount numeric(14, 2) not null,
@@ -56,10 +59,57 @@ create table if not exists gold.fact_sales (
     _extract_date date not null
 );
 
--- Aggregates and marts. Each is recomputed from the fact as a whole (a few
--- group-bys over the fact): whatever dates ran, in whatever order, they equal
--- the fact they are built from. Region is the customer's region in the version
--- valid at the order date.
+-- A warehouse built before the fact carried the region gets it once, from the dimension.
+do $$
+begin
+    if not exists (
+        select 1 from information_schema.columns
+        where table_schema = 'gold' and table_name = 'fact_sales' and column_name = 'region'
+    ) then
+        alter table gold.fact_sales add column region text;
+        update gold.fact_sales
+        set region = coalesce(dim_customer.region, 'Unknown')
+        from gold.dim_customer
+        where fact_sales.customer_key = dim_customer.customer_key;
+        alter table gold.fact_sales alter column region set not null;
+    end if;
+end
+$$;
+
+-- The incremental tables find a customer's facts through this index (FactSales
+-- drops and rebuilds it around a first load, which is faster than keeping it).
+create index if not exists fact_sales_customer_idx on gold.fact_sales (customer_id);
+
+-- Every change FactSales makes to gold.fact_sales, for the tables kept
+-- incrementally from it: per changed order line its row as it was before (the
+-- columns those tables read; had_before false for a new line), or one marker
+-- row (is_full) when the fact was rebuilt as a whole. Rows every consumer has
+-- applied are pruned.
+create table if not exists gold.fact_sales_changes (
+    change_id bigint generated always as identity primary key,
+    order_id text,  -- null in a full-rebuild marker
+    customer_id text,
+    product_key bigint,
+    region text,
+    quantity integer,
+    amount numeric(14, 2),
+    had_before boolean not null,
+    is_full boolean not null default false,
+    order_date date
+);
+
+-- The last change each incremental table has applied. A table with no row here
+-- (or behind a full-rebuild marker) is recomputed from the whole fact.
+create table if not exists gold.fact_sales_consumers (
+    consumer text primary key,  -- the table kept incrementally
+    change_id bigint not null
+);
+
+-- Aggregates and marts, kept incrementally from the fact: a run applies the
+-- difference between the affected customers' facts now and as they were when
+-- the table last caught up (gold.fact_sales_changes), so that whatever dates
+-- ran, in whatever order, each equals a recompute from the fact as a whole.
+-- Region is the customer's region in the version valid at the order date.
 create table if not exists gold.agg_daily_sales (
     date_key integer not null,
     region text not null,
@@ -102,15 +152,10 @@ create table if not exists gold.product_analytics (
     average_unit_price numeric(12, 2)  -- revenue / quantity sold
 );
 
--- The fact with the customer's region at the order date, which the regional
--- aggregates share.
+-- The fact with the customer's region at the order date (now a column of the
+-- fact itself; the view stays for readers of the earlier schema).
 create or replace view gold.fact_sales_by_region as
-select
-    fact_sales.*,
-    coalesce(dim_customer.region, 'Unknown') as region
-from gold.fact_sales
-inner join gold.dim_customer
-    on fact_sales.customer_key = dim_customer.customer_key;
+select * from gold.fact_sales;
 
 -- Cohort = month of the customer's first purchase; per cohort and month since.
 create table if not exists gold.cohort_retention (
@@ -121,6 +166,20 @@ create table if not exists gold.cohort_retention (
     revenue numeric(16, 2) not null,
     cohort_month date not null,
     primary key (cohort_month, months_since_first)
+);
+
+-- Per customer, over every order line of the fact: what the CLV summary and the
+-- KPIs of a date need when no order line is dated after it (CustomerClv and
+-- BusinessKpis keep it up to date incrementally; a date with later order lines
+-- is computed from the fact instead).
+create table if not exists gold.customer_purchase_summary (
+    customer_id text primary key,
+    orders bigint not null,  -- order lines
+    purchase_days integer not null,  -- distinct order dates
+    first_day_revenue numeric(16, 2) not null,
+    revenue numeric(16, 2) not null,
+    first_order_date date not null,
+    last_order_date date not null
 );
 
 -- Customer lifetime value as of a run date (see README for the conventions).

@@ -1,0 +1,49 @@
+-- Per customer over every order line of the fact: order lines, purchase days
+-- (distinct order dates), revenue of the first purchase day and in total, first
+-- and last order date. Kept incrementally: the affected customers' rows are
+-- rebuilt from their lines now (new_facts; a first build reads the whole fact).
+delete from gold.customer_purchase_summary
+where customer_id in (select customer_id from affected_customers);
+
+with
+
+purchase_days as (
+    select
+        customer_id,
+        order_date,
+        count(*) as orders,
+        sum(amount) as revenue
+    from new_facts
+    group by customer_id, order_date
+),
+
+per_customer as (
+    select
+        customer_id,
+        sum(orders) as orders,
+        count(*) as purchase_days,
+        sum(revenue) as revenue,
+        min(order_date) as first_order_date,
+        max(order_date) as last_order_date
+    from purchase_days
+    group by customer_id
+),
+
+final as (
+    select
+        per_customer.customer_id,
+        per_customer.orders,
+        per_customer.purchase_days,
+        purchase_days.revenue as first_day_revenue,
+        per_customer.revenue,
+        per_customer.first_order_date,
+        per_customer.last_order_date
+    from per_customer
+    inner join purchase_days
+        on per_customer.customer_id = purchase_days.customer_id
+        and per_customer.first_order_date = purchase_days.order_date
+)
+
+insert into gold.customer_purchase_summary (customer_id, orders, purchase_days, first_day_revenue, revenue,
+                                            first_order_date, last_order_date)
+select * from final
