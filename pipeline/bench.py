@@ -1,9 +1,16 @@
-"""`metalayer bench`: the pipeline on a fresh database against the raw COPY floor of the same files."""
+"""`metalayer bench`: the pipeline on a fresh database against the raw floor of the same files.
+
+Prints (through `printer`) a table and returns the JSON report: per task seconds, rows and rows/s,
+the pipeline time of each run (first task start to last task end), the peak RSS of the Python
+processes, and the raw floor measured in the same run (`raw_floor`). With `days` > 1 every later
+run is an incremental day, compared with the first (full) run.
+"""
 
 from __future__ import annotations
 
 import os
 import platform
+import resource
 import shutil
 import tempfile
 import time
@@ -36,14 +43,27 @@ def machine() -> dict:
             "os": platform.platform()}
 
 
-def raw_copy_floor(url: str, landing: Path, extract_date: date) -> dict:
-    """Plain COPY of each file (minus the lines bronze rejected) into an unlogged all-text table."""
-    floor = {}
+# The raw floor's typed table: what each text column becomes (text when not listed).
+FLOOR_TYPES = {
+    "signup_date": "date",
+    "updated_at": "timestamptz",
+    "order_date": "date",
+    "quantity": "integer",
+    "unit_price": "numeric(12, 2)",
+    "unit_cost": "numeric(12, 2)",
+    "list_price": "numeric(12, 2)",
+}
+
+
+def raw_floor(url: str, landing: Path, extract_date: date) -> dict:
+    """What PostgreSQL alone takes to load the same files: per source, a plain COPY of the file (minus the
+    lines bronze rejected, which plain COPY cannot load) into an unlogged all-text table, then one typed
+    INSERT ... SELECT into an unlogged typed table (a value that does not cast becomes null)."""
+    floor: dict = {}
     with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute("select version()")
         for source in SOURCES.values():
-            path = next((landing / extract_date.isoformat() / name for name in source.file_names()
-                         if (landing / extract_date.isoformat() / name).exists()), None)
+            folder = landing / extract_date.isoformat()
+            path = next((folder / name for name in source.file_names() if (folder / name).exists()), None)
             if path is None or path.suffix != ".csv":
                 continue
             cur.execute("select line_number from silver.quarantine where stage = 'bronze' and source_file = %s",
@@ -54,23 +74,72 @@ def raw_copy_floor(url: str, landing: Path, extract_date: date) -> dict:
                 for number, line in enumerate(src, start=1):
                     if number not in rejected:
                         dst.write(line)
-            table = sql.Identifier(f"floor_{source.name}")
-            columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in source.columns)
-            cur.execute(sql.SQL("drop table if exists {t}; create unlogged table {t} ({c})").format(t=table,
-                                                                                                 c=columns))
+            text_table = sql.Identifier(f"floor_{source.name}")
+            typed_table = sql.Identifier(f"floor_{source.name}_typed")
+            text_columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in source.columns)
+            typed_columns = sql.SQL(", ").join(
+                sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(FLOOR_TYPES.get(c, "text")))
+                for c in source.columns)
+            casts = sql.SQL(", ").join(
+                sql.SQL("case when pg_input_is_valid({c}, {t}) then {c}::{type} end").format(
+                    c=sql.Identifier(c), t=sql.Literal(FLOOR_TYPES[c]), type=sql.SQL(FLOOR_TYPES[c]))
+                if c in FLOOR_TYPES else sql.Identifier(c) for c in source.columns)
+            cur.execute(sql.SQL("drop table if exists {t}, {typed}; create unlogged table {t} ({c}); "
+                                "create unlogged table {typed} ({tc})").format(
+                t=text_table, typed=typed_table, c=text_columns, tc=typed_columns))
             conn.commit()
             started = time.perf_counter()
             with clean.open("rb") as fh:
-                cur.copy_expert(sql.SQL("copy {} from stdin with (format csv, header true)").format(table)
+                cur.copy_expert(sql.SQL("copy {} from stdin with (format csv, header true)").format(text_table)
                                 .as_string(cur), fh, size=4 << 20)
             conn.commit()
-            seconds = time.perf_counter() - started
+            copied = time.perf_counter()
             rows = cur.rowcount
-            cur.execute(sql.SQL("drop table {}").format(table))
+            cur.execute(sql.SQL("insert into {} select {} from {}").format(typed_table, casts, text_table))
+            conn.commit()
+            seconds = time.perf_counter() - started
+            cur.execute(sql.SQL("drop table {}, {}").format(text_table, typed_table))
             conn.commit()
             clean.unlink()
-            floor[source.name] = {"rows": rows, "seconds": round(seconds, 3), "rows_per_s": round(rows / seconds)}
+            floor[source.name] = {"rows": rows, "copy_seconds": round(copied - started, 3),
+                                  "typed_insert_seconds": round(seconds - (copied - started), 3),
+                                  "seconds": round(seconds, 3), "rows_per_s": round(rows / seconds) if seconds else None}
     return floor
+
+
+class PeakRss:
+    """Peak resident memory of this process (reset at the start) and of its waited-for children (Luigi's
+    worker processes when there are several workers), from the kernel's own high-water marks."""
+
+    def __init__(self) -> None:
+        self.resettable = _reset_peak_rss()
+        self.children_before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+    def report(self) -> dict:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        return {
+            "main_mb": round(_status_kib("VmHWM") / 1024, 1) if self.resettable
+            else round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "main_is_since_start": self.resettable,
+            # None: no child process peaked above what children had reached before the pipeline.
+            "largest_child_mb": round(children / 1024, 1) if children > self.children_before else None,
+        }
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak RSS to its current RSS (Linux >= 4.0: /proc/self/clear_refs, value 5)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
 
 
 def run_bench(orders: int = 1_000_000, customers: int = 100_000, days: int = 1, workers: int = 1,
@@ -103,12 +172,15 @@ def run_bench(orders: int = 1_000_000, customers: int = 100_000, days: int = 1, 
         runs = []
         for offset in range(days):
             run_date = first + timedelta(days=offset)
+            load_before = os.getloadavg()[0]
+            peak = PeakRss()
             result = run_pipeline(run_date, landing=landing, workers=workers, trigger="test", printer=printer)
             if not result.success:
                 raise RuntimeError(f"benchmark run for {run_date} failed:\n{result.luigi_summary}")
-            runs.append(_run_report(url, result))
-        printer("measuring the raw COPY floor")
-        floor = raw_copy_floor(url, landing, first)
+            runs.append({**_run_report(url, result), "peak_rss": peak.report(),
+                         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]})
+        printer("measuring the raw floor (COPY into unlogged text tables, one typed INSERT ... SELECT per source)")
+        floor = raw_floor(url, landing, first)
         with db.transaction(url) as conn, conn.cursor() as cur:
             cur.execute("show server_version")
             server_version = cur.fetchone()[0]
@@ -137,24 +209,72 @@ def run_bench(orders: int = 1_000_000, customers: int = 100_000, days: int = 1, 
     for task in first_run["tasks"]:
         name = task["table"].removeprefix("bronze.").removesuffix("_raw")
         copy_seconds = (task["phase_seconds"] or {}).get("copy")
-        if name in floor and task["rows_per_s"] and copy_seconds:
-            floor_rate = floor[name]["rows_per_s"]
+        if name in floor and task["rows_per_s"] and copy_seconds and floor[name]["copy_seconds"]:
+            floor_copy_rate = floor[name]["rows"] / floor[name]["copy_seconds"]
             bronze_vs_floor[name] = {
-                "copy_phase": round(task["rows_in"] / copy_seconds / floor_rate, 3),
-                "whole_task": round(task["rows_per_s"] / floor_rate, 3),
+                "copy_phase": round(task["rows_in"] / copy_seconds / floor_copy_rate, 3),
+                "whole_task": round(task["rows_per_s"] / floor_copy_rate, 3),
             }
-    return {
+    floor_seconds = round(sum(source["seconds"] for source in floor.values()), 3)
+    report = {
         "command": f"metalayer bench --orders {orders} --customers {customers} --days {days} --workers {workers}",
         "date": date.today().isoformat(),
         "machine": machine(),
         "postgres": server_version,
         "database": where,
         "generate_seconds": round(generate_seconds, 3),
+        "summary": {
+            "pipeline_seconds": first_run["pipeline_seconds"],
+            "raw_floor_seconds": floor_seconds,
+            "pipeline_vs_floor": round(first_run["pipeline_seconds"] / floor_seconds, 2) if floor_seconds else None,
+            "peak_rss_mb": max(_peak_mb(run["peak_rss"]) for run in runs),
+            "incremental_days": [
+                {"run_date": run["run_date"], "pipeline_seconds": run["pipeline_seconds"],
+                 "vs_full_run": round(run["pipeline_seconds"] / first_run["pipeline_seconds"], 3)
+                 if first_run["pipeline_seconds"] else None}
+                for run in runs[1:]],
+        },
         "runs": runs,
-        "raw_copy_floor": floor,
+        "raw_floor": floor,
         "bronze_rate_vs_floor": bronze_vs_floor,
         "kept": str(work) if keep else None,
     }
+    printer(format_report(report))
+    return report
+
+
+def _peak_mb(peak: dict) -> float:
+    return max(peak["main_mb"], peak["largest_child_mb"] or 0.0)
+
+
+def format_report(report: dict) -> str:
+    """The report as a plain-text table: one block per run, then the floor and the summary."""
+    lines = [f"{report['command']}  ({report['date']}, {report['machine']['cores']} cores, "
+             f"PostgreSQL {report['postgres']})"]
+    for run in report["runs"]:
+        peak = run["peak_rss"]
+        lines += ["", f"run {run['run_date']}: pipeline {run['pipeline_seconds']:.2f} s, peak RSS "
+                      f"{_peak_mb(peak):.0f} MB (main {peak['main_mb']:.0f} MB"
+                      + (f", largest worker {peak['largest_child_mb']:.0f} MB" if peak["largest_child_mb"] else "")
+                      + f"), load {run['load_average_1min'][0]} -> {run['load_average_1min'][1]}",
+                  f"  {'task':<22} {'seconds':>8} {'rows in':>11} {'rows/s':>10}  phases"]
+        for task in run["tasks"]:
+            phases = ", ".join(f"{name} {seconds:.2f}" for name, seconds in (task["phase_seconds"] or {}).items())
+            rate = f"{task['rows_per_s']:,}" if task["rows_per_s"] else ""
+            lines.append(f"  {task['task']:<22} {task['seconds']:>8.3f} {task['rows_in'] or 0:>11,} {rate:>10}  "
+                         f"{phases}")
+    lines += ["", "raw floor (COPY into an unlogged text table + one typed INSERT ... SELECT):"]
+    for name, source in report["raw_floor"].items():
+        lines.append(f"  {name:<22} {source['seconds']:>8.3f} {source['rows']:>11,} "
+                     f"{source['rows_per_s'] or 0:>10,}  copy {source['copy_seconds']:.2f}, "
+                     f"typed insert {source['typed_insert_seconds']:.2f}")
+    summary = report["summary"]
+    lines += ["", f"pipeline {summary['pipeline_seconds']:.2f} s = {summary['pipeline_vs_floor']}x the raw floor "
+                  f"({summary['raw_floor_seconds']:.2f} s); peak RSS {summary['peak_rss_mb']:.0f} MB"]
+    for day in summary["incremental_days"]:
+        lines.append(f"incremental day {day['run_date']}: {day['pipeline_seconds']:.2f} s = "
+                     f"{day['vs_full_run'] * 100:.1f}% of the full run")
+    return "\n".join(lines)
 
 
 def _run_report(url: str, result) -> dict:
@@ -175,7 +295,7 @@ def _run_report(url: str, result) -> dict:
         layer_wall = {layer: round(seconds, 3) for layer, seconds in cur.fetchall()}
     tasks = []
     for task in result.tasks:
-        seconds = task["seconds"] or 0.0
+        seconds = round(task["seconds"] or 0.0, 3)  # rows/s from the seconds shown
         rows = task["rows_in"] or 0
         tasks.append({"task": task["task_family"], "table": task["table"], "status": task["status"],
                       "seconds": round(seconds, 3), "rows_in": rows, "rows_out": task["rows_out"],
