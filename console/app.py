@@ -1,26 +1,45 @@
-"""MetaLayer console entry point. The full console arrives with its own issue; this page shows the latest runs."""
+"""MetaLayer console: `metalayer console` (or `make console`) runs this with Streamlit.
 
-import pandas as pd
+The pages are registered here explicitly; each lives in console/views/ and reads
+the warehouse through console/data.py.
+"""
+
+import sqlalchemy.exc
 import streamlit as st
-from sqlalchemy import create_engine
 
-from pipeline import db
+from console import auth, data
 
-st.set_page_config(page_title="MetaLayer", layout="wide")
+st.set_page_config(page_title="MetaLayer console", page_icon=":material/layers:", layout="wide")
 
+PAGES = {
+    "Monitor": [
+        st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview",
+                default=True),
+        st.Page("views/runs.py", title="Runs", icon=":material/timeline:", url_path="runs"),
+        st.Page("views/quality.py", title="Data quality", icon=":material/rule:", url_path="quality"),
+        st.Page("views/lineage.py", title="Lineage", icon=":material/account_tree:", url_path="lineage"),
+    ],
+    "Business": [
+        st.Page("views/business.py", title="Business KPIs", icon=":material/insights:", url_path="business"),
+    ],
+    "Ops": [
+        st.Page("views/operations.py", title="Operations", icon=":material/play_circle:", url_path="operations"),
+    ],
+}
 
-@st.cache_resource
-def engine():
-    return create_engine(db.database_url().replace("postgresql://", "postgresql+psycopg2://", 1))
+page = st.navigation(PAGES)
 
+with st.sidebar:
+    auth.login_box()
 
-@st.cache_data(ttl=30)
-def latest_runs() -> pd.DataFrame:
-    query = """select run_id, run_date, trigger, status, started_at, finished_at, error
-               from meta.pipeline_runs order by started_at desc limit 20"""
-    return pd.read_sql(query, engine())
+try:
+    page.run()
+except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
+    st.error("The warehouse cannot be reached: check that PostgreSQL runs and that `DATABASE_URL` (or the embedded "
+             "server under `METALAYER_HOME`) is the pipeline's.", icon=":material/cloud_off:")
+    st.caption(str(getattr(exc, "orig", exc)).strip().splitlines()[0])
 
-
-st.title("MetaLayer")
-st.caption("Latest pipeline runs. Run `make run` to load today's extracts.")
-st.dataframe(latest_runs(), use_container_width=True)
+with st.sidebar:
+    note = data.warehouse().reader_note
+    if note:
+        st.caption(f":orange[Read-only role unavailable]: {note}.")

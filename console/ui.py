@@ -1,0 +1,113 @@
+"""What the pages share: the empty-state guard, number formats, status badges, log views."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from console import auth, data
+from console.launcher import tail
+
+FIRST_RUN_GUIDANCE = """
+**No pipeline run is recorded in this warehouse yet.**
+
+- `make run` generates sample extracts for today into `data/landing/` (when it is
+  empty) and runs the pipeline;
+- or put a day's extracts into `data/landing/<YYYY-MM-DD>/` and run
+  `metalayer run --date YYYY-MM-DD` (`luigi --module pipeline MasterTask --date YYYY-MM-DD --local-scheduler`
+  does the same without the run summary);
+- or, logged in as ops, launch a run from the **Operations** page.
+
+Then reload this page.
+"""
+
+BOOTSTRAP_GUIDANCE = """
+**This database has no MetaLayer schema yet.**
+
+Run `metalayer db bootstrap` (or simply `make run`, which also loads sample data)
+against the same `DATABASE_URL`, then reload this page.
+"""
+
+STATUS_BADGES = {
+    "success": ":green-badge[:material/check_circle: success]",
+    "failed": ":red-badge[:material/error: failed]",
+    "running": ":blue-badge[:material/progress_activity: running]",
+    "skipped": ":gray-badge[skipped]",
+}
+
+
+def masked() -> bool:
+    """Personal data is masked unless the session holds an ops login."""
+    return not auth.is_ops()
+
+
+def schema_ready() -> bool:
+    state = data.query("schema_state").iloc[0]
+    return bool(state["is_bootstrapped"]) and bool(state["has_gold_tables"])
+
+
+def require_runs() -> None:
+    """Stop the page with guidance when the warehouse is not bootstrapped or nothing ran yet."""
+    if not schema_ready():
+        st.info(BOOTSTRAP_GUIDANCE, icon=":material/database:")
+        st.stop()
+    if int(data.query("run_count").iloc[0]["runs"]) == 0:
+        st.info(FIRST_RUN_GUIDANCE, icon=":material/rocket_launch:")
+        st.stop()
+
+
+def badge(status: str | None) -> str:
+    return STATUS_BADGES.get(status or "", f":gray-badge[{status or 'unknown'}]")
+
+
+def missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value is pd.NaT
+
+
+def number(value, decimals: int = 0) -> str:
+    return "n/a" if missing(value) else f"{float(value):,.{decimals}f}"
+
+
+def money(value) -> str:
+    return number(value, 2)
+
+
+def percent(value, decimals: int = 1) -> str:
+    return "n/a" if missing(value) else f"{float(value) * 100:.{decimals}f}%"
+
+
+def signed(value, decimals: int = 0) -> str | None:
+    """A metric delta: '+20.00', '-3', None when there is nothing to compare with."""
+    return None if missing(value) else f"{float(value):+,.{decimals}f}"
+
+
+def duration(seconds) -> str:
+    if missing(seconds):
+        return "n/a"
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def show_log(path_text: str | None, *, is_masked: bool, max_bytes: int = 30_000) -> None:
+    """The end of a log file (a run's, or a launch's output), masked for non-ops users."""
+    if not path_text:
+        st.caption("No log file is recorded for this run.")
+        return
+    path = Path(path_text)
+    if path.suffix != ".log" or not path.is_file():
+        st.caption(f"The log file `{path}` is not on this machine (the run may have run elsewhere).")
+        return
+    body = tail(path, max_bytes)
+    if is_masked and body:
+        body = data.fetch("mask_text", body=body).iloc[0]["body"]
+    st.caption(f"`{path}` (last {max_bytes // 1000} kB)")
+    st.code(body or "(empty)", language="log")

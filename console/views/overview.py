@@ -1,0 +1,99 @@
+"""Overview: the latest run, its SLA and quality, rows per layer, freshness per source, KPI tiles."""
+
+import streamlit as st
+
+from console import data, ui
+
+st.title("Overview")
+ui.require_runs()
+masked = ui.masked()
+
+run = data.query("latest_run", masked=masked).iloc[0]
+st.subheader("Latest run")
+st.markdown(f"{ui.badge(run['status'])} run `{run['run_id']}` for extract date **{run['run_date']}**, "
+            f"trigger `{run['trigger']}`, started {run['started_at']:%Y-%m-%d %H:%M:%S} UTC")
+columns = st.columns(4)
+columns[0].metric("Status", str(run["status"]))
+columns[1].metric("Duration", ui.duration(run["seconds"]))
+columns[2].metric("Tasks done", f"{int(run['tasks_done'])} of {int(run['tasks'])}")
+quality = data.query("run_quality", run_id=run["run_id"], run_date=run["run_date"])
+if quality.empty:
+    columns[3].metric("Run quality score", "n/a", help="No quality gate ran for this date yet.")
+else:
+    score = quality.iloc[0]
+    columns[3].metric("Run quality score", ui.percent(score["score"], 2),
+                      help=("This run's quality gate." if score["is_this_run"] else
+                            f"From run {score['run_id']}: this run found the gate of its date complete."))
+if run["status"] == "failed" and run["error"]:
+    with st.expander("Error", expanded=True, icon=":material/error:"):
+        st.code(run["error"], language="text")
+
+
+def sla_state() -> None:
+    misses = data.query("sla_misses", run_id=run["run_id"])
+    try:
+        from pipeline.sla import thresholds
+
+        limit = thresholds()["run"]
+    except ImportError:  # an older pipeline without SLA settings
+        limit = None
+    if not misses.empty:
+        layers = ", ".join(sorted({str(layer) for layer in misses["layer"].dropna()})) or "the run"
+        st.error(f"SLA missed ({layers}): " + "; ".join(misses["message"].dropna().astype(str)),
+                 icon=":material/alarm:")
+        return
+    minutes = float(run["seconds"]) / 60
+    within = f"{minutes:.1f} of {limit:g} minutes" if limit else f"{minutes:.1f} minutes"
+    if run["status"] == "running":
+        st.info(f"SLA: running, on time so far ({within}).", icon=":material/schedule:")
+    else:
+        st.success(f"SLA met: the run took {within}; no breach recorded.", icon=":material/alarm_on:")
+
+
+sla_state()
+
+st.subheader("Key figures")
+kpis = data.query("kpis")
+if kpis.empty:
+    st.info("Gold holds no KPIs yet: the first successful run fills them.")
+else:
+    latest = kpis.iloc[0]
+    previous = kpis.iloc[1] if len(kpis) > 1 else None
+
+    def change(column: str, decimals: int = 0):
+        return None if previous is None else ui.signed(latest[column] - previous[column], decimals)
+
+    clv_column = "average_predicted_clv" if not ui.missing(latest["average_predicted_clv"]) else "average_historical_clv"
+    tiles = st.columns(5)
+    tiles[0].metric("Revenue", ui.money(latest["revenue"]), change("revenue", 2), border=True)
+    tiles[1].metric("Orders", ui.number(latest["orders"]), change("orders"), border=True)
+    tiles[2].metric("Customers", ui.number(latest["customers"]), change("customers"), border=True)
+    tiles[3].metric("Average order value", ui.money(latest["average_order_value"]),
+                    change("average_order_value", 2), border=True)
+    tiles[4].metric("Average predicted CLV" if clv_column == "average_predicted_clv" else "Average historical CLV",
+                    ui.money(latest[clv_column]), change(clv_column, 2), border=True,
+                    help=None if clv_column == "average_predicted_clv" else
+                    "The CLV models could not be fit on this data; historical CLV is total spend so far.")
+    st.caption(f"As of extract date {latest['run_date']}"
+               + (f"; changes against {previous['run_date']}." if previous is not None
+                  else "; no earlier date to compare with."))
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Rows per layer")
+    rows = data.query("rows_per_layer", masked=masked)
+    st.dataframe(rows, hide_index=True, column_config={
+        "layer": "Layer", "table_name": "Table",
+        "row_count": st.column_config.NumberColumn("Rows", format="localized"),
+    })
+    st.caption("Bronze: rows loaded over every extract; silver and gold: rows now.")
+with right:
+    st.subheader("Data freshness per source")
+    freshness = data.query("freshness")
+    st.dataframe(freshness, hide_index=True, column_config={
+        "source_name": "Source", "files": "Files loaded",
+        "rows_loaded": st.column_config.NumberColumn("Rows loaded", format="localized"),
+        "days_behind": st.column_config.NumberColumn("Days behind today"),
+        "hours_since_load": st.column_config.NumberColumn("Hours since load", format="%.1f"),
+        "latest_extract_date": "Latest extract", "last_loaded_at": "Loaded at (UTC)",
+    })

@@ -1,0 +1,12 @@
+-- The model fits of the latest CLV date: parameters, log-likelihood, or why there is none.
+select
+    model,
+    time_unit,
+    params::text as params,
+    log_likelihood,
+    n_customers,
+    message,
+    as_of_date
+from gold.clv_model
+where as_of_date = (select max(as_of_date) from gold.clv_model)
+order by model
