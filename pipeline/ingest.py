@@ -47,10 +47,13 @@ QUARANTINE_COLUMNS = (
 
 
 class LandingFileError(ValueError):
-    """The file as a whole cannot be loaded (bad header, unreadable); nothing of it is committed."""
+    """The file as a whole cannot be loaded (bad header, unreadable); nothing of it is committed.
 
-    def __init__(self, path: Path, line: int, reason: str):
-        super().__init__(f"{path}:{line}: {reason}")
+    The message is ``<file>:<line>: <reason>``, or ``<file>: <reason>`` when no line is to blame.
+    """
+
+    def __init__(self, path: Path, line: int | None, reason: str):
+        super().__init__(f"{path}:{line}: {reason}" if line is not None else f"{path}: {reason}")
         self.path, self.line, self.reason = path, line, reason
 
 
@@ -60,6 +63,7 @@ class Reject:
     rule_name: str
     reason: str
     raw: bytes
+    business_key: str | None = None  # None: taken from the raw line's first field
 
 
 @dataclass
@@ -86,9 +90,17 @@ def parse_header(path: Path, raw_header: bytes, source: Source) -> list[str]:
         raise LandingFileError(path, 1, "the file is empty or its first line is blank; expected a header row "
                                f"with {', '.join(source.columns)}")
     try:
-        text = raw_header.removeprefix(UTF8_BOM).decode("utf-8").rstrip("\r\n")
+        text = raw_header.removeprefix(UTF8_BOM).decode("utf-8").removesuffix("\n").removesuffix("\r")
+    except UnicodeDecodeError as exc:
+        raise LandingFileError(path, 1, f"unreadable header: not UTF-8 text (byte 0x{raw_header[exc.start]:02x} "
+                               f"at column {exc.start + 1}); is the file compressed, binary, UTF-16 or "
+                               "Latin-1?") from exc
+    if "\r" in text:
+        raise LandingFileError(path, 1, "the header line holds a bare carriage return: line ends must be LF or "
+                               "CRLF, not CR alone")
+    try:
         fields = next(csv.reader([text], strict=True))
-    except (UnicodeDecodeError, csv.Error) as exc:
+    except csv.Error as exc:
         raise LandingFileError(path, 1, f"unreadable header: {exc}") from exc
     columns = [name.strip().lower() for name in fields]
     problems = []
@@ -102,6 +114,9 @@ def parse_header(path: Path, raw_header: bytes, source: Source) -> list[str]:
     if repeated:
         problems.append(f"repeated column(s) {', '.join(repeated)}")
     if problems:
+        delimiter = next((d for d in (";", "\t", "|") if len(fields) == 1 and d in fields[0]), None)
+        if delimiter:
+            problems.append(f"the header looks {delimiter!r}-delimited; fields must be separated by commas")
         raise LandingFileError(path, 1, "header does not match the contract for "
                                f"{source.name}: {'; '.join(problems)}")
     return columns
@@ -141,11 +156,11 @@ class CsvChunker:
             if out:
                 yield out
 
-    def _reject(self, line_number: int, rule: str, reason: str, raw: bytes) -> None:
+    def _reject(self, line_number: int, rule: str, reason: str, raw: bytes, key: str | None = None) -> None:
         self.stats.rows_rejected += 1
         self.stats.records += 1
         self.stats.rejects_by_rule[rule] = self.stats.rejects_by_rule.get(rule, 0) + 1
-        self.on_reject(Reject(line_number, rule, reason, raw))
+        self.on_reject(Reject(line_number, rule, reason, raw, key))
 
     def _accept(self, writer, fields: list[str], number: int) -> None:
         writer.writerow([*fields, self.load_id, number])
@@ -273,7 +288,14 @@ def _parse_record(text: str) -> tuple[list[str] | None, str | None]:
 
 
 class JsonlChunker(CsvChunker):
-    """The same contract for JSON lines: one object per line, keys from the contract."""
+    """The same contract for JSON lines: one object per line, keys from the contract.
+
+    Strict RFC 8259 JSON: NaN and Infinity, repeated keys and nested arrays or
+    objects reject the line (invalid_json); numbers keep the text they were
+    written with, as CSV fields do. A value holding a NUL character or a lone
+    surrogate (escaped as \\u0000 or \\ud800) rejects the line as nul_byte or
+    invalid_utf8, since PostgreSQL text can hold neither.
+    """
 
     def __init__(self, fh, columns: tuple[str, ...], load_id: int, **kwargs):
         super().__init__(fh, len(columns), load_id, first_line_number=1, **kwargs)
@@ -283,7 +305,8 @@ class JsonlChunker(CsvChunker):
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         first = self.next_line
-        known = set(self.columns)
+        if first == 1 and lines:
+            lines[0] = lines[0].removeprefix(UTF8_BOM)
         for i, raw in enumerate(lines):
             number = first + i
             problem = _line_problem(raw)
@@ -292,22 +315,61 @@ class JsonlChunker(CsvChunker):
                 continue
             text = raw.decode("utf-8")
             if not text.strip():
-                self._reject(number, "empty_line", "blank line", raw)
+                self._reject(number, "empty_line", "blank line", raw, "")
                 continue
             try:
-                obj = json.loads(text)
+                obj = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant,
+                                 parse_int=str, parse_float=str)
             except ValueError as exc:
-                self._reject(number, "invalid_json", f"invalid JSON: {exc}", raw)
+                self._reject(number, "invalid_json", f"invalid JSON: {exc}", raw, "")
                 continue
             if not isinstance(obj, dict):
-                self._reject(number, "invalid_json", f"expected a JSON object, found {type(obj).__name__}", raw)
+                self._reject(number, "invalid_json", f"expected a JSON object, found {type(obj).__name__}", raw, "")
                 continue
-            unknown = sorted(set(obj) - known)
-            if unknown:
-                self._reject(number, "unknown_fields", f"unknown field(s) {', '.join(unknown)}", raw)
+            fields, problem = self._fields(obj)
+            if problem:
+                key = obj.get(self.columns[0])
+                self._reject(number, *problem, raw, key[:200] if isinstance(key, str) else "")
                 continue
-            self._accept(writer, [_json_text(obj.get(c)) for c in self.columns], number)
+            self._accept(writer, fields, number)
         return buffer.getvalue().encode("utf-8")
+
+    def _fields(self, obj: dict) -> tuple[list[str], tuple[str, str] | None]:
+        """The contract's fields of one object, or the rule and reason that reject it."""
+        unknown = sorted(set(obj) - set(self.columns))
+        if unknown:
+            return [], ("unknown_fields", f"unknown field(s) {', '.join(unknown)}")
+        nested = [k for k in self.columns if isinstance(obj.get(k), dict | list)]
+        if nested:
+            return [], ("invalid_json", f"field(s) {', '.join(nested)} hold an array or object; expected a string, "
+                                        "number, boolean or null")
+        fields = [_json_text(obj.get(c)) for c in self.columns]
+        for column, value in zip(self.columns, fields, strict=True):
+            if "\x00" in value:
+                return [], ("nul_byte", f"field {column} holds a NUL character (\\u0000)")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return [], ("invalid_utf8", f"field {column} holds a lone surrogate "
+                                            f"(\\u{ord(value[exc.start]):04x}), which is not Unicode text")
+        return fields, None
+
+
+def _storable(text: str) -> str:
+    """Text PostgreSQL can store: NUL characters and lone surrogates written as escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        keys = [key for key, _value in pairs]
+        raise ValueError(f"repeated key(s) {', '.join(sorted({k for k in keys if keys.count(k) > 1}))}")
+    return obj
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _json_text(value) -> str:
@@ -315,7 +377,7 @@ def _json_text(value) -> str:
         return ""
     if isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value)
 
 
 class PrefetchStream(io.RawIOBase):
@@ -393,11 +455,13 @@ def copy_file(cursor, ctx: LoadContext, progress: Callable[[int], None] | None =
 
     def on_reject(reject: Reject) -> None:
         text = reject.raw.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
-        key = text.split(",", 1)[0].strip().strip('"')[:200] if text.strip() else ""
+        key = reject.business_key
+        if key is None:
+            key = text.split(",", 1)[0].strip().strip('"')[:200] if text.strip() else ""
         record = {"raw": text[:RAW_TEXT_LIMIT], "raw_length": len(reject.raw)}
         reject_writer.writerow([
             ctx.run_id, "bronze", f"bronze.{source.bronze_table}", record_label, reject.line_number,
-            ctx.load_id, ctx.extract_date.isoformat(), key, reject.rule_name, reject.reason,
+            ctx.load_id, ctx.extract_date.isoformat(), _storable(key), reject.rule_name, _storable(reject.reason),
             json.dumps(record, ensure_ascii=False),
         ])
 

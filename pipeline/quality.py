@@ -19,8 +19,9 @@ from pipeline.db import SQL_DIR
 RULES_FILE = SQL_DIR / "quality_rules.toml"
 DIMENSIONS = ("completeness", "validity", "uniqueness", "consistency", "timeliness")
 SEVERITIES = ("warn", "drop", "fail")
-ROW_KINDS = ("not_null", "pattern", "parses", "accepted_values", "range", "not_in_future", "unique", "references",
-             "expression")
+ROW_KINDS = ("not_null", "pattern", "parses", "accepted_values", "range", "max_length", "not_in_future", "unique",
+             "references", "expression")
+REASON_VALUE_CHARS = 100  # a failing value longer than this is cut in the reason (the record keeps it whole)
 TABLE_KINDS = ("volume", "freshness")
 
 
@@ -82,7 +83,12 @@ class Rule:
                 op = "<" if p.get("max_exclusive") else "<="
                 bounds.append(sql.SQL("{} {} {}").format(col, sql.SQL(op), sql.Literal(p["max"])))
             return sql.SQL("{c} is null or ({b})").format(c=col, b=sql.SQL(" and ").join(bounds))
+        if self.kind == "max_length":
+            return sql.SQL("{c} is null or length({c}) <= {n}").format(c=col, n=sql.Literal(int(p["max"])))
         if self.kind == "not_in_future":
+            if p.get("instant"):
+                # A timestamptz: before the end of the run date, in UTC whatever the session's time zone.
+                return sql.SQL("{c} is null or {c} < timezone('UTC', (%(date)s::date + 1)::timestamp)").format(c=col)
             return sql.SQL("{c} is null or {c} <= %(date)s").format(c=col)
         if self.kind == "unique":
             # Exact copies are counted as duplicates, not as a second use of the value.
@@ -104,8 +110,12 @@ class Rule:
     def reason_sql(self) -> sql.Composable:
         """The reason stored with a failing row, with the failing value appended."""
         if self.column:
-            return sql.SQL("concat({r}, ': ', coalesce(quote_literal({c}::text), 'null'))").format(
-                r=sql.Literal(self.reason), c=sql.Identifier(self.params.get("raw") or self.column))
+            value = sql.SQL("{}::text").format(sql.Identifier(self.params.get("raw") or self.column))
+            return sql.SQL(
+                "concat({r}, ': ', case when length({v}) > {n} "
+                "then concat(quote_literal(left({v}, {n})), '... (', length({v}), ' characters)') "
+                "else coalesce(quote_literal({v}), 'null') end)").format(
+                r=sql.Literal(self.reason), v=value, n=sql.Literal(REASON_VALUE_CHARS))
         return sql.Literal(self.reason)
 
 
@@ -120,7 +130,8 @@ class RuleSet:
 
 _REQUIRED = {
     "not_null": ("column",), "pattern": ("column", "regex"), "parses": ("raw", "column"),
-    "accepted_values": ("column", "values"), "range": ("column",), "not_in_future": ("column",),
+    "accepted_values": ("column", "values"), "range": ("column",), "max_length": ("column", "max"),
+    "not_in_future": ("column",),
     "unique": ("column",), "references": ("column", "table", "ref_column"), "expression": ("sql",),
     "volume": ("min_ratio", "max_ratio"), "freshness": ("max_age_days",),
 }

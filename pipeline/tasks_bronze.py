@@ -56,6 +56,16 @@ def landing_file(landing: str | Path, extract_date, source: Source) -> Path:
     return next((path for path in candidates if path.exists()), candidates[0])
 
 
+def check_landing_file(path: Path, source: Source) -> None:
+    """One regular file per source and date: a second format beside it would be silently ignored."""
+    if not path.is_file():
+        raise ingest.LandingFileError(path, None, "is not a regular file (a directory?); expected the extract")
+    others = [p.name for p in (path.parent / name for name in source.file_names()) if p != path and p.exists()]
+    if others:
+        raise ingest.LandingFileError(path, None, f"{', '.join(others)} is also present for this date; deliver "
+                                      f"{source.name} in one format only, nothing of either is loaded")
+
+
 class BronzeTask(WarehouseTask):
     """Load one landing file into bronze.<source>_raw; broken lines go to silver.quarantine."""
 
@@ -72,7 +82,11 @@ class BronzeTask(WarehouseTask):
     def execute(self, conn) -> TaskStats:
         path = Path(self.input().path).resolve()
         clock = PhaseClock()
-        sha256, size = ingest.file_digest(path)
+        check_landing_file(path, self.source)
+        try:
+            sha256, size = ingest.file_digest(path)
+        except OSError as exc:
+            raise ingest.LandingFileError(path, None, f"cannot read the file: {exc.strerror or exc}") from exc
         clock.lap("sha256")
         with conn.cursor() as cur:
             # Two runs loading the same file serialize here; the second finds it ingested.
