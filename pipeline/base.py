@@ -153,7 +153,8 @@ class WarehouseTask(luigi.Task):
         task_run_id = _start_task_run(url, run_id, self)
         try:
             self.report(f"running {self.table} for {self.date}", 0)
-            with db.transaction(url) as conn:
+            # pg_stat_activity shows which task a backend works for.
+            with db.transaction(url, application_name=f"metalayer {self.task_family} {self.date}"[:63]) as conn:
                 stats = self.execute(conn)
                 self.report("committing", 99)
                 self.output().touch(conn)

@@ -183,12 +183,23 @@ def connect(url: str | None = None, *, application_name: str = "metalayer") -> p
 
 
 @contextmanager
-def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.connection]:
-    """A connection whose work commits on success and rolls back on any error."""
-    conn = connect(url)
+def transaction(url: str | None = None, *,
+                application_name: str = "metalayer") -> Iterator[psycopg2.extensions.connection]:
+    """A connection whose work commits on success and rolls back on any error.
+
+    When the connection itself was lost, the rollback can not be sent (the
+    server already rolled back): the original error is the one raised.
+    """
+    conn = connect(url, application_name=application_name)
     try:
-        with conn:
-            yield conn
+        yield conn
+        conn.commit()
+    except BaseException:
+        try:
+            conn.rollback()
+        except psycopg2.Error:
+            pass
+        raise
     finally:
         conn.close()
 

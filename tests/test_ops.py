@@ -204,8 +204,8 @@ def test_transient_database_error_is_retried_inside_the_task(warehouse, query, s
         deadline = time.monotonic() + 60
         while not killed and time.monotonic() < deadline:
             rows = query("""select pid from pg_stat_activity
-                            where state = 'active' and pid <> pg_backend_pid() and datname = current_database()
-                              and query ilike '%%silver.parse_money%%'""")
+                            where state = 'active' and datname = current_database()
+                              and application_name = %s""", (f"metalayer SilverSales {DAY1}",))
             if rows:
                 query("select pg_terminate_backend(%s)", (rows[0][0],))
                 killed.append(rows[0][0])
@@ -220,12 +220,13 @@ def test_transient_database_error_is_retried_inside_the_task(warehouse, query, s
     attempts = query("select status, error from meta.task_runs where task_family = 'SilverSales' "
                      "order by started_at")
     assert [status for status, _ in attempts] == ["failed", "success"]
-    assert "terminating connection" in attempts[0][1]
+    assert attempts[0][1].startswith("OperationalError:")
+    assert "terminating connection" in attempts[0][1] or "server closed the connection" in attempts[0][1]
     assert query("select count(*) from meta.table_updates") == [(len(WAREHOUSE_FAMILIES),)]
 
 
 def test_failed_task_is_retried_by_luigi_with_the_configured_policy(warehouse, query, seed_landing):
-    """A missing SQL function fails silver customers; it is back before Luigi's retry, which succeeds."""
+    """A missing table fails silver customers; it is back before Luigi's retry, which succeeds."""
     from pipeline.base import WarehouseTask
     from pipeline.runner import run_pipeline
     from pipeline.tasks_silver import SilverCustomers, SilverQualityGate
@@ -233,13 +234,16 @@ def test_failed_task_is_retried_by_luigi_with_the_configured_policy(warehouse, q
     assert SilverQualityGate(date=DAY1).retry_count == 1  # luigi.cfg [retries]
     assert SilverCustomers(date=DAY1).retry_count is None  # [scheduler] retry_count applies
     assert isinstance(SilverCustomers(date=DAY1), WarehouseTask)
-    query("alter function silver.clean_email(text) rename to clean_email_away")
+    from pipeline import db
+
+    db.ensure_bootstrapped(warehouse)  # once per process: the run does not recreate the table below
+    query("alter table silver.customer_versions rename to customer_versions_away")
 
     def restore_after_first_failure() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if query("select 1 from meta.task_runs where task_family = 'SilverCustomers' and status = 'failed'"):
-                query("alter function silver.clean_email_away(text) rename to clean_email")
+                query("alter table silver.customer_versions_away rename to customer_versions")
                 return
             time.sleep(0.02)
 
@@ -347,7 +351,11 @@ def test_purge_removes_only_what_is_past_the_window(warehouse, query, seed_landi
 
     for day in (DAY1, DAY2):
         assert run_pipeline(day, landing=seed_landing, trigger="test").success
-    kept = table_checksums(query, "silver") | table_checksums(query, "gold")
+    def silver_and_gold() -> dict:  # the quarantine is retention's to purge; the rest must not change
+        sums = table_checksums(query, "silver") | table_checksums(query, "gold")
+        return {table: digest for table, digest in sums.items() if table != "silver.quarantine"}
+
+    kept = silver_and_gold()
     markers = query("select count(*) from meta.table_updates")
     day2_bronze = query("select count(*) from bronze.erp_sales_raw where _extract_date = %s", (DAY2,))
     day2_quarantine = query("select count(*) from silver.quarantine where extract_date = %s", (DAY2,))
@@ -364,7 +372,7 @@ def test_purge_removes_only_what_is_past_the_window(warehouse, query, seed_landi
     assert query("select count(*) from bronze.erp_sales_raw where _extract_date = %s", (DAY2,)) == day2_bronze
     assert query("select count(*) from silver.quarantine where extract_date = %s", (DAY2,)) == day2_quarantine
     assert query("select run_date from meta.pipeline_runs") == [(DAY2,)]
-    assert table_checksums(query, "silver") | table_checksums(query, "gold") == kept
+    assert silver_and_gold() == kept
     assert query("select count(*) from meta.table_updates") == markers
     with pytest.raises(ValueError, match="at least 1"):
         purge(keep_days=0)
