@@ -128,10 +128,12 @@ THROTTLE = LoginThrottle()
 
 
 def _client() -> str:
+    """Failures count per client address (all clients share one count when it is unknown)."""
     try:
-        return st.context.ip_address or "local"
-    except Exception:  # noqa: BLE001 - no request context (tests, bare mode)
-        return "local"
+        address = st.context.ip_address
+    except Exception:  # noqa: BLE001 - no request context (bare mode)
+        address = None
+    return address if isinstance(address, str) and address else "unknown"
 
 
 def attempt_login(password: str) -> tuple[bool, str]:

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -165,6 +167,14 @@ def metrics(at: AppTest) -> dict[str, tuple[str, str]]:
 
 def frame_with(at: AppTest, column: str) -> pd.DataFrame:
     return next(frame.value for frame in at.dataframe if column in frame.value.columns)
+
+
+def chart_data(chart) -> pd.DataFrame:
+    """The rows an altair chart was given (Streamlit sends them as Arrow beside the spec)."""
+    import pyarrow as pa
+
+    (dataset,) = chart.proto.datasets
+    return pa.ipc.open_stream(dataset.data.data).read_all().to_pandas()
 
 
 def elements(at: AppTest, kind: str) -> list:
@@ -313,8 +323,18 @@ def test_business_kpis_products_regions_clv_and_cohorts_masked(filled):
     assert "No predictions for this date" in text  # three customers are too few to fit
     segments = frame_with(at, "segment")
     assert segments[["segment", "customers"]].values.tolist() == [["not modelled", 3]]
-    specs = [chart.proto.spec for chart in elements(at, "vega_lite_chart")]
-    assert any("month_start" in spec for spec in specs) and any("retention_rate" in spec for spec in specs)
+    data = {tuple(sorted(chart_data(chart).columns)): chart_data(chart) for chart in elements(at, "vega_lite_chart")}
+    monthly = next(frame for columns, frame in data.items() if "month_start" in columns)
+    assert monthly[["region", "revenue"]].values.tolist() == [["Mountain", 110.0], ["New England", 315.0]]
+    assert {str(day)[:10] for day in monthly["month_start"]} == {"2026-11-01"}
+    cohorts = next(frame for columns, frame in data.items() if "retention_rate" in columns)
+    # Every customer first bought in November 2026: one cohort of 3, month 0 only, retention 1.
+    assert cohorts[["cohort", "months_since_first", "cohort_size", "active_customers", "retention_rate"]
+                   ].values.tolist() == [["2026-11", 0, 3, 3, 1.0]]
+    histogram = next(frame for columns, frame in data.items() if "bin_start" in columns)
+    # Historical CLV 5, 110, 310; 99th percentile 110 + 0.98 x 200 = 306, bins of 15.3: 1, 8 and the last.
+    assert histogram[["bin", "customers"]].values.tolist() == [[1, 1], [8, 1], [20, 1]]
+    assert histogram["bin_start"].tolist() == pytest.approx([0, 7 * 15.3, 19 * 15.3])
 
 
 def test_ops_login_unmasks_personal_data(filled, console_env):
@@ -391,3 +411,265 @@ def test_every_page_guides_on_a_database_without_the_schema(server_url, console_
         assert "metalayer db bootstrap" in page_text(open_page("overview", at))
     finally:
         db.drop_database(name, server_url)
+
+
+def test_business_clv_predictions_segments_and_distribution_match_pandas(warehouse, console_env, tmp_path):
+    from pipeline.generate import generate
+    from pipeline.runner import run_pipeline
+
+    landing = tmp_path / "landing"
+    generate(landing, date(2026, 11, 1), days=1, customers=2000, orders=6000)
+    assert run_pipeline(date(2026, 11, 1), landing=landing, trigger="test").success
+    clv = pd.DataFrame(run_sql(warehouse, "select customer_id, predicted_clv::float8, historical_clv::float8, "
+                                          "p_alive::float8 from gold.customer_clv"),
+                       columns=["customer_id", "predicted_clv", "historical_clv", "p_alive"])
+    predicted = clv.dropna(subset=["predicted_clv"])
+    assert len(predicted) > 1000  # the models fit on this data
+
+    at = open_page("business")
+    assert "No predictions" not in page_text(at)
+    segments = frame_with(at, "segment").set_index("segment")["customers"]
+    buckets = pd.cut(clv["p_alive"], [-1, 0.25, 0.5, 0.75, 2], right=False,
+                     labels=["likely lost (< 25%)", "at risk (25-50%)", "cooling (50-75%)",
+                             "active (P(alive) >= 75%)"]).value_counts()
+    for label, count in buckets.items():
+        assert segments.get(label, 0) == count, label
+    assert segments.sum() == len(clv)
+
+    histogram = next(chart_data(chart) for chart in elements(at, "vega_lite_chart")
+                     if "bin_start" in chart_data(chart).columns)
+    upper = float(np.percentile(predicted["predicted_clv"], 99))  # linear, as percentile_cont
+    expected_bins = np.clip(np.floor(predicted["predicted_clv"] / upper * 20) + 1, 1, 20).value_counts()
+    assert dict(zip(histogram["bin"], histogram["customers"], strict=True)) == {
+        int(b): int(n) for b, n in expected_bins.items()}
+
+    top = frame_with(at, "email")
+    expected_top = predicted.sort_values(["predicted_clv", "historical_clv", "customer_id"],
+                                         ascending=[False, False, True]).head(20)
+    assert top["customer_id"].tolist() == expected_top["customer_id"].tolist()
+    assert top["predicted_clv"].tolist() == pytest.approx(expected_top["predicted_clv"].tolist())
+    assert metrics(at)["Revenue"][0] == f"{clv['historical_clv'].sum():,.2f}"
+
+
+# ---------------------------------------------------------------- roles, masking, login
+
+def test_reader_role_reads_gold_and_meta_but_no_personal_column(filled):
+    import psycopg2
+
+    from console import data
+    from pipeline import db
+
+    reader = db.reader_url(filled["url"])
+    with db.transaction(reader) as conn, conn.cursor() as cur:
+        cur.execute("select count(*) from gold.fact_sales")
+        assert cur.fetchone() == (6,)
+        cur.execute("select email from console.customer_masked where customer_id = 'C2'")
+        assert cur.fetchone() == ("b***@example.com",)
+    for statement in ("select email from gold.dim_customer", "select phone from silver.customers",
+                      "select record from silver.quarantine", "select * from bronze.crm_customers_raw",
+                      "select * from console.customer", "delete from meta.pipeline_runs",
+                      "create table gold.scratch (x int)"):
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege), db.transaction(reader) as conn, conn.cursor() as cur:
+            cur.execute(statement)
+    house = data.warehouse()
+    assert house.reader_note is None and house.reader.engine.url.username == "metalayer_reader"
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    ("call (415) 555-0123 now", "call *** now"),
+    ("415-555-0123, 415.555.0123, 4155550123", "***, ***, ***"),
+    ("+1 415 555 0123 or 1-415-555-0123", "*** or ***"),
+    ("mail Ann.Lee@Example.com please", "mail ***@Example.com please"),
+    # dates, times, counts and run ids stay readable
+    ("run 2026-11-21-20261122T050426-2c4866 at 2026-11-21 10:00:00: 1008000 rows",
+     "run 2026-11-21-20261122T050426-2c4866 at 2026-11-21 10:00:00: 1008000 rows"),
+])
+def test_mask_text_hides_emails_and_phone_numbers_only(warehouse, text, masked):
+    assert run_sql(warehouse, "select console.mask_text(%s)", (text,)) == [(masked,)]
+
+
+def test_password_hash_round_trip_and_bad_format():
+    from console import auth
+
+    stored = auth.hash_password("s3cret")
+    assert stored.startswith("scrypt$16384$8$1$") and stored != auth.hash_password("s3cret")  # salted
+    assert auth.verify_password("s3cret", stored) and not auth.verify_password("s3cret ", stored)
+    with pytest.raises(auth.HashFormatError, match="python -m console.auth"):
+        auth.verify_password("s3cret", "plain-text")
+
+
+def test_login_throttle_waits_after_five_failures_and_doubles():
+    from console.auth import LoginThrottle
+
+    now = [0.0]
+    throttle = LoginThrottle(clock=lambda: now[0])
+    for _ in range(4):
+        throttle.failed("client")
+    assert throttle.wait_seconds("client") == 0
+    throttle.failed("client")  # the fifth
+    assert throttle.wait_seconds("client") == 30
+    now[0] = 31
+    throttle.failed("client")
+    assert throttle.wait_seconds("client") == 60
+    assert throttle.wait_seconds("other client") == 0
+    throttle.succeeded("client")
+    assert throttle.wait_seconds("client") == 0
+
+
+def test_five_failed_logins_make_the_next_wait_even_with_the_right_password(filled, console_env):
+    from console import auth
+
+    now = [1000.0]
+    console_env.setattr(auth, "THROTTLE", auth.LoginThrottle(clock=lambda: now[0]))
+    console_env.setenv(auth.HASH_ENV, auth.hash_password(OPS_PASSWORD))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    for attempt in range(1, 6):
+        login(at, f"wrong {attempt}")
+        errors = " ".join(str(error.value) for error in at.sidebar.error)
+        assert "Wrong password." in errors
+        assert ("Further attempts wait 30 s" in errors) == (attempt == 5)
+    login(at, OPS_PASSWORD)
+    assert "Too many failed logins: try again in 30 s" in " ".join(str(e.value) for e in at.sidebar.error)
+    assert not at.sidebar.success
+    now[0] += 31
+    login(at, OPS_PASSWORD)
+    assert "Ops: logged in" in " ".join(str(s.value) for s in at.sidebar.success)
+
+
+# ---------------------------------------------------------------- operations
+
+def launch_buttons(at: AppTest) -> list[str]:
+    return [button.label for button in at.button if button.label.startswith("Launch")]
+
+
+def test_operations_are_disabled_without_an_ops_password(filled):
+    at = open_page("operations")
+    text = page_text(at)
+    assert "Operations are disabled: no ops password is configured" in text
+    assert "python -m console.auth" in text and "METALAYER_OPS_PASSWORD_HASH" in text
+    assert launch_buttons(at) == []
+
+
+def test_operations_refuse_without_a_login(filled, console_env):
+    from console import auth
+
+    console_env.setenv(auth.HASH_ENV, auth.hash_password(OPS_PASSWORD))
+    at = open_page("operations")
+    assert "need an ops login" in page_text(at) and launch_buttons(at) == []
+    login(at, "not the password")
+    open_page("operations", at)
+    assert "need an ops login" in page_text(at) and launch_buttons(at) == []
+
+
+def submit(at: AppTest, label: str) -> AppTest:
+    next(button for button in at.button if button.label == label).click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def follow(at: AppTest, launch_id: str, seconds: float = 120) -> AppTest:
+    """Rerun the page, as its fragment does every 2 s, until the launched process ends."""
+    from console.launcher import LAUNCHER
+
+    deadline = time.monotonic() + seconds
+    while LAUNCHER.get(launch_id).alive:
+        assert time.monotonic() < deadline, LAUNCHER.get(launch_id).output_tail()
+        time.sleep(1)
+        at.run()
+    return at.run()
+
+
+def test_operations_rerun_launches_detached_and_shows_progress_until_it_ends(filled, console_env):
+    from console import auth
+
+    url = filled["url"]
+    console_env.setenv(auth.PASSWORD_ENV, OPS_PASSWORD)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    login(at, OPS_PASSWORD)
+    open_page("operations", at)
+    at.selectbox(key="ops_rerun_target").set_value("BusinessKpis")
+    at.date_input(key="ops_rerun_date").set_value(DAY2)
+    at.checkbox(key="ops_rerun_downstream").uncheck()
+    started = time.monotonic()
+    submit(at, "Launch rerun")
+    assert time.monotonic() - started < 10  # the page does not wait for the run
+    launch_id = at.session_state["ops_launches"][0]
+    assert "Launched rerun BusinessKpis for 2026-11-21 (no downstream)" in page_text(at)
+    follow(at, launch_id)
+    assert "rerun BusinessKpis for 2026-11-21 (no downstream): finished" in page_text(at)
+    assert metrics(at)["Run status"][0] == "success"
+    assert run_sql(url, "select run_date, trigger, status from meta.pipeline_runs where run_id = %s",
+                   (launch_id,)) == [(DAY2, "console", "success")]
+    # Only the invalidated task ran again; everything else was complete.
+    assert run_sql(url, "select task_family, status from meta.task_runs where run_id = %s", (launch_id,)) == [
+        ("BusinessKpis", "success")]
+    # The run shows on the Runs page at once (the launch cleared the cache).
+    open_page("runs", at)
+    assert launch_id in frame_with(at, "tasks_failed")["run_id"].tolist()
+
+
+def test_operations_backfill_runs_each_date_and_follows_them(filled, console_env):
+    from console import auth
+
+    url = filled["url"]
+    console_env.setenv(auth.PASSWORD_ENV, OPS_PASSWORD)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    login(at, OPS_PASSWORD)
+    open_page("operations", at)
+    at.date_input(key="ops_backfill_start").set_value(DAY1)
+    at.date_input(key="ops_backfill_end").set_value(DAY2)
+    before = run_sql(url, "select now()")[0][0]
+    submit(at, "Launch backfill")
+    follow(at, at.session_state["ops_launches"][0])
+    assert metrics(at)["Dates done"][0] == "2 of 2"
+    assert run_sql(url, "select run_date, status from meta.pipeline_runs where trigger = 'console' and "
+                        "started_at >= %s order by run_date", (before,)) == [(DAY1, "success"), (DAY2, "success")]
+
+
+def test_operations_refuse_a_date_that_is_already_running(filled, console_env):
+    from console import auth
+    from pipeline.runs import date_lock
+
+    url = filled["url"]
+    console_env.setenv(auth.PASSWORD_ENV, OPS_PASSWORD)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    login(at, OPS_PASSWORD)
+    open_page("operations", at)
+    holder = f"{DAY1}-holder-{uuid.uuid4().hex[:6]}"
+    run_sql(url, "insert into meta.pipeline_runs (run_id, run_date, trigger, status, host, pid) "
+                 "values (%s, %s, 'cli', 'running', %s, %s)", (holder, DAY1, __import__("socket").gethostname(),
+                                                               os.getpid()))
+    try:
+        with date_lock(url, DAY1, holder):
+            at.date_input(key="ops_run_date").set_value(DAY1)
+            submit(at, "Launch run")
+    finally:
+        run_sql(url, "delete from meta.pipeline_runs where run_id = %s", (holder,))
+    text = page_text(at)
+    assert f"Not launched: a run for {DAY1} is already in progress ({holder}, trigger cli)" in text
+    assert not at.session_state["ops_launches"] if "ops_launches" in at.session_state else True
+
+
+def test_launcher_refuses_a_date_its_own_launch_still_runs(filled):
+    import subprocess
+    from datetime import UTC, datetime
+
+    from console.launcher import Action, Launch, Launcher, LaunchRefused
+
+    launcher = Launcher()
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        launcher._launches["earlier"] = Launch(
+            launch_id="earlier", action=Action("backfill", start=DAY1, end=DAY2), run_id=None, command=["sleep"],
+            log_path=Path("/dev/null"), started_at=datetime.now(UTC), process=sleeper)
+        with pytest.raises(LaunchRefused, match="still running"):
+            launcher.launch(Action("rerun", start=DAY2, target="gold"), filled["url"])
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert launcher.active_for([DAY2]) is None
