@@ -562,6 +562,17 @@ def test_operations_refuse_without_a_login(filled, console_env):
     assert "need an ops login" in page_text(at) and launch_buttons(at) == []
 
 
+def ops_page(console_env) -> AppTest:
+    """The Operations page of a session logged in as ops."""
+    from console import auth
+
+    console_env.setenv(auth.PASSWORD_ENV, OPS_PASSWORD)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    login(at, OPS_PASSWORD)
+    return open_page("operations", at)
+
+
 def submit(at: AppTest, label: str) -> AppTest:
     next(button for button in at.button if button.label == label).click()
     at.run()
@@ -582,14 +593,9 @@ def follow(at: AppTest, launch_id: str, seconds: float = 120) -> AppTest:
 
 
 def test_operations_rerun_launches_detached_and_shows_progress_until_it_ends(filled, console_env):
-    from console import auth
 
     url = filled["url"]
-    console_env.setenv(auth.PASSWORD_ENV, OPS_PASSWORD)
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    login(at, OPS_PASSWORD)
-    open_page("operations", at)
+    at = ops_page(console_env)
     at.selectbox(key="ops_rerun_target").set_value("BusinessKpis")
     at.date_input(key="ops_rerun_date").set_value(DAY2)
     at.checkbox(key="ops_rerun_downstream").uncheck()
@@ -612,14 +618,9 @@ def test_operations_rerun_launches_detached_and_shows_progress_until_it_ends(fil
 
 
 def test_operations_backfill_runs_each_date_and_follows_them(filled, console_env):
-    from console import auth
 
     url = filled["url"]
-    console_env.setenv(auth.PASSWORD_ENV, OPS_PASSWORD)
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    login(at, OPS_PASSWORD)
-    open_page("operations", at)
+    at = ops_page(console_env)
     at.date_input(key="ops_backfill_start").set_value(DAY1)
     at.date_input(key="ops_backfill_end").set_value(DAY2)
     before = run_sql(url, "select now()")[0][0]
@@ -631,15 +632,10 @@ def test_operations_backfill_runs_each_date_and_follows_them(filled, console_env
 
 
 def test_operations_refuse_a_date_that_is_already_running(filled, console_env):
-    from console import auth
     from pipeline.runs import date_lock
 
     url = filled["url"]
-    console_env.setenv(auth.PASSWORD_ENV, OPS_PASSWORD)
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    login(at, OPS_PASSWORD)
-    open_page("operations", at)
+    at = ops_page(console_env)
     holder = f"{DAY1}-holder-{uuid.uuid4().hex[:6]}"
     run_sql(url, "insert into meta.pipeline_runs (run_id, run_date, trigger, status, host, pid) "
                  "values (%s, %s, 'cli', 'running', %s, %s)", (holder, DAY1, __import__("socket").gethostname(),
