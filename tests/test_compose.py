@@ -100,7 +100,7 @@ def test_the_stack_has_the_services_of_the_issue_each_from_an_image_or_the_app_b
         image = services[name]["image"]
         repository, _, tag = image.partition(":")
         assert tag and tag != "latest", f"{name}: pin the image version, not {image!r}"
-    assert set(compose) <= {"name", "services", "volumes", "configs", "x-app"}
+    assert set(compose) <= {"name", "services", "volumes", "configs", "x-app", "x-app-environment"}
 
 
 def test_app_commands_are_ones_the_metalayer_cli_accepts(compose):
@@ -238,12 +238,17 @@ def test_settings_come_from_env_with_every_variable_in_env_example_and_no_secret
     required = {match.group(1) for match in VARIABLE.finditer(text) if match.group(2) == "?"}
     env = example_env()
     assert referenced <= set(env), f"missing from .env.example: {referenced - set(env)}"
-    assert {"POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD"} <= required
+    assert {"POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "METALAYER_READER_PASSWORD"} <= required
+    # The console gets its role's password; every other app service shares the common environment.
+    console = compose["services"]["console"]["environment"]
+    assert {key: console[key] for key in compose["x-app"]["environment"]} == compose["x-app"]["environment"]
+    assert set(console) - set(compose["x-app"]["environment"]) == {"METALAYER_READER_PASSWORD",
+                                                                   "METALAYER_OPS_PASSWORD_HASH"}
     for name in required:
         assert env[name] == "change-me", f"{name} in .env.example must be a placeholder"
     for name, value in env.items():
         if re.search("PASSWORD|SECRET|TOKEN", name):
-            assert value == "change-me", name
+            assert value in ("change-me", "''"), name
     assert subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=REPO_ROOT).returncode == 0
     tracked = subprocess.run(["git", "ls-files", ".env"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
     assert tracked == ""
@@ -252,7 +257,7 @@ def test_settings_come_from_env_with_every_variable_in_env_example_and_no_secret
     for environment in environments:
         for key, value in environment.items():
             if "PASSWORD" in key:
-                assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]*\}", value), f"{key}: {value!r}"
+                assert re.fullmatch(r"\$\{[A-Z_]+:[?-][^}]*\}", value), f"{key}: {value!r}"
     assert ":${POSTGRES_PASSWORD:?" in compose["x-app"]["environment"]["DATABASE_URL"]
     # The app's database URL is built from the same variables the postgres service uses.
     url = interpolate(compose["x-app"]["environment"]["DATABASE_URL"], env)
