@@ -29,7 +29,7 @@ tiles[4].metric("Repeat purchase rate", ui.percent(latest["repeat_purchase_rate"
 st.subheader("Revenue by month and region")
 monthly = data.query("revenue_by_month")
 st.altair_chart(alt.Chart(monthly).mark_bar().encode(
-    x=alt.X("yearmonth(month_start):T", title="month"),
+    x=alt.X("yearmonth(month_start):O", title="month", axis=alt.Axis(format="%Y-%m", labelAngle=-45)),
     y=alt.Y("sum(revenue):Q", title="revenue"),
     color=alt.Color("region:N", title="region"),
     tooltip=[alt.Tooltip("yearmonth(month_start):T", title="month"), "region",

@@ -22,7 +22,7 @@ else:
     for index, table in enumerate(tables):
         scores = history[history["table"] == table]
         chart = alt.Chart(scores, title=table).mark_line(point=True).encode(
-            x=alt.X("run_date:T", title="extract date"),
+            x=alt.X("run_date:T", title="extract date", axis=alt.Axis(format="%Y-%m-%d", tickCount="day")),
             y=alt.Y("score:Q", title="score", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
             color=alt.Color("dimension:N", title="dimension"),
             tooltip=["run_date:T", "dimension", alt.Tooltip("score:Q", format=".2%"), "rows_checked", "run_id"],

@@ -58,7 +58,8 @@ else:
     chart = alt.Chart(timeline).mark_bar(cornerRadius=2).encode(
         x=alt.X("started_at:T", title="time (UTC)"),
         x2="ended_at:T",
-        y=alt.Y("task:N", sort=alt.EncodingSortField(field="started_at", order="ascending"), title=None),
+        y=alt.Y("task:N", sort=alt.EncodingSortField(field="started_at", order="ascending"), title=None,
+                axis=alt.Axis(labelOverlap=False, labelLimit=220)),
         color=alt.Color("status:N", scale=alt.Scale(domain=["success", "skipped", "running", "failed"],
                                                     range=["#2e7d32", "#9e9e9e", "#1976d2", "#c62828"])),
         tooltip=["task_family", "target_table", "status", alt.Tooltip("seconds:Q", format=".2f"), "rows_in",
@@ -83,5 +84,5 @@ else:
             with st.expander(f"{task.task_family}: {str(task.error).splitlines()[0]}", icon=":material/error:"):
                 st.code(task.error, language="text")
 
-st.markdown("**Log**")
+st.markdown("**Log of the run**")
 ui.show_log(run["log_file"], is_masked=masked)

@@ -1,0 +1,184 @@
+"""How fast the console's pages render: `python -m console.bench [--browser] [--repeat N]`, on DATABASE_URL.
+
+- AppTest: each page's script time in this process, first with every cache
+  cleared (what the first visitor after a change waits for) and then warm.
+- ``--browser``: ``metalayer console`` on a free port and headless Chromium;
+  the time from a click on a page's link until the page's last section shows
+  and Streamlit reports the script done.
+
+The end-to-end test uses the same server and browser helpers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+from pipeline import db
+
+APP = db.REPO_ROOT / "console" / "app.py"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+# page file -> (navigation label, text of the page's last section)
+PAGES = {
+    "overview": ("Overview", "Data freshness per source"),
+    "runs": ("Runs", "Log of the run"),
+    "quality": ("Data quality", "Download the"),
+    "business": ("Business KPIs", "Cohort retention"),
+    "lineage": ("Lineage", "never ran"),
+    "operations": ("Operations", "Operations"),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def console_server(env: dict[str, str], log_path: Path, timeout: float = 90) -> Iterator[str]:
+    """`metalayer console --port P` in its own process group; yields its URL once /_stcore/health answers."""
+    port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603 - fixed argv
+            [sys.executable, "-m", "pipeline.cli", "console", "--port", str(port)], cwd=db.REPO_ROOT,
+            env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"metalayer console exited with {process.returncode}:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:  # noqa: S310
+                    if response.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"metalayer console did not answer in {timeout:.0f} s:\n{log_path.read_text()}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@contextmanager
+def chromium(viewport: tuple[int, int] = (1400, 1000)):
+    """A headless Debian Chromium page driven by Playwright, on a fresh profile."""
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="metalayer-chromium-") as profile, sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": viewport[0], "height": viewport[1]})
+        try:
+            yield context.pages[0] if context.pages else context.new_page()
+        finally:
+            context.close()
+
+
+# Drawn: no element still loading its code, every chart with its SVG or canvas.
+RENDERED_JS = """() => !document.querySelector('[data-testid="stSkeleton"]')
+    && [...document.querySelectorAll('[data-testid="stVegaLiteChart"], [data-testid="stGraphVizChart"]')]
+        .every(chart => chart.querySelector('svg, canvas'))"""
+
+
+def wait_rendered(page, text: str, timeout_ms: float = 60_000) -> None:
+    """Until `text` shows, Streamlit's running indicator is gone and every element is drawn."""
+    page.locator('[data-testid="stMain"]').get_by_text(text).first.wait_for(state="visible", timeout=timeout_ms)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout_ms)
+    page.wait_for_function(RENDERED_JS, timeout=timeout_ms)
+
+
+def open_page(page, name: str, timeout_ms: float = 60_000) -> float:
+    """Click a page's navigation link and wait until it is rendered; returns the seconds it took."""
+    label, last_text = PAGES[name]
+    started = time.perf_counter()
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=label).click()
+    page.wait_for_url(f"**/{name}", timeout=timeout_ms)
+    wait_rendered(page, last_text, timeout_ms)
+    return time.perf_counter() - started
+
+
+def browser_times(repeat: int, log_dir: Path) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in PAGES}
+    with console_server({"DATABASE_URL": db.database_url()}, log_dir / "console-bench-server.log") as url, \
+            chromium() as page:
+        page.goto(url)
+        wait_rendered(page, PAGES["overview"][1])
+        for _ in range(repeat):
+            for name in [*list(PAGES)[1:], "overview"]:
+                times[name].append(round(open_page(page, name), 3))
+    return times
+
+
+def apptest_times(repeat: int) -> dict[str, dict[str, list[float]]]:
+    from streamlit.testing.v1 import AppTest
+
+    from console import data
+
+    times: dict[str, dict[str, list[float]]] = {}
+    for name in PAGES:
+        cold, warm = [], []
+        for _ in range(repeat):
+            at = AppTest.from_file(str(APP), default_timeout=120)
+            at.run()
+            at.switch_page(f"views/{name}.py")
+            data.clear_cache()
+            started = time.perf_counter()
+            at.run()
+            cold.append(round(time.perf_counter() - started, 3))
+            started = time.perf_counter()
+            at.run()
+            warm.append(round(time.perf_counter() - started, 3))
+            if at.exception:
+                raise RuntimeError(f"{name}: {at.exception[0].value}")
+        times[name] = {"cold": cold, "warm": warm}
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m console.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--browser", action="store_true", help="also time pages in headless Chromium")
+    args = parser.parse_args(argv)
+    from pipeline.bench import machine
+
+    url = db.database_url()
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute("select count(*) from gold.fact_sales")
+        fact_rows = cur.fetchone()[0]
+        cur.execute("select count(*) from gold.customer_clv")
+        clv_rows = cur.fetchone()[0]
+    report = {"date": date.today().isoformat(), "machine": machine(), "load_average": os.getloadavg(),
+              "fact_sales_rows": fact_rows, "customer_clv_rows": clv_rows,
+              "apptest_seconds": apptest_times(args.repeat)}
+    if args.browser:
+        report["browser_seconds"] = browser_times(args.repeat, db.metalayer_home() / "logs")
+    report["load_average_after"] = os.getloadavg()
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
