@@ -183,7 +183,7 @@ def catch_up_with_fact(cur, consumer: str, *, full: bool = False) -> FactCatchUp
 
 def finish_catch_up(cur, catch_up: FactCatchUp) -> None:
     if catch_up.mode == "full":
-        cur.execute("drop view affected_customers, old_facts, new_facts")
+        cur.execute("drop view affected_customers, changed_lines, old_facts, new_facts")
     cur.execute("""insert into gold.fact_sales_consumers (consumer, change_id) values (%s, %s)
                    on conflict (consumer) do update set change_id = excluded.change_id""",
                 (catch_up.consumer, catch_up.latest))
@@ -203,7 +203,8 @@ class IncrementalAggregate(FactAggregate):
             clock.lap("changes")
             if catch_up.mode != "none":
                 for relative in self.sql_files:
-                    cur.execute(sql_path(relative).read_text(), self.sql_params())
+                    cur.execute(sql_path(relative).read_text(),
+                                {**self.sql_params(), "full": catch_up.mode == "full"})
                 clock.lap("apply")
             finish_catch_up(cur, catch_up)
         return TaskStats(rows_in=catch_up.lines, message=catch_up.describe(), phase_seconds=clock.laps)

@@ -1,26 +1,36 @@
 -- Orders (order lines), distinct customers, quantity and revenue per day and
--- region, kept incrementally: the affected customers' lines now (new_facts)
--- count +1, as they were (old_facts) -1 (sql/gold/steps/fact_delta.sql); a first
--- build reads the whole fact as new_facts. A customer counts in a group's
--- customers when at least one of their lines is in it.
+-- region, kept incrementally: each group changes by its measures over the
+-- affected customers' lines now (new_facts) minus the same over their lines as
+-- they were (old_facts; sql/gold/steps/fact_delta.sql). Distinct customers too:
+-- the other customers' lines did not change, nor those of a customer in a
+-- group where none of their lines changed (touched_groups). A first build reads
+-- the whole fact as new_facts and nothing as old_facts.
 with
 
-signed_facts as (
-    select order_date, region, customer_id, quantity, amount, 1 as sign from new_facts
-    union all
-    select order_date, region, customer_id, quantity, amount, -1 as sign from old_facts
+touched_groups as (
+    select distinct customer_id, order_date, region from changed_lines
 ),
 
-per_customer as (
+facts as (
+    select 1 as sign, order_date, region, customer_id, quantity, amount
+    from new_facts
+    where %(full)s or (customer_id, order_date, region) in (select * from touched_groups)
+    union all
+    select -1 as sign, order_date, region, customer_id, quantity, amount
+    from old_facts
+    where (customer_id, order_date, region) in (select * from touched_groups)
+),
+
+per_side as (
     select
         order_date,
         region,
-        sum(sign) as orders,
-        bool_or(sign = 1)::integer - bool_or(sign = -1)::integer as customers,
-        sum(sign * quantity) as quantity,
-        sum(sign * amount) as revenue
-    from signed_facts
-    group by order_date, region, customer_id
+        sign * count(*) as orders,
+        sign * count(distinct customer_id) as customers,
+        sign * sum(quantity) as quantity,
+        sign * sum(amount) as revenue
+    from facts
+    group by sign, order_date, region
 ),
 
 changes as (
@@ -31,7 +41,7 @@ changes as (
         sum(customers) as customers,
         sum(quantity) as quantity,
         sum(revenue) as revenue
-    from per_customer
+    from per_side
     group by order_date, region
 ),
 

@@ -2,24 +2,31 @@
 -- the month), kept incrementally as agg_daily_sales is.
 with
 
-signed_facts as (
-    select date_trunc('month', order_date)::date as month_start, region, customer_id, quantity, amount, 1 as sign
-    from new_facts
-    union all
-    select date_trunc('month', order_date)::date, region, customer_id, quantity, amount, -1
-    from old_facts
+touched_groups as (
+    select distinct customer_id, date_trunc('month', order_date)::date as month_start, region from changed_lines
 ),
 
-per_customer as (
+facts as (
+    select 1 as sign, date_trunc('month', order_date)::date as month_start, region, customer_id, quantity, amount
+    from new_facts
+    where %(full)s
+        or (customer_id, date_trunc('month', order_date)::date, region) in (select * from touched_groups)
+    union all
+    select -1 as sign, date_trunc('month', order_date)::date, region, customer_id, quantity, amount
+    from old_facts
+    where (customer_id, date_trunc('month', order_date)::date, region) in (select * from touched_groups)
+),
+
+per_side as (
     select
         month_start,
         region,
-        sum(sign) as orders,
-        bool_or(sign = 1)::integer - bool_or(sign = -1)::integer as customers,
-        sum(sign * quantity) as quantity,
-        sum(sign * amount) as revenue
-    from signed_facts
-    group by month_start, region, customer_id
+        sign * count(*) as orders,
+        sign * count(distinct customer_id) as customers,
+        sign * sum(quantity) as quantity,
+        sign * sum(amount) as revenue
+    from facts
+    group by sign, month_start, region
 ),
 
 final as (
@@ -30,7 +37,7 @@ final as (
         sum(quantity) as quantity,
         sum(revenue) as revenue,
         month_start
-    from per_customer
+    from per_side
     group by month_start, region
     having (sum(orders), sum(customers), sum(quantity), sum(revenue)) <> (0, 0, 0, 0)
 )

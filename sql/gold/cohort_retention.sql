@@ -5,44 +5,44 @@
 -- month 0) and the retention rate.
 with
 
-signed_facts as (
-    select customer_id, date_trunc('month', order_date)::date as order_month, amount, 1 as sign from new_facts
+facts as (
+    select 1 as sign, customer_id, date_trunc('month', order_date)::date as order_month, amount from new_facts
     union all
-    select customer_id, date_trunc('month', order_date)::date, amount, -1 from old_facts
+    select -1 as sign, customer_id, date_trunc('month', order_date)::date, amount from old_facts
 ),
 
 cohorts as (
     select
-        customer_id,
         sign,
+        customer_id,
         min(order_month) as cohort_month
-    from signed_facts
-    group by customer_id, sign
+    from facts
+    group by sign, customer_id
 ),
 
-per_customer as (
+per_side as (
     select
         cohorts.cohort_month,
-        signed_facts.order_month,
-        signed_facts.sign,
-        sum(signed_facts.amount) as revenue
-    from signed_facts
+        facts.order_month,
+        facts.sign * count(distinct facts.customer_id) as active_customers,
+        facts.sign * sum(facts.amount) as revenue
+    from facts
     inner join cohorts
-        on signed_facts.customer_id = cohorts.customer_id
-        and signed_facts.sign = cohorts.sign
-    group by cohorts.cohort_month, signed_facts.order_month, signed_facts.sign, signed_facts.customer_id
+        on facts.customer_id = cohorts.customer_id
+        and facts.sign = cohorts.sign
+    group by facts.sign, cohorts.cohort_month, facts.order_month
 ),
 
 final as (
     select
         (extract(year from age(order_month, cohort_month)) * 12
             + extract(month from age(order_month, cohort_month)))::integer as months_since_first,
-        sum(sign) as active_customers,
-        sum(sign * revenue) as revenue,
+        sum(active_customers) as active_customers,
+        sum(revenue) as revenue,
         cohort_month
-    from per_customer
+    from per_side
     group by cohort_month, order_month
-    having (sum(sign), sum(sign * revenue)) <> (0, 0)
+    having (sum(active_customers), sum(revenue)) <> (0, 0)
 )
 
 insert into gold.cohort_retention as current_row (months_since_first, cohort_size, active_customers,

@@ -3,20 +3,28 @@
 -- agg_daily_sales; the average and the shares are then recomputed from them.
 with
 
-signed_facts as (
-    select region, customer_id, amount, 1 as sign from new_facts
-    union all
-    select region, customer_id, amount, -1 as sign from old_facts
+touched_groups as (
+    select distinct customer_id, region from changed_lines
 ),
 
-per_customer as (
+facts as (
+    select 1 as sign, region, customer_id, amount
+    from new_facts
+    where %(full)s or (customer_id, region) in (select * from touched_groups)
+    union all
+    select -1 as sign, region, customer_id, amount
+    from old_facts
+    where (customer_id, region) in (select * from touched_groups)
+),
+
+per_side as (
     select
         region,
-        bool_or(sign = 1)::integer - bool_or(sign = -1)::integer as customers,
-        sum(sign) as orders,
-        sum(sign * amount) as revenue
-    from signed_facts
-    group by region, customer_id
+        sign * count(distinct customer_id) as customers,
+        sign * count(*) as orders,
+        sign * sum(amount) as revenue
+    from facts
+    group by sign, region
 ),
 
 final as (
@@ -25,7 +33,7 @@ final as (
         sum(customers) as customers,
         sum(orders) as orders,
         sum(revenue) as revenue
-    from per_customer
+    from per_side
     group by region
     having (sum(customers), sum(orders), sum(revenue)) <> (0, 0, 0)
 )

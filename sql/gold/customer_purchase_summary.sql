@@ -17,31 +17,17 @@ purchase_days as (
     group by customer_id, order_date
 ),
 
-per_customer as (
+final as (
     select
         customer_id,
         sum(orders) as orders,
         count(*) as purchase_days,
+        (array_agg(revenue order by order_date))[1] as first_day_revenue,
         sum(revenue) as revenue,
         min(order_date) as first_order_date,
         max(order_date) as last_order_date
     from purchase_days
     group by customer_id
-),
-
-final as (
-    select
-        per_customer.customer_id,
-        per_customer.orders,
-        per_customer.purchase_days,
-        purchase_days.revenue as first_day_revenue,
-        per_customer.revenue,
-        per_customer.first_order_date,
-        per_customer.last_order_date
-    from per_customer
-    inner join purchase_days
-        on per_customer.customer_id = purchase_days.customer_id
-        and per_customer.first_order_date = purchase_days.order_date
 )
 
 insert into gold.customer_purchase_summary (customer_id, orders, purchase_days, first_day_revenue, revenue,

@@ -3,21 +3,29 @@
 -- and the average unit price (revenue / quantity sold).
 with
 
-signed_facts as (
-    select product_key, customer_id, quantity, amount, 1 as sign from new_facts
-    union all
-    select product_key, customer_id, quantity, amount, -1 as sign from old_facts
+touched_groups as (
+    select distinct customer_id, product_key from changed_lines
 ),
 
-per_customer as (
+facts as (
+    select 1 as sign, product_key, customer_id, quantity, amount
+    from new_facts
+    where %(full)s or (customer_id, product_key) in (select * from touched_groups)
+    union all
+    select -1 as sign, product_key, customer_id, quantity, amount
+    from old_facts
+    where (customer_id, product_key) in (select * from touched_groups)
+),
+
+per_side as (
     select
         product_key,
-        sum(sign) as total_orders,
-        sum(sign * quantity) as total_quantity_sold,
-        bool_or(sign = 1)::integer - bool_or(sign = -1)::integer as customers,
-        sum(sign * amount) as revenue
-    from signed_facts
-    group by product_key, customer_id
+        sign * count(*) as total_orders,
+        sign * sum(quantity) as total_quantity_sold,
+        sign * count(distinct customer_id) as customers,
+        sign * sum(amount) as revenue
+    from facts
+    group by sign, product_key
 ),
 
 changes as (
@@ -27,7 +35,7 @@ changes as (
         sum(total_quantity_sold) as total_quantity_sold,
         sum(customers) as customers,
         sum(revenue) as revenue
-    from per_customer
+    from per_side
     group by product_key
     having (sum(total_orders), sum(total_quantity_sold), sum(customers), sum(revenue)) <> (0, 0, 0, 0)
 ),

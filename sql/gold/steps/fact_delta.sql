@@ -21,14 +21,22 @@ where change_id > %(watermark)s
     and not is_full
 order by order_id, change_id;
 
-create temp table affected_customers on commit drop as
-select customer_id
+-- The changed lines as they are now and as they were. A group's distinct
+-- customers can only change for a customer with a changed line in the group;
+-- the aggregates whose groups allow it read only those customers' lines in those
+-- groups (when their parameter `full` is false).
+create temp table changed_lines on commit drop as
+select customer_id, product_key, region, order_date
 from gold.fact_sales
 where order_id in (select order_id from pending_changes)
-union
-select customer_id
+union all
+select customer_id, product_key, region, order_date
 from pending_changes
 where had_before;
+
+create temp table affected_customers on commit drop as
+select distinct customer_id
+from changed_lines;
 
 create temp table new_facts on commit drop as
 select
