@@ -120,7 +120,14 @@ class WarehouseTask(luigi.Task):
 
     @property
     def retry_count(self) -> int | None:
-        """Luigi's per-task retry policy: luigi.cfg [retries] <TaskFamily> overrides [scheduler] retry_count."""
+        """Luigi's per-task retry policy: luigi.cfg [retries] <TaskFamily> overrides [scheduler] retry_count.
+
+        A task whose last failure was permanent (the same input fails the same
+        way: a bad file, a failed quality gate) is not retried. Luigi reads this
+        when the worker reports the failure.
+        """
+        if _failed_permanently(self.task_id):
+            return 1
         value = luigi.configuration.get_config().get("retries", self.task_family, None)
         return int(value) if value not in (None, "") else None
 
@@ -139,6 +146,8 @@ class WarehouseTask(luigi.Task):
                 self._run_once(url, run_id)
                 return
             except Exception as exc:
+                if is_permanent(exc):
+                    _record_permanent_failure(self.task_id)
                 if attempt >= config.transient_retries or not is_transient(exc):
                     raise
                 wait = config.transient_backoff_seconds * 2 ** attempt
@@ -163,6 +172,47 @@ class WarehouseTask(luigi.Task):
         except Exception as exc:
             _fail_task_run(url, task_run_id, exc)
             raise
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Errors that say retrying can not help: their class sets `retryable = False`."""
+    return getattr(exc, "retryable", True) is False
+
+
+# Permanent failures seen by this worker process. With several Luigi workers a
+# task runs in a forked child, so the child also leaves a file for its parent,
+# the process that reports the failure (and reads retry_count) to the scheduler.
+_permanent_failures: set[str] = set()
+
+
+def _permanent_failure_file(task_id: str, worker_pid: int) -> Path:
+    return db.metalayer_home() / "run" / f"permanent-failures-{worker_pid}" / task_id
+
+
+def _record_permanent_failure(task_id: str) -> None:
+    import multiprocessing
+
+    _permanent_failures.add(task_id)
+    if multiprocessing.parent_process() is not None:
+        path = _permanent_failure_file(task_id, os.getppid())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+
+
+def _failed_permanently(task_id: str) -> bool:
+    if task_id in _permanent_failures:
+        return True
+    path = _permanent_failure_file(task_id, os.getpid())
+    if path.exists():
+        path.unlink(missing_ok=True)  # read once, at the failure report
+        _permanent_failures.add(task_id)
+        return True
+    return False
+
+
+def forget_permanent_failures() -> None:
+    """A new run starts with a clean slate: what failed before may have been fixed."""
+    _permanent_failures.clear()
 
 
 # SQLSTATE classes and codes worth a retry: the same work would succeed a moment later.

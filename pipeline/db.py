@@ -9,6 +9,7 @@ stop`` stops it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import warnings
@@ -208,22 +209,48 @@ def schema_files() -> list[Path]:
     return sorted((SQL_DIR / "schema").glob("*.sql"))
 
 
+def schema_checksum() -> str:
+    """sha256 over the schema files' names and contents: what a bootstrap would apply."""
+    digest = hashlib.sha256()
+    for path in schema_files():
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def bootstrap(url: str | None = None) -> None:
-    """Apply sql/schema/*.sql in order. Idempotent; concurrent callers serialize on a lock."""
+    """Apply sql/schema/*.sql in order and record their checksum. Idempotent; callers serialize on a lock."""
+    checksum = schema_checksum()
     with transaction(url) as conn, conn.cursor() as cur:
         cur.execute("select pg_advisory_xact_lock(%s)", (BOOTSTRAP_LOCK_KEY,))
         for path in schema_files():
             cur.execute(path.read_text())
+        cur.execute("insert into meta.schema_versions (checksum) values (%s) on conflict (checksum) do update "
+                    "set applied_at = now()", (checksum,))
+
+
+def schema_is_current(url: str) -> bool:
+    """Whether this code's schema files were already applied (a plain read: takes no locks a run holds)."""
+    with transaction(url) as conn, conn.cursor() as cur:
+        cur.execute("select to_regclass('meta.schema_versions') is not null")
+        if not cur.fetchone()[0]:
+            return False
+        cur.execute("select exists (select 1 from meta.schema_versions where checksum = %s)", (schema_checksum(),))
+        return cur.fetchone()[0]
 
 
 _bootstrapped: set[str] = set()
 
 
 def ensure_bootstrapped(url: str | None = None) -> str:
-    """Resolve the URL and bootstrap the schema once per process; returns the URL."""
+    """Resolve the URL and make sure the schema is current, once per process; returns the URL.
+
+    The DDL runs only when the schema files changed: applying it on every
+    start would take locks that conflict with runs in progress.
+    """
     url = url or database_url()
     if url not in _bootstrapped:
-        bootstrap(url)
+        if not schema_is_current(url):
+            bootstrap(url)
         _bootstrapped.add(url)
     return url
 

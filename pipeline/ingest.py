@@ -52,6 +52,8 @@ class LandingFileError(ValueError):
     The message is ``<file>:<line>: <reason>``, or ``<file>: <reason>`` when no line is to blame.
     """
 
+    retryable = False  # the same file fails the same way: Luigi does not retry it (pipeline/base.py)
+
     def __init__(self, path: Path, line: int | None, reason: str):
         super().__init__(f"{path}:{line}: {reason}" if line is not None else f"{path}: {reason}")
         self.path, self.line, self.reason = path, line, reason

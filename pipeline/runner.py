@@ -20,7 +20,7 @@ from luigi.execution_summary import LuigiStatusCode
 from psycopg2 import sql
 
 from pipeline import alerts, db, sla
-from pipeline.base import WarehouseTask
+from pipeline.base import WarehouseTask, forget_permanent_failures
 from pipeline.config import landing_dir as default_landing_dir
 from pipeline.config import quality as quality_config
 from pipeline.master import MasterTask
@@ -133,6 +133,7 @@ def run_pipeline(run_date: date, *, landing: str | Path | None = None, workers: 
             targets = (layer_targets(upto, run_date, run_id, landing_path) if upto
                        else [MasterTask(date=run_date, run_id=run_id, landing_dir=landing_path)])
             missing = missing_landing_files(landing_path, run_date)
+            forget_permanent_failures()
             watch.start()
             _Progress.printer = log.say
             options = {"scheduler_url": scheduler_url} if scheduler_url else {"local_scheduler": True}

@@ -30,9 +30,13 @@ from pipeline.tasks_bronze import CrmCustomersRaw, ErpProductsRaw, ErpSalesRaw, 
 class ConservationError(RuntimeError):
     """Some input line ended in no place, or in two."""
 
+    retryable = False
+
 
 class QualityRuleFailed(RuntimeError):
     """A rule of severity `fail` found failing rows; nothing of the task is committed."""
+
+    retryable = False
 
 
 @dataclass(frozen=True)
@@ -394,6 +398,8 @@ SILVER_TASKS = (SilverCustomers, SilverProducts, SilverSales)
 
 class QualityGateFailed(RuntimeError):
     """The run's quality score is below the threshold and luigi.cfg says to fail."""
+
+    retryable = False
 
 
 class SilverQualityGate(WarehouseTask):

@@ -131,3 +131,10 @@ create table if not exists meta.lineage (
     task_family text not null,
     primary key (upstream, downstream)
 );
+
+-- Checksums of the schema files applied (pipeline/db.py): processes skip the
+-- bootstrap when theirs is here, so starting a process never takes DDL locks.
+create table if not exists meta.schema_versions (
+    checksum text primary key,
+    applied_at timestamptz not null default now()
+);
