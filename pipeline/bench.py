@@ -2,16 +2,19 @@
 
 Prints (through `printer`) a table and returns the JSON report: per task seconds, rows and rows/s,
 the pipeline time of each run (first task start to last task end), the peak RSS of the Python
-processes, and the raw floor measured in the same run (`raw_floor`). With `days` > 1 every later
-run is an incremental day, compared with the first (full) run.
+processes (each run goes in a fresh process, so generating the data does not count), and the raw
+floor measured in the same run (`raw_floor`). With `days` > 1 every later run is an incremental
+day, compared with the first (full) run.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
 import resource
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -107,45 +110,48 @@ def raw_floor(url: str, landing: Path, extract_date: date) -> dict:
     return floor
 
 
-class PeakRss:
-    """Peak resident memory of this process (reset at the start) and of its waited-for children (Luigi's
-    worker processes when there are several workers), from the kernel's own high-water marks."""
-
-    def __init__(self) -> None:
-        self.resettable = _reset_peak_rss()
-        self.children_before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-
-    def report(self) -> dict:
-        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        return {
-            "main_mb": round(_status_kib("VmHWM") / 1024, 1) if self.resettable
-            else round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "main_is_since_start": self.resettable,
-            # None: no child process peaked above what children had reached before the pipeline.
-            "largest_child_mb": round(children / 1024, 1) if children > self.children_before else None,
-        }
-
-
-def _reset_peak_rss() -> bool:
-    """Reset this process's peak RSS to its current RSS (Linux >= 4.0: /proc/self/clear_refs, value 5)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
+def peak_rss() -> dict:
+    """Peak resident memory of this process and of its largest waited-for child (Luigi's worker
+    processes when there are several workers), from the kernel's own high-water marks."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"main_mb": round(_status_kib("VmHWM") / 1024, 1),
+            "largest_child_mb": round(children / 1024, 1) if children else None}
 
 
 def _status_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
-    return 0
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # not Linux: the lifetime peak
+
+
+def _pipeline_process(run_date: date, landing: Path, workers: int, results) -> None:
+    """One run in a fresh process, so that its peak memory is the pipeline's own."""
+    from pipeline.runner import run_pipeline
+
+    result = run_pipeline(run_date, landing=landing, workers=workers, trigger="test",
+                          printer=lambda message: print(message, file=sys.stderr, flush=True))
+    results.put((result, peak_rss()))
+
+
+def run_pipeline_measured(run_date: date, landing: Path, workers: int):
+    """run_pipeline in a new Python process (spawned, nothing inherited); returns (result, peak RSS)."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=_pipeline_process, args=(run_date, landing, workers, results))
+    process.start()
+    try:
+        result, peak = results.get()
+    finally:
+        process.join()
+    if process.exitcode:
+        raise RuntimeError(f"the pipeline process for {run_date} exited with {process.exitcode}")
+    return result, peak
 
 
 def run_bench(orders: int = 1_000_000, customers: int = 100_000, days: int = 1, workers: int = 1,
               keep: bool = False, printer: Callable[[str], None] = print) -> dict:
     from pipeline.generate import generate
-    from pipeline.runner import run_pipeline
 
     work = Path(tempfile.mkdtemp(prefix="metalayer-bench-"))
     landing = work / "landing"
@@ -173,11 +179,10 @@ def run_bench(orders: int = 1_000_000, customers: int = 100_000, days: int = 1, 
         for offset in range(days):
             run_date = first + timedelta(days=offset)
             load_before = os.getloadavg()[0]
-            peak = PeakRss()
-            result = run_pipeline(run_date, landing=landing, workers=workers, trigger="test", printer=printer)
+            result, peak = run_pipeline_measured(run_date, landing, workers)
             if not result.success:
                 raise RuntimeError(f"benchmark run for {run_date} failed:\n{result.luigi_summary}")
-            runs.append({**_run_report(url, result), "peak_rss": peak.report(),
+            runs.append({**_run_report(url, result), "peak_rss": peak,
                          "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]})
         printer("measuring the raw floor (COPY into unlogged text tables, one typed INSERT ... SELECT per source)")
         floor = raw_floor(url, landing, first)
