@@ -75,6 +75,24 @@ def money(value) -> str:
     return number(value, 2)
 
 
+def tile_money(value) -> str:
+    """Money short enough for a metric tile: 2 decimals up to 10,000, whole units, then millions."""
+    if missing(value):
+        return "n/a"
+    value = float(value)
+    if abs(value) >= 1_000_000:
+        return f"{value / 1_000_000:,.2f} M"
+    return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:,.2f}"
+
+
+def tile_change(value) -> str | None:
+    """The delta of a money tile, in the same units as `tile_money`, signed."""
+    if missing(value):
+        return None
+    shown = tile_money(abs(float(value)))
+    return ("-" if float(value) < 0 else "+") + shown
+
+
 def percent(value, decimals: int = 1) -> str:
     return "n/a" if missing(value) else f"{float(value) * 100:.{decimals}f}%"
 

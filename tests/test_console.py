@@ -448,7 +448,11 @@ def test_business_clv_predictions_segments_and_distribution_match_pandas(warehou
                                          ascending=[False, False, True]).head(20)
     assert top["customer_id"].tolist() == expected_top["customer_id"].tolist()
     assert top["predicted_clv"].tolist() == pytest.approx(expected_top["predicted_clv"].tolist())
-    assert metrics(at)["Revenue"][0] == f"{clv['historical_clv'].sum():,.2f}"
+    from console.ui import tile_money
+
+    revenue = next(metric for metric in at.metric if metric.label == "Revenue")
+    assert revenue.value == tile_money(clv["historical_clv"].sum())
+    assert revenue.proto.help == f"{clv['historical_clv'].sum():,.2f}"  # the exact figure, on hover
 
 
 # ---------------------------------------------------------------- roles, masking, login
@@ -486,6 +490,14 @@ def test_reader_role_reads_gold_and_meta_but_no_personal_column(filled):
 ])
 def test_mask_text_hides_emails_and_phone_numbers_only(warehouse, text, masked):
     assert run_sql(warehouse, "select console.mask_text(%s)", (text,)) == [(masked,)]
+
+
+def test_money_on_tiles_stays_short():
+    from console.ui import tile_change, tile_money
+
+    assert [tile_money(v) for v in (425, 9_999.994, 12_345.6, 2_210_034.56, None)] == [
+        "425.00", "9,999.99", "12,346", "2.21 M", "n/a"]
+    assert [tile_change(v) for v in (20, -30.42, -1_500_000, None)] == ["+20.00", "-30.42", "-1.50 M", None]
 
 
 def test_password_hash_round_trip_and_bad_format():

@@ -19,11 +19,11 @@ if kpis.empty:
 latest = kpis.iloc[0]
 st.caption(f"Every order up to extract date {latest['run_date']}. Region is the customer's region at the order date.")
 tiles = st.columns(5)
-tiles[0].metric("Revenue", ui.money(latest["revenue"]), border=True)
+tiles[0].metric("Revenue", ui.tile_money(latest["revenue"]), border=True, help=ui.money(latest["revenue"]))
 tiles[1].metric("Orders", ui.number(latest["orders"]), border=True)
 tiles[2].metric("Customers", ui.number(latest["customers"]), border=True,
                 help=f"Customers who ever bought; {ui.number(latest['active_customers'])} of them in the last 90 days.")
-tiles[3].metric("Average order value", ui.money(latest["average_order_value"]), border=True)
+tiles[3].metric("Average order value", ui.tile_money(latest["average_order_value"]), border=True)
 tiles[4].metric("Repeat purchase rate", ui.percent(latest["repeat_purchase_rate"]), border=True)
 
 st.subheader("Revenue by month and region")
@@ -42,7 +42,7 @@ with left:
     products = data.query("top_products", limit=TOP_PRODUCTS)
     st.altair_chart(alt.Chart(products).mark_bar().encode(
         x=alt.X("revenue:Q", title="revenue"),
-        y=alt.Y("product_name:N", sort="-x", title=None),
+        y=alt.Y("product_name:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False)),
         color=alt.Color("category:N", title="category"),
         tooltip=["product_id", "product_name", "category", alt.Tooltip("revenue:Q", format=",.2f"),
                  "total_orders", "total_quantity_sold"],
@@ -57,7 +57,7 @@ with right:
     regions = data.query("regional_analytics")
     st.altair_chart(alt.Chart(regions).mark_bar().encode(
         x=alt.X("revenue:Q", title="revenue"),
-        y=alt.Y("region:N", sort="-x", title=None),
+        y=alt.Y("region:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False)),
         tooltip=["region", alt.Tooltip("revenue:Q", format=",.2f"), "customers", "orders",
                  alt.Tooltip("revenue_share:Q", format=".1%")],
     ).properties(height=max(120, 28 * len(regions))), width="stretch")

@@ -60,18 +60,22 @@ else:
     latest = kpis.iloc[0]
     previous = kpis.iloc[1] if len(kpis) > 1 else None
 
-    def change(column: str, decimals: int = 0):
-        return None if previous is None else ui.signed(latest[column] - previous[column], decimals)
+    def change(column: str, money: bool = False):
+        if previous is None:
+            return None
+        difference = latest[column] - previous[column]
+        return ui.tile_change(difference) if money else ui.signed(difference)
 
     clv_column = "average_predicted_clv" if not ui.missing(latest["average_predicted_clv"]) else "average_historical_clv"
     tiles = st.columns(5)
-    tiles[0].metric("Revenue", ui.money(latest["revenue"]), change("revenue", 2), border=True)
+    tiles[0].metric("Revenue", ui.tile_money(latest["revenue"]), change("revenue", money=True), border=True,
+                    help=f"{ui.money(latest['revenue'])} over {ui.number(latest['orders'])} order lines.")
     tiles[1].metric("Orders", ui.number(latest["orders"]), change("orders"), border=True)
     tiles[2].metric("Customers", ui.number(latest["customers"]), change("customers"), border=True)
-    tiles[3].metric("Average order value", ui.money(latest["average_order_value"]),
-                    change("average_order_value", 2), border=True)
+    tiles[3].metric("Average order value", ui.tile_money(latest["average_order_value"]),
+                    change("average_order_value", money=True), border=True)
     tiles[4].metric("Average predicted CLV" if clv_column == "average_predicted_clv" else "Average historical CLV",
-                    ui.money(latest[clv_column]), change(clv_column, 2), border=True,
+                    ui.tile_money(latest[clv_column]), change(clv_column, money=True), border=True,
                     help=None if clv_column == "average_predicted_clv" else
                     "The CLV models could not be fit on this data; historical CLV is total spend so far.")
     st.caption(f"As of extract date {latest['run_date']}"
