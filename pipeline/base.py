@@ -138,6 +138,10 @@ class WarehouseTask(luigi.Task):
             self.set_progress_percentage(max(0, min(100, int(percent))))
 
     def run(self) -> None:
+        if _failed_permanently(self.task_id):
+            # Luigi learns of a task's new retry policy only after the failure it
+            # reports, so it schedules one more attempt: end it at once.
+            raise PermanentFailure(f"{self.task_id} is not run again in this run: its failure above is permanent")
         url = db.ensure_bootstrapped()
         run_id = self.effective_run_id
         config = operations()
@@ -172,6 +176,10 @@ class WarehouseTask(luigi.Task):
         except Exception as exc:
             _fail_task_run(url, task_run_id, exc)
             raise
+
+
+class PermanentFailure(RuntimeError):
+    retryable = False
 
 
 def is_permanent(exc: BaseException) -> bool:

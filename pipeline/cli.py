@@ -101,7 +101,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     from pipeline.ops import cron_entry, install_crontab
 
     try:
-        entry = cron_entry(args.cron)
+        entry = cron_entry(args.cron, scheduler_url=args.scheduler_url)
     except ValueError as exc:
         print(f"metalayer schedule: {exc}", file=sys.stderr)
         return 2
@@ -228,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     schedule = sub.add_parser("schedule", help="print (or --install) the crontab line of the daily run")
     schedule.add_argument("--cron", help='five-field schedule (default: luigi.cfg [operations] cron, "0 2 * * *")')
     schedule.add_argument("--install", action="store_true", help="put it into this user's crontab")
+    schedule.add_argument("--scheduler-url", help="run against this luigid (default: a local scheduler)")
     schedule.set_defaults(func=cmd_schedule)
 
     quick = sub.add_parser("quickstart", help="what `make run` does: seed the landing dir if empty, run, summarize")

@@ -185,7 +185,7 @@ CRON_TAG = "# metalayer-daily"
 
 
 def cron_entry(schedule: str | None = None, *, home: Path | None = None, landing: Path | None = None,
-               executable: Path | None = None) -> str:
+               executable: Path | None = None, scheduler_url: str | None = None) -> str:
     """One crontab line: the day's run with trigger cron, appended to a log under $METALAYER_HOME/logs."""
     schedule = schedule or operations().cron
     fields = schedule.split()
@@ -196,7 +196,8 @@ def cron_entry(schedule: str | None = None, *, home: Path | None = None, landing
     executable = executable or Path(sys.executable).with_name("metalayer")
     command = (f"cd {shlex.quote(str(db.REPO_ROOT))} && METALAYER_HOME={shlex.quote(str(home))} "
                f"METALAYER_LANDING_DIR={shlex.quote(str(landing))} {shlex.quote(str(executable))} run --trigger cron "
-               f">> {shlex.quote(str(home / 'logs' / 'cron.log'))} 2>&1")
+               + (f"--scheduler-url {shlex.quote(scheduler_url)} " if scheduler_url else "")
+               + f">> {shlex.quote(str(home / 'logs' / 'cron.log'))} 2>&1")
     return f"{' '.join(fields)} {command} {CRON_TAG}"
 
 

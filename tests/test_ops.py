@@ -392,5 +392,8 @@ def test_schedule_command_prints_the_entry():
     assert done.returncode == 0
     line = done.stdout.strip()
     assert line.startswith("15 4 * * 1-5 cd ") and shlex.split(line.split(" cd ", 1)[1])[0] == str(REPO_ROOT)
+    assert "--scheduler-url" not in line
+    central = metalayer("schedule", "--scheduler-url", "http://luigid:8082").stdout
+    assert " run --trigger cron --scheduler-url http://luigid:8082 >> " in central
     bad = metalayer("schedule", "--cron", "every day")
     assert bad.returncode != 0 and "five-field" in bad.stderr
