@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlparse
 
 from pipeline import db
 
@@ -53,6 +54,7 @@ def free_port() -> int:
 def console_server(env: dict[str, str], log_path: Path, timeout: float = 90) -> Iterator[str]:
     """`metalayer console --port P` in its own process group; yields its URL once /_stcore/health answers."""
     port = free_port()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - fixed argv
             [sys.executable, "-m", "pipeline.cli", "console", "--port", str(port)], cwd=db.REPO_ROOT,
@@ -115,7 +117,9 @@ def open_page(page, name: str, timeout_ms: float = 60_000) -> float:
     label, last_text = PAGES[name]
     started = time.perf_counter()
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=label).click()
-    page.wait_for_url(f"**/{name}", timeout=timeout_ms)
+    # the default page (the first) lives at the root URL
+    paths = {name, ""} if name == next(iter(PAGES)) else {name}
+    page.wait_for_url(lambda url: urlparse(url).path.strip("/") in paths, timeout=timeout_ms)
     wait_rendered(page, last_text, timeout_ms)
     return time.perf_counter() - started
 

@@ -28,7 +28,11 @@ from pipeline import db
 log = logging.getLogger(__name__)
 
 QUERY_DIR = db.SQL_DIR / "console"
-TTL_SECONDS = 30
+# Results are cached per data version (sql/console/data_version.sql: it changes when a run or a
+# task starts or ends), so a page is fresh after every run and cached between runs; the version
+# itself is read at most every VERSION_TTL_SECONDS.
+TTL_SECONDS = 300
+VERSION_TTL_SECONDS = 5
 STATEMENT_TIMEOUT_MS = 15_000
 
 # The relations a query names in braces, masked (True) and unmasked (False).
@@ -118,14 +122,23 @@ def _fetch(url: str, name: str, masked: bool, params: dict) -> pd.DataFrame:
     return frame
 
 
+@st.cache_data(ttl=VERSION_TTL_SECONDS, show_spinner=False)
+def _data_version(url: str) -> str:
+    try:
+        return "|".join(str(value) for value in _fetch(url, "data_version", True, {}).iloc[0])
+    except pd.errors.DatabaseError:  # no meta schema yet
+        return "not bootstrapped"
+
+
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
-def _cached(url: str, name: str, masked: bool, params: dict) -> pd.DataFrame:
+def _cached(url: str, version: str, name: str, masked: bool, params: dict) -> pd.DataFrame:
     return _fetch(url, name, masked, params)
 
 
 def query(name: str, *, masked: bool = True, **params) -> pd.DataFrame:
-    """sql/console/<name>.sql, cached for TTL_SECONDS per (database, name, masking, parameters)."""
-    return _cached(owner_url(), name, masked, params)
+    """sql/console/<name>.sql, cached per (database, data version, name, masking, parameters)."""
+    url = owner_url()
+    return _cached(url, _data_version(url), name, masked, params)
 
 
 def csv_bytes(name: str, *, masked: bool = True, drop: tuple[str, ...] = (), **params) -> bytes:
@@ -134,4 +147,5 @@ def csv_bytes(name: str, *, masked: bool = True, drop: tuple[str, ...] = (), **p
 
 
 def clear_cache() -> None:
+    _data_version.clear()
     _cached.clear()
