@@ -95,16 +95,16 @@ def test_small_fixture_quality_scores_by_hand(warehouse, query, tmp_path):
     assert result.success
     scores = {(t, d): float(s) for t, d, s in query(
         "select table_name, dimension, score from meta.quality_scores where run_id = %s", (result.run_id,))}
-    # customers: 7 rows checked (the exact copy is not). completeness: 2 rules x 7 + volume 1 = 15 checks,
+    # customers: 7 rows checked (the exact copy is not). completeness: 3 rules x 7 + volume 1 = 22 checks,
     # 1 failure; validity: 10 rules x 7 = 70 checks, 4 failures (email, phone, signup date, region);
     # timeliness: 1 check, 0 failures. Weights 1, 1, 0.5.
-    customers = (14 / 15 + 66 / 70 + 0.5 * 1) / 2.5
+    customers = (21 / 22 + 66 / 70 + 0.5 * 1) / 2.5
     # products: 3 rows. completeness 3/3, validity 18/18, consistency 2/3 (P2 costs more than its price).
     products = (1 + 1 + 2 / 3) / 3
     # sales: 12 rows. completeness 73/73, uniqueness 11/12, validity 9 x 12 = 108 checks with 4 failures,
     # consistency 24 checks with 3 failures, timeliness 1/1 (weight 0.5).
     sales = (1 + 11 / 12 + 104 / 108 + 21 / 24 + 0.5) / 4.5
-    assert scores[("silver.customers", "completeness")] == pytest.approx(14 / 15, abs=1e-6)
+    assert scores[("silver.customers", "completeness")] == pytest.approx(21 / 22, abs=1e-6)
     assert scores[("silver.customers", "validity")] == pytest.approx(66 / 70, abs=1e-6)
     assert scores[("silver.customers", "overall")] == pytest.approx(customers, abs=1e-6)
     assert scores[("silver.products", "overall")] == pytest.approx(products, abs=1e-6)
@@ -117,11 +117,11 @@ def test_small_fixture_quality_scores_by_hand(warehouse, query, tmp_path):
 
 def test_threshold_gate_fails_or_warns_as_configured(warehouse, query, tmp_path):
     landing = small_landing(tmp_path)
-    failed = run_pipeline(SMALL_DAY, landing=landing, trigger="test")  # run score 0.939 < 0.95
+    failed = run_pipeline(SMALL_DAY, landing=landing, trigger="test")  # run score 0.942 < 0.95
     assert not failed.success
     gate = next(t for t in failed.tasks if t["task_family"] == "SilverQualityGate")
     assert gate["status"] == "failed"
-    assert "run quality score 93.93%" in gate["error"] and "worst rules: silver.products." in gate["error"]
+    assert "run quality score 94.20%" in gate["error"] and "worst rules: silver.products." in gate["error"]
     # Silver itself is committed; the failed gate keeps the run (and later layers) from passing.
     assert query("select count(*) from silver.sales") == [(4,)]
     with luigi_setting("quality", "threshold", "0.9"):
