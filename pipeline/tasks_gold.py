@@ -4,10 +4,10 @@ Every gold task of a date requires the date's quality gate: gold is built only
 from silver that passed it. The facts, aggregates, CLV and cohorts come next.
 
 The aggregates are kept incrementally. FactSales writes only the fact rows that
-differ and records, per changed order line, the row as it was
-(gold.fact_sales_changes). An aggregate catches up from its watermark: it takes
-the customers whose lines changed since, their lines now and their lines as
-they were, and applies the difference (sql/gold/steps/fact_delta.sql). Every
+differ, as a batch: for every customer with a changed line, all their lines
+before and after go to gold.fact_sales_delta (sign -1 / +1). An aggregate
+catches up from its watermark by applying, per batch, its measures over the +1
+lines minus the same over the -1 lines (sql/gold/steps/fact_delta.sql). Every
 aggregate kept this way is a sum over customers (distinct customers too: a
 customer counts 1 in a group or 0), so the result equals a recompute over the
 whole fact, whatever order dates ran in. A table with no watermark, or behind a
@@ -97,7 +97,7 @@ class FactSales(GoldTask):
         with conn.cursor() as cur:
             cur.execute(f"set local work_mem = '{GOLD_WORK_MEM}'")
             # One writer at a time, and the incremental tables (share mode) wait for it to commit:
-            # they must never see a change id that an open transaction could still commit below.
+            # they must never miss a batch that an open transaction could still commit below a later one.
             cur.execute("lock table gold.fact_sales in share row exclusive mode")
             cur.execute(gold_step("fact_sales_prune"))
             cur.execute("select not exists (select 1 from gold.fact_sales)")
@@ -109,11 +109,16 @@ class FactSales(GoldTask):
                 clock.lap("load")
                 return TaskStats(rows_in=inserted, rows_out=inserted, phase_seconds=clock.laps,
                                  message=f"first load: {inserted} fact rows")
-            run_script(cur, gold_step("fact_sales_merge", model=fact_model()), params)
+            cur.execute(gold_step("fact_sales_changes", model=fact_model()), params)
             cur.execute("select count(*) filter (where had_before), count(*) filter (where not had_before) "
                         "from changed_facts")
             updated, inserted = cur.fetchone()
-            clock.lap("merge")
+            clock.lap("compare")
+            if updated + inserted:
+                cur.execute("insert into gold.fact_sales_batches (changed_lines, delta_lines, is_full) "
+                            "values (%s, 0, false) returning batch_id", (updated + inserted,))
+                run_script(cur, gold_step("fact_sales_merge"), {"batch_id": cur.fetchone()[0]})
+                clock.lap("merge")
         return TaskStats(rows_in=updated + inserted, rows_out=updated + inserted, phase_seconds=clock.laps,
                          message=f"{inserted} new fact rows, {updated} changed")
 
@@ -137,55 +142,61 @@ class FactAggregate(GoldTask):
 @dataclass
 class FactCatchUp:
     consumer: str
-    mode: str  # "full" (from the whole fact), "changes" (the changes since the watermark) or "none"
-    latest: int  # the change id the consumer is at once this is applied
-    lines: int = 0  # fact lines read: new_facts + old_facts
+    mode: str  # "full" (from the whole fact), "changes" (the batches after the watermark) or "none"
+    latest: int  # the batch the consumer is at once this is applied
+    lines: int = 0  # fact lines (full) or delta rows (changes) read
+    batches: int = 0
+
+    @property
+    def full(self) -> bool:
+        return self.mode == "full"
 
     def describe(self) -> str:
         if self.mode == "full":
-            return f"recomputed from the whole fact (about {self.lines} lines)"
+            return f"recomputed from the whole fact ({self.lines} lines)"
         if self.mode == "changes":
-            return f"caught up with the fact: {self.lines} lines of the affected customers (now and before)"
+            return f"caught up with the fact: {self.batches} batches, {self.lines} delta rows"
         return "no fact changes since the last run"
 
 
 def catch_up_with_fact(cur, consumer: str, *, full: bool = False) -> FactCatchUp:
-    """Lock the consumer table and the fact, and set up new_facts / old_facts / affected_customers.
+    """Lock the consumer table and the fact, and set up the view fact_lines (sql/gold/steps/fact_delta.sql).
 
-    Full mode empties the consumer table and exposes the whole fact as new_facts.
+    Full mode empties the consumer table and shows the whole fact as fact_lines.
     Call finish_catch_up in the same transaction once the table is up to date.
     """
     table = sql.Identifier(*consumer.split("."))
     # One catch-up per table at a time; then no fact writer may be in flight (see FactSales).
     cur.execute(sql.SQL("lock table {} in exclusive mode").format(table))
     cur.execute("lock table gold.fact_sales in share mode")
-    cur.execute("""select (select change_id from gold.fact_sales_consumers where consumer = %s),
-                          (select max(change_id) from gold.fact_sales_changes),
-                          (select max(change_id) from gold.fact_sales_changes where is_full),
-                          (select greatest(reltuples, 0)::bigint from pg_class
-                           where oid = 'gold.fact_sales'::regclass)""", (consumer,))
-    watermark, latest, full_marker, fact_lines = cur.fetchone()
+    cur.execute("""select (select batch_id from gold.fact_sales_watermarks where consumer = %s),
+                          (select max(batch_id) from gold.fact_sales_batches),
+                          (select max(batch_id) from gold.fact_sales_batches where is_full)""", (consumer,))
+    watermark, latest, full_batch = cur.fetchone()
     latest = latest if latest is not None else (watermark or 0)
-    if not (full or watermark is None or (full_marker is not None and full_marker > watermark)):
+    if not (full or watermark is None or (full_batch is not None and full_batch > watermark)):
         if latest <= watermark:
             return FactCatchUp(consumer, "none", watermark)
-        cur.execute("select count(*) from gold.fact_sales_changes where change_id > %s", (watermark,))
-        # Past a quarter of the fact, one pass over all of it is cheaper than the difference.
-        full = cur.fetchone()[0] > max(100_000, fact_lines // 4)
-        if not full:
+        cur.execute("""select count(*), coalesce(sum(delta_lines), 0),
+                              (select greatest(reltuples, 0)::bigint from pg_class
+                               where oid = 'gold.fact_sales'::regclass)
+                       from gold.fact_sales_batches where batch_id > %s and batch_id <= %s""", (watermark, latest))
+        batches, delta_lines, fact_lines = cur.fetchone()
+        # Past the size of the fact, one pass over all of it is cheaper than the batches.
+        if delta_lines <= max(100_000, fact_lines):
             cur.execute(gold_step("fact_delta"), {"watermark": watermark, "latest": latest})
-            cur.execute("select (select count(*) from new_facts) + (select count(*) from old_facts)")
-            return FactCatchUp(consumer, "changes", latest, cur.fetchone()[0])
+            return FactCatchUp(consumer, "changes", latest, delta_lines, batches)
     cur.execute(sql.SQL("truncate {}").format(table))
     cur.execute(gold_step("fact_full"))
-    return FactCatchUp(consumer, "full", latest, fact_lines)
+    cur.execute("select greatest(reltuples, 0)::bigint from pg_class where oid = 'gold.fact_sales'::regclass")
+    return FactCatchUp(consumer, "full", latest, cur.fetchone()[0])
 
 
 def finish_catch_up(cur, catch_up: FactCatchUp) -> None:
-    if catch_up.mode == "full":
-        cur.execute("drop view affected_customers, changed_lines, old_facts, new_facts")
-    cur.execute("""insert into gold.fact_sales_consumers (consumer, change_id) values (%s, %s)
-                   on conflict (consumer) do update set change_id = excluded.change_id""",
+    if catch_up.mode != "none":
+        cur.execute("drop view fact_lines")
+    cur.execute("""insert into gold.fact_sales_watermarks (consumer, batch_id) values (%s, %s)
+                   on conflict (consumer) do update set batch_id = excluded.batch_id""",
                 (catch_up.consumer, catch_up.latest))
 
 
@@ -203,8 +214,7 @@ class IncrementalAggregate(FactAggregate):
             clock.lap("changes")
             if catch_up.mode != "none":
                 for relative in self.sql_files:
-                    cur.execute(sql_path(relative).read_text(),
-                                {**self.sql_params(), "full": catch_up.mode == "full"})
+                    cur.execute(sql_path(relative).read_text(), {**self.sql_params(), "full": catch_up.full})
                 clock.lap("apply")
             finish_catch_up(cur, catch_up)
         return TaskStats(rows_in=catch_up.lines, message=catch_up.describe(), phase_seconds=clock.laps)
@@ -217,7 +227,7 @@ def purchase_summary_covers(cur, as_of) -> bool:
     """Bring gold.customer_purchase_summary up to the fact; True when no order line is dated after as_of."""
     catch_up = catch_up_with_fact(cur, PURCHASE_SUMMARY)
     if catch_up.mode != "none":
-        cur.execute(sql_path("gold/customer_purchase_summary.sql").read_text())
+        cur.execute(sql_path("gold/customer_purchase_summary.sql").read_text(), {"full": catch_up.full})
     finish_catch_up(cur, catch_up)
     cur.execute("select coalesce(max(last_order_date) <= %s, true) from gold.customer_purchase_summary", (as_of,))
     return cur.fetchone()[0]

@@ -485,9 +485,9 @@ def region_customer(cid: str, city: str, state: str, region: str, updated: str) 
             f"{updated}T00:00:00Z\n")
 
 
-def test_incremental_aggregates_follow_every_kind_of_fact_change(warehouse, query, tmp_path):
-    """Order lines that move between customers, products and dates, cohorts that move, regions that change
-    by a late version and in place, product renames: after every day the incremental tables equal a recompute."""
+def fact_change_landing(tmp_path):
+    """Three days in which order lines move between customers, products and dates, cohorts move, regions
+    change by a late version and in place, and a product is renamed."""
     landing = tmp_path / "landing"
 
     def extract(day_: str, customers: str, sales: str, products: str = PRODUCTS_2) -> None:
@@ -510,6 +510,12 @@ def test_incremental_aggregates_follow_every_kind_of_fact_change(warehouse, quer
     extract("2026-11-03",
             region_customer("C1", "New York", "NY", "Mid-Atlantic", "2024-01-01"),
             "S3,C2,P1,2024-02-10,1,2.50\n")
+    return landing
+
+
+def test_incremental_aggregates_follow_every_kind_of_fact_change(warehouse, query, tmp_path):
+    """After every day the incremental tables equal a recompute from the whole fact."""
+    landing = fact_change_landing(tmp_path)
     for extract_date in (date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)):
         run_days(landing, [extract_date])
         assert_incremental_tables_equal_recompute(query)
@@ -531,6 +537,17 @@ def test_incremental_aggregates_follow_every_kind_of_fact_change(warehouse, quer
     run_days(landing, [date(2026, 11, 2)])
     assert_incremental_tables_equal_recompute(query)
     assert all(runs[-1] == "none" for runs in catch_up_modes(query).values())
+
+
+def test_incremental_aggregates_catch_up_over_several_batches(warehouse, query, tmp_path):
+    """The third day first runs the second day's facts: the aggregates then apply two batches at once, with
+    C1 in both (a new line, then a region change), and still equal a recompute."""
+    landing = fact_change_landing(tmp_path)
+    run_days(landing, [date(2026, 11, 1), date(2026, 11, 3)])
+    assert_incremental_tables_equal_recompute(query)
+    messages = query("select message from meta.task_runs where task_family = 'CustomerAnalytics' "
+                     "order by task_run_id")
+    assert [m for (m,) in messages][-1].startswith("caught up with the fact: 2 batches")
 
 
 def test_clv_and_kpis_from_the_purchase_summary_equal_those_from_the_fact(warehouse, query, tmp_path):

@@ -1,24 +1,20 @@
 -- Orders (order lines), distinct customers, quantity and revenue per day and
--- region, kept incrementally: each group changes by its measures over the
--- affected customers' lines now (new_facts) minus the same over their lines as
--- they were (old_facts; sql/gold/steps/fact_delta.sql). Distinct customers too:
--- the other customers' lines did not change, nor those of a customer in a
--- group where none of their lines changed (touched_groups). A first build reads
--- the whole fact as new_facts and nothing as old_facts.
+-- region, kept incrementally: each group changes, per batch of fact changes, by
+-- its measures over the affected customers' lines after the batch (sign +1)
+-- minus the same before it (sign -1; sql/gold/steps/fact_delta.sql). Distinct
+-- customers too: the other customers' lines did not change, nor those of a
+-- customer in a group where none of their lines changed (touched_groups). A
+-- first build reads the whole fact as one batch of +1 lines.
 with
 
 touched_groups as (
-    select distinct customer_id, order_date, region from changed_lines
+    select distinct customer_id, order_date, region from fact_lines where is_changed
 ),
 
 facts as (
-    select 1 as sign, order_date, region, customer_id, quantity, amount
-    from new_facts
+    select batch_id, sign, order_date, region, customer_id, quantity, amount
+    from fact_lines
     where %(full)s or (customer_id, order_date, region) in (select * from touched_groups)
-    union all
-    select -1 as sign, order_date, region, customer_id, quantity, amount
-    from old_facts
-    where (customer_id, order_date, region) in (select * from touched_groups)
 ),
 
 per_side as (
@@ -30,7 +26,7 @@ per_side as (
         sign * sum(quantity) as quantity,
         sign * sum(amount) as revenue
     from facts
-    group by sign, order_date, region
+    group by batch_id, sign, order_date, region
 ),
 
 changes as (

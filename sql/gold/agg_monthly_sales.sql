@@ -3,18 +3,17 @@
 with
 
 touched_groups as (
-    select distinct customer_id, date_trunc('month', order_date)::date as month_start, region from changed_lines
+    select distinct customer_id, date_trunc('month', order_date)::date as month_start, region
+    from fact_lines
+    where is_changed
 ),
 
 facts as (
-    select 1 as sign, date_trunc('month', order_date)::date as month_start, region, customer_id, quantity, amount
-    from new_facts
+    select batch_id, sign, date_trunc('month', order_date)::date as month_start, region, customer_id, quantity,
+           amount
+    from fact_lines
     where %(full)s
         or (customer_id, date_trunc('month', order_date)::date, region) in (select * from touched_groups)
-    union all
-    select -1 as sign, date_trunc('month', order_date)::date, region, customer_id, quantity, amount
-    from old_facts
-    where (customer_id, date_trunc('month', order_date)::date, region) in (select * from touched_groups)
 ),
 
 per_side as (
@@ -26,7 +25,7 @@ per_side as (
         sign * sum(quantity) as quantity,
         sign * sum(amount) as revenue
     from facts
-    group by sign, month_start, region
+    group by batch_id, sign, month_start, region
 ),
 
 final as (

@@ -1,23 +1,23 @@
 -- For each cohort (month of a customer's first purchase) and each month since:
 -- the customers who bought that month and their revenue, kept incrementally as
 -- in agg_daily_sales (a customer's cohort is taken from all their lines, which
--- new_facts and old_facts hold), then the cohort's size (every member buys in
--- month 0) and the retention rate.
+-- each batch holds before and after), then the cohort's size (every member buys
+-- in month 0) and the retention rate.
 with
 
 facts as (
-    select 1 as sign, customer_id, date_trunc('month', order_date)::date as order_month, amount from new_facts
-    union all
-    select -1 as sign, customer_id, date_trunc('month', order_date)::date, amount from old_facts
+    select batch_id, sign, customer_id, date_trunc('month', order_date)::date as order_month, amount
+    from fact_lines
 ),
 
 cohorts as (
     select
+        batch_id,
         sign,
         customer_id,
         min(order_month) as cohort_month
     from facts
-    group by sign, customer_id
+    group by batch_id, sign, customer_id
 ),
 
 per_side as (
@@ -29,8 +29,9 @@ per_side as (
     from facts
     inner join cohorts
         on facts.customer_id = cohorts.customer_id
+        and facts.batch_id = cohorts.batch_id
         and facts.sign = cohorts.sign
-    group by facts.sign, cohorts.cohort_month, facts.order_month
+    group by facts.batch_id, facts.sign, cohorts.cohort_month, facts.order_month
 ),
 
 final as (

@@ -4,17 +4,13 @@
 with
 
 touched_groups as (
-    select distinct customer_id, region from changed_lines
+    select distinct customer_id, region from fact_lines where is_changed
 ),
 
 facts as (
-    select 1 as sign, region, customer_id, amount
-    from new_facts
+    select batch_id, sign, region, customer_id, amount
+    from fact_lines
     where %(full)s or (customer_id, region) in (select * from touched_groups)
-    union all
-    select -1 as sign, region, customer_id, amount
-    from old_facts
-    where (customer_id, region) in (select * from touched_groups)
 ),
 
 per_side as (
@@ -24,7 +20,7 @@ per_side as (
         sign * count(*) as orders,
         sign * sum(amount) as revenue
     from facts
-    group by sign, region
+    group by batch_id, sign, region
 ),
 
 final as (

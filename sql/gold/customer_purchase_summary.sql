@@ -1,9 +1,10 @@
 -- Per customer over every order line of the fact: order lines, purchase days
 -- (distinct order dates), revenue of the first purchase day and in total, first
--- and last order date. Kept incrementally: the affected customers' rows are
--- rebuilt from their lines now (new_facts; a first build reads the whole fact).
+-- and last order date. Kept incrementally: the rows of the customers in the
+-- batches since the last catch-up (fact_lines) are rebuilt from their lines now.
 delete from gold.customer_purchase_summary
-where customer_id in (select customer_id from affected_customers);
+where not %(full)s
+    and customer_id in (select customer_id from fact_lines);
 
 with
 
@@ -13,7 +14,8 @@ purchase_days as (
         order_date,
         count(*) as orders,
         sum(amount) as revenue
-    from new_facts
+    from gold.fact_sales
+    where %(full)s or customer_id in (select customer_id from fact_lines)
     group by customer_id, order_date
 ),
 

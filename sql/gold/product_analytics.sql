@@ -4,17 +4,13 @@
 with
 
 touched_groups as (
-    select distinct customer_id, product_key from changed_lines
+    select distinct customer_id, product_key from fact_lines where is_changed
 ),
 
 facts as (
-    select 1 as sign, product_key, customer_id, quantity, amount
-    from new_facts
+    select batch_id, sign, product_key, customer_id, quantity, amount
+    from fact_lines
     where %(full)s or (customer_id, product_key) in (select * from touched_groups)
-    union all
-    select -1 as sign, product_key, customer_id, quantity, amount
-    from old_facts
-    where (customer_id, product_key) in (select * from touched_groups)
 ),
 
 per_side as (
@@ -25,7 +21,7 @@ per_side as (
         sign * count(distinct customer_id) as customers,
         sign * sum(amount) as revenue
     from facts
-    group by sign, product_key
+    group by batch_id, sign, product_key
 ),
 
 changes as (

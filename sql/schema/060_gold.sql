@@ -80,35 +80,47 @@ $$;
 -- drops and rebuilds it around a first load, which is faster than keeping it).
 create index if not exists fact_sales_customer_idx on gold.fact_sales (customer_id);
 
--- Every change FactSales makes to gold.fact_sales, for the tables kept
--- incrementally from it: per changed order line its row as it was before (the
--- columns those tables read; had_before false for a new line), or one marker
--- row (is_full) when the fact was rebuilt as a whole. Rows every consumer has
--- applied are pruned.
-create table if not exists gold.fact_sales_changes (
-    change_id bigint generated always as identity primary key,
-    order_id text,  -- null in a full-rebuild marker
-    customer_id text,
-    product_key bigint,
-    region text,
-    quantity integer,
-    amount numeric(14, 2),
-    had_before boolean not null,
-    is_full boolean not null default false,
-    order_date date
+-- The tables kept incrementally from the fact read what FactSales changed in
+-- it. Each FactSales write that changes lines is a batch; for every customer
+-- with a changed line, the batch holds all their lines as they were (sign -1)
+-- and as they are after it (sign +1), is_changed marking the changed lines
+-- themselves. A first load into an empty fact is one is_full batch with no
+-- lines: every incremental table recomputes from the whole fact. Delta rows
+-- every table has applied are pruned.
+drop table if exists gold.fact_sales_changes, gold.fact_sales_consumers;  -- an earlier form of the log
+
+create table if not exists gold.fact_sales_batches (
+    batch_id bigint generated always as identity primary key,
+    changed_lines bigint not null,  -- order lines new or changed in the fact
+    delta_lines bigint not null,  -- rows in gold.fact_sales_delta
+    is_full boolean not null,
+    created_at timestamptz not null default now()
 );
 
--- The last change each incremental table has applied. A table with no row here
--- (or behind a full-rebuild marker) is recomputed from the whole fact.
-create table if not exists gold.fact_sales_consumers (
+create table if not exists gold.fact_sales_delta (
+    batch_id bigint not null,
+    customer_id text not null,
+    product_key bigint not null,
+    region text not null,
+    sign smallint not null check (sign in (-1, 1)),
+    quantity integer not null,
+    amount numeric(14, 2) not null,
+    is_changed boolean not null,
+    order_date date not null
+);
+create index if not exists fact_sales_delta_batch_idx on gold.fact_sales_delta (batch_id);
+
+-- The last batch each incremental table has applied. A table with no row here
+-- (or behind a full batch) is recomputed from the whole fact.
+create table if not exists gold.fact_sales_watermarks (
     consumer text primary key,  -- the table kept incrementally
-    change_id bigint not null
+    batch_id bigint not null
 );
 
 -- Aggregates and marts, kept incrementally from the fact: a run applies the
--- difference between the affected customers' facts now and as they were when
--- the table last caught up (gold.fact_sales_changes), so that whatever dates
--- ran, in whatever order, each equals a recompute from the fact as a whole.
+-- difference between the affected customers' lines after and before each batch
+-- since the table last caught up (gold.fact_sales_delta), so that whatever
+-- dates ran, in whatever order, each equals a recompute from the fact as a whole.
 -- Region is the customer's region in the version valid at the order date.
 create table if not exists gold.agg_daily_sales (
     date_key integer not null,

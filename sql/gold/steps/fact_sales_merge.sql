@@ -1,46 +1,46 @@
--- The fact rows of the date that differ from the fact (new order lines, and
--- lines whose version, product, region, measures, date or extract changed), with
--- the fact's row as it was; that row goes to gold.fact_sales_changes for the
--- incremental tables, then the fact takes the new one.
-create temp table changed_facts on commit drop as
+-- Write the changed rows as batch %(batch_id)s: the lines of every customer with
+-- a changed line go to gold.fact_sales_delta as they are before the change
+-- (sign -1) and after it (sign +1: their unchanged lines, and the changed rows),
+-- for the incremental tables; then the fact takes the changed rows.
+create temp table batch_customers on commit drop as
+select customer_id from changed_facts
+union
+select before_customer_id from changed_facts where had_before;
+
+insert into gold.fact_sales_delta (batch_id, customer_id, product_key, region, sign, quantity, amount, is_changed,
+                                   order_date)
 with
 
-fact_rows as (
-    {model}
+customer_lines as (
+    select
+        customer_id,
+        product_key,
+        region,
+        quantity,
+        amount,
+        order_id in (select order_id from changed_facts) as is_changed,
+        order_date
+    from gold.fact_sales
+    where customer_id in (select customer_id from batch_customers)
+),
+
+final as (
+    select customer_id, product_key, region, -1 as sign, quantity, amount, is_changed, order_date
+    from customer_lines
+    union all
+    select customer_id, product_key, region, 1 as sign, quantity, amount, is_changed, order_date
+    from customer_lines
+    where not is_changed
+    union all
+    select customer_id, product_key, region, 1 as sign, quantity, amount, true as is_changed, order_date
+    from changed_facts
 )
 
-select
-    fact_rows.*,
-    current_row.order_id is not null as had_before,
-    current_row.customer_id as before_customer_id,
-    current_row.product_key as before_product_key,
-    current_row.region as before_region,
-    current_row.quantity as before_quantity,
-    current_row.amount as before_amount,
-    current_row.order_date as before_order_date
-from fact_rows
-left join gold.fact_sales as current_row
-    on fact_rows.order_id = current_row.order_id
-where (current_row.customer_id, current_row.customer_key, current_row.product_key, current_row.date_key,
-       current_row.region, current_row.quantity, current_row.unit_price, current_row.amount,
-       current_row.order_date, current_row._extract_date)
-    is distinct from (fact_rows.customer_id, fact_rows.customer_key, fact_rows.product_key, fact_rows.date_key,
-                      fact_rows.region, fact_rows.quantity, fact_rows.unit_price, fact_rows.amount,
-                      fact_rows.order_date, fact_rows._extract_date);
+select %(batch_id)s, * from final;
 
-insert into gold.fact_sales_changes (order_id, customer_id, product_key, region, quantity, amount, had_before,
-                                     order_date)
-select
-    order_id,
-    before_customer_id,
-    before_product_key,
-    before_region,
-    before_quantity,
-    before_amount,
-    had_before,
-    before_order_date
-from changed_facts
-order by order_id;
+update gold.fact_sales_batches
+set delta_lines = (select count(*) from gold.fact_sales_delta where batch_id = %(batch_id)s)
+where batch_id = %(batch_id)s;
 
 update gold.fact_sales as current_row
 set
@@ -75,4 +75,4 @@ select
     order_date,
     _extract_date
 from changed_facts
-where not had_before;
+where not had_before
