@@ -95,7 +95,7 @@ class FactSales(GoldTask):
         clock = PhaseClock()
         params = self.sql_params()
         with conn.cursor() as cur:
-            cur.execute(f"set local work_mem = '{GOLD_WORK_MEM}'")
+            cur.execute("select set_config('work_mem', %s, true)", (GOLD_WORK_MEM,))  # set local
             # One writer at a time, and the incremental tables (share mode) wait for it to commit:
             # they must never miss a batch that an open transaction could still commit below a later one.
             cur.execute("lock table gold.fact_sales in share row exclusive mode")
@@ -209,7 +209,7 @@ class IncrementalAggregate(FactAggregate):
     def execute(self, conn) -> TaskStats:
         clock = PhaseClock()
         with conn.cursor() as cur:
-            cur.execute(f"set local work_mem = '{GOLD_WORK_MEM}'")
+            cur.execute("select set_config('work_mem', %s, true)", (GOLD_WORK_MEM,))  # set local
             catch_up = catch_up_with_fact(cur, self.table, full=self.full_refresh)
             clock.lap("changes")
             if catch_up.mode != "none":
@@ -269,15 +269,16 @@ class CustomerClv(FactAggregate):
         unit_days = 7.0 if config.time_unit == "weeks" else 1.0
         clock = PhaseClock()
         with conn.cursor() as cur:
-            cur.execute(f"set local work_mem = '{GOLD_WORK_MEM}'")
+            cur.execute("select set_config('work_mem', %s, true)", (GOLD_WORK_MEM,))  # set local
             from_summary = purchase_summary_covers(cur, self.date)
             clock.lap("summary")
             # The summary comes as CSV text: no Python object per value, and the numbers go back
             # to the table as PostgreSQL wrote them.
-            query = cur.mogrify(sql_path("gold/customer_rfm.sql").read_text(),
-                                {**self.sql_params(), "from_summary": from_summary}).decode()
+            query = sql.SQL("copy ({}) to stdout with (format csv)").format(
+                sql.SQL(sql_path("gold/customer_rfm.sql").read_text().strip().rstrip(";")))
+            copy_out = cur.mogrify(query, {**self.sql_params(), "from_summary": from_summary}).decode()
             buffer = io.StringIO()
-            cur.copy_expert(f"copy ({query}) to stdout with (format csv)", buffer)
+            cur.copy_expert(copy_out, buffer)
             buffer.seek(0)
             names = ["customer_id", "frequency", "recency_days", "t_days", "monetary_value", "historical_clv"]
             summary = (pd.read_csv(buffer, header=None, names=names, dtype=str, keep_default_na=False)
@@ -311,8 +312,9 @@ class CustomerClv(FactAggregate):
             buffer = io.StringIO()
             out.to_csv(buffer, index=False, header=False, na_rep="", float_format="%.6f")
             buffer.seek(0)
-            cur.copy_expert(f"copy gold.customer_clv ({', '.join([*columns, 'as_of_date'])}) from stdin "
-                            "with (format csv)", buffer)
+            copy_in = sql.SQL("copy gold.customer_clv ({}) from stdin with (format csv)").format(
+                sql.SQL(", ").join(sql.Identifier(c) for c in [*columns, "as_of_date"]))
+            cur.copy_expert(copy_in.as_string(cur), buffer)
             for name, fit in (("bg_nbd", bg), ("gamma_gamma", gg)):
                 params = json.dumps(fit.params.as_dict()) if fit.params is not None else None
                 cur.execute("""insert into gold.clv_model (model, time_unit, params, log_likelihood, n_customers,
