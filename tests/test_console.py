@@ -235,7 +235,14 @@ def test_runs_history_filters_timeline_task_rows_errors_and_log(filled):
     history = frame_with(at, "tasks_failed")
     assert list(history["run_id"]) == [runs["day2"], runs["day1"], runs["failed"]]  # newest first
     (gantt,) = elements(at, "vega_lite_chart")
-    assert '"x2"' in gantt.proto.spec and "started_at" in gantt.proto.spec and "ended_at" in gantt.proto.spec
+    bars = chart_data(gantt).set_index("task_family")
+    day2_tasks = run_sql(url, "select tasks.task_family, extract(epoch from tasks.started_at - runs.started_at), "
+                              "extract(epoch from tasks.finished_at - runs.started_at) from meta.task_runs as tasks "
+                              "inner join meta.pipeline_runs as runs using (run_id) where run_id = %s", (runs["day2"],))
+    assert len(bars) == len(day2_tasks)  # one bar per task of the latest run, from its start to its end
+    for family, start, end in day2_tasks:
+        assert bars.loc[family, "start_seconds"] == pytest.approx(float(start), abs=1e-3)
+        assert bars.loc[family, "end_seconds"] == pytest.approx(float(end), abs=1e-3)
     at.multiselect(key="runs_status").set_value(["failed"]).run()
     assert list(frame_with(at, "tasks_failed")["run_id"]) == [runs["failed"]]
     assert at.selectbox(key="runs_pick").value == runs["failed"]

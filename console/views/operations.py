@@ -101,12 +101,16 @@ def show_progress(launched: Launch) -> None:
                 columns[3].metric("Failed", int(counts.get("failed", 0)))
                 st.dataframe(tasks[["task_family", "status", "seconds", "rows_in", "rows_out", "rows_rejected"]],
                              hide_index=True, column_config={
+                                 "task_family": "Task", "status": "Status", "rows_in": "Rows in",
+                                 "rows_out": "Rows out", "rows_rejected": "Rejected",
                                  "seconds": st.column_config.NumberColumn("Seconds", format="%.2f")})
         else:
             runs = data.fetch("console_runs", masked=False, since=launched.started_at,
                               start=launched.action.start, end=launched.action.end)
             st.metric("Dates done", f"{int((runs['status'] != 'running').sum())} of {len(launched.action.dates)}")
-            st.dataframe(runs, hide_index=True)
+            st.dataframe(runs, hide_index=True, column_config={
+                "run_id": "Run", "status": "Status", "error": "Error", "run_date": "Extract date",
+                "started_at": "Started (UTC)", "finished_at": "Finished (UTC)"})
         with st.expander("Output"):
             st.code(launched.output_tail() or "(nothing yet)", language="log")
 

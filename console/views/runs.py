@@ -54,16 +54,21 @@ if tasks.empty:
             "first one (see its error and log).")
 else:
     st.markdown("**Task timeline**")
-    timeline = tasks.assign(task=tasks["task_family"])
+    run_start = run["started_at"]
+    timeline = tasks.assign(
+        task=tasks["task_family"],
+        start_seconds=(tasks["started_at"] - run_start).dt.total_seconds(),
+        end_seconds=(tasks["ended_at"] - run_start).dt.total_seconds(),
+    )
     chart = alt.Chart(timeline).mark_bar(cornerRadius=2).encode(
-        x=alt.X("started_at:T", title="time (UTC)"),
-        x2="ended_at:T",
-        y=alt.Y("task:N", sort=alt.EncodingSortField(field="started_at", order="ascending"), title=None,
+        x=alt.X("start_seconds:Q", title="seconds since the run started"),
+        x2="end_seconds:Q",
+        y=alt.Y("task:N", sort=alt.EncodingSortField(field="start_seconds", order="ascending"), title=None,
                 axis=alt.Axis(labelOverlap=False, labelLimit=220)),
         color=alt.Color("status:N", scale=alt.Scale(domain=["success", "skipped", "running", "failed"],
                                                     range=["#2e7d32", "#9e9e9e", "#1976d2", "#c62828"])),
         tooltip=["task_family", "target_table", "status", alt.Tooltip("seconds:Q", format=".2f"), "rows_in",
-                 "rows_out", "rows_rejected"],
+                 "rows_out", "rows_rejected", alt.Tooltip("started_at:T", format="%H:%M:%S", title="started")],
     ).properties(height=max(120, 24 * len(timeline)))
     st.altair_chart(chart, width="stretch")
 
