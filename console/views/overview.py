@@ -42,12 +42,11 @@ def sla_state() -> None:
         st.error(f"SLA missed ({layers}): " + "; ".join(misses["message"].dropna().astype(str)),
                  icon=":material/alarm:")
         return
-    minutes = float(run["seconds"]) / 60
-    within = f"{minutes:.1f} of {limit:g} minutes" if limit else f"{minutes:.1f} minutes"
+    took = ui.duration(run["seconds"]) + (f" of the {limit:g} minutes allowed" if limit else "")
     if run["status"] == "running":
-        st.info(f"SLA: running, on time so far ({within}).", icon=":material/schedule:")
+        st.info(f"SLA: running, on time so far ({took}).", icon=":material/schedule:")
     else:
-        st.success(f"SLA met: the run took {within}; no breach recorded.", icon=":material/alarm_on:")
+        st.success(f"SLA met: the run took {took}; no breach recorded.", icon=":material/alarm_on:")
 
 
 sla_state()
