@@ -1,8 +1,8 @@
 """Data access for the console: two connections, the SQL files under sql/console/, cached results.
 
 Pages read through ``query(name, **params)``: the SQL is ``sql/console/<name>.sql``
-(psycopg2 ``%(name)s`` parameters), the result a DataFrame cached for
-``TTL_SECONDS``. Masked reads (everyone) go through the read-only role
+(psycopg2 ``%(name)s`` parameters), the result a DataFrame cached until the
+data changes (see ``TTL_SECONDS``). Masked reads (everyone) go through the read-only role
 ``metalayer_reader`` (sql/schema/090_roles.sql) and the masked views;
 unmasked reads (an ops login) through the pipeline's own role and the plain
 views. A query names the relations that differ between the two as
@@ -81,7 +81,7 @@ def _check_reader(url: str) -> str | None:
         db.connect(reader, application_name="metalayer-console").close()
         return None
     except psycopg2.OperationalError as exc:
-        first_error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first_error = _first_line(exc)
     password = os.environ.get("METALAYER_READER_PASSWORD")
     if password:
         try:
@@ -92,10 +92,15 @@ def _check_reader(url: str) -> str | None:
             db.connect(reader, application_name="metalayer-console").close()
             return None
         except psycopg2.Error as exc:
-            first_error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first_error = _first_line(exc)
     log.warning("console: read-only role unavailable (%s); reading as the pipeline's role", first_error)
     return (f"the read-only role metalayer_reader cannot log in ({first_error}); pages read as the "
             "pipeline's role, through the same masked views")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @cache

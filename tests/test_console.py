@@ -690,3 +690,19 @@ def test_launcher_refuses_a_date_its_own_launch_still_runs(filled):
         sleeper.kill()
         sleeper.wait()
     assert launcher.active_for([DAY2]) is None
+
+
+def test_without_the_reader_role_pages_read_as_the_pipeline_role_still_masked(warehouse, console_env, tmp_path):
+    from sqlalchemy.engine import make_url
+
+    from pipeline.runner import run_pipeline
+
+    landing = tmp_path / "landing"
+    shutil.copytree(SMALL, landing)
+    run_pipeline(DAY1, landing=landing, trigger="test")  # fails at the gate; silver and its quarantine stay
+    database = make_url(warehouse).database
+    run_sql(warehouse, f'revoke connect on database "{database}" from public, metalayer_reader')
+    at = open_page("quality")
+    assert "Read-only role unavailable" in " ".join(str(c.value) for c in at.sidebar.caption)
+    text = frame_with(at, "line_number").to_csv()
+    assert "e***@example.com" in text and "ed@example.com" not in text
