@@ -178,6 +178,12 @@ def cmd_exporter(args: argparse.Namespace) -> int:
     return serve(port=args.port, address=args.address)
 
 
+def _graph_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--landing", help="landing dir (default: METALAYER_LANDING_DIR or luigi.cfg)")
+    parser.add_argument("--workers", type=int, default=1, help="Luigi workers (tasks run side by side)")
+    parser.add_argument("--scheduler-url", help="central luigid, e.g. http://localhost:8082 (default: local)")
+
+
 def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", action="store_true",
                         help="if a run of the date is in progress, wait for it instead of exiting with code 75")
@@ -192,9 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the whole graph for a date with bookkeeping and a summary")
     run.add_argument("--date", type=_date, default=date.today(), help="extract date (default: today)")
-    run.add_argument("--landing", help="landing dir (default: METALAYER_LANDING_DIR or luigi.cfg)")
-    run.add_argument("--workers", type=int, default=1)
-    run.add_argument("--scheduler-url", help="central luigid, e.g. http://localhost:8082 (default: local)")
+    _graph_options(run)
     _run_options(run)
     run.set_defaults(func=cmd_run)
 
@@ -203,9 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     rerun.add_argument("--date", type=_date, default=date.today(), help="extract date (default: today)")
     rerun.add_argument("--no-downstream", dest="downstream", action="store_false",
                        help="invalidate only the task itself, not the tasks that depend on it")
-    rerun.add_argument("--landing", help="landing dir (default: METALAYER_LANDING_DIR or luigi.cfg)")
-    rerun.add_argument("--workers", type=int, default=1)
-    rerun.add_argument("--scheduler-url", help="central luigid (default: local scheduler)")
+    _graph_options(rerun)
     _run_options(rerun)
     rerun.set_defaults(func=cmd_rerun)
 
@@ -214,9 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     back.add_argument("--end", type=_date, required=True)
     back.add_argument("--on-missing", choices=["stop", "skip"], default="stop",
                       help="a date without a landing folder stops the backfill (default) or is skipped")
-    back.add_argument("--landing", help="landing dir (default: METALAYER_LANDING_DIR or luigi.cfg)")
-    back.add_argument("--workers", type=int, default=1)
-    back.add_argument("--scheduler-url", help="central luigid (default: local scheduler)")
+    _graph_options(back)
     back.add_argument("--trigger", default="backfill", choices=["backfill", "console", "test"],
                       help=argparse.SUPPRESS)
     back.set_defaults(func=cmd_backfill)
