@@ -167,15 +167,44 @@ class WarehouseTask(luigi.Task):
         try:
             self.report(f"running {self.table} for {self.date}", 0)
             # pg_stat_activity shows which task a backend works for.
-            with db.transaction(url, application_name=f"metalayer {self.task_family} {self.date}"[:63]) as conn:
-                stats = self.execute(conn)
-                self.report("committing", 99)
-                self.output().touch(conn)
+            with db.transaction(url, application_name=f"metalayer {self.task_family} {self.date}"[:63],
+                                settings=task_session_settings()) as conn:
+                if self._done_meanwhile(conn):
+                    stats = TaskStats(status="skipped", message=(
+                        "already done: another process committed this task while this one waited for it"))
+                else:
+                    stats = self.execute(conn)
+                    self.report("committing", 99)
+                    self.output().touch(conn)
                 _finish_task_run(conn, task_run_id, stats)
             self.report(f"done: {stats.rows_out:,} rows out", 100)
         except Exception as exc:
             _fail_task_run(url, task_run_id, exc)
             raise
+
+    def _done_meanwhile(self, conn) -> bool:
+        """Serialize on the task and look at its marker again, inside the task's transaction.
+
+        Luigi checks the marker before it schedules a task; two processes that do
+        so at the same time (two plain `luigi` invocations, a run beside a rerun)
+        would both do the work. The lock makes the second wait for the first's
+        commit; it then finds the marker and does nothing.
+        """
+        with conn.cursor() as cur:
+            cur.execute("select pg_advisory_xact_lock(%s, hashtext(%s))", (TASK_LOCK_NAMESPACE, self.task_id))
+        return self.output().exists(conn)
+
+
+# Per-task transaction locks are keyed (namespace, hashtext(task_id)); a hash
+# collision only makes two tasks wait for each other.
+TASK_LOCK_NAMESPACE = 0x4D54  # "MT"
+
+
+def task_session_settings() -> dict[str, int]:
+    """Timeouts of a task's session, from luigi.cfg [operations] (seconds; 0 = none), in milliseconds."""
+    config = operations()
+    return {"statement_timeout": round(config.statement_timeout_seconds * 1000),
+            "lock_timeout": round(config.lock_timeout_seconds * 1000)}
 
 
 class PermanentFailure(RuntimeError):

@@ -61,6 +61,10 @@ class operations(luigi.Config):  # noqa: N801
     transient_backoff_seconds = luigi.FloatParameter(default=2.0, description="first wait; doubles each attempt")
     retention_days = luigi.IntParameter(default=90, description="`metalayer purge` keeps this many days")
     cron = luigi.Parameter(default="0 2 * * *", description="`metalayer schedule` default schedule")
+    statement_timeout_seconds = luigi.FloatParameter(
+        default=7200.0, description="a task's statement running longer is cancelled; 0 = no limit")
+    lock_timeout_seconds = luigi.FloatParameter(
+        default=1800.0, description="a task waiting longer for a lock fails (transient: retried); 0 = no limit")
 
 
 class sla(luigi.Config):  # noqa: N801

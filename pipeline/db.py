@@ -177,21 +177,34 @@ def psycopg2_dsn(url: str) -> str:
     return psycopg2.extensions.make_dsn(**params)
 
 
-def connect(url: str | None = None, *, application_name: str = "metalayer") -> psycopg2.extensions.connection:
-    conn = psycopg2.connect(psycopg2_dsn(url or database_url()), application_name=application_name)
+# A server that does not answer within this many seconds is an error, not a hang
+# (a `connect_timeout` in the URL wins).
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+def connect(url: str | None = None, *, application_name: str = "metalayer",
+            settings: dict[str, int | str] | None = None) -> psycopg2.extensions.connection:
+    """A connection; `settings` are session settings (e.g. statement_timeout in ms) given at connect time."""
+    params = psycopg2.extensions.parse_dsn(psycopg2_dsn(url or database_url()))
+    params.setdefault("connect_timeout", str(CONNECT_TIMEOUT_SECONDS))
+    if settings:
+        options = [f"-c {name}={value}" for name, value in settings.items()]
+        params["options"] = " ".join([params["options"], *options] if params.get("options") else options)
+    params["application_name"] = application_name
+    conn = psycopg2.connect(**params)
     conn.set_client_encoding("UTF8")
     return conn
 
 
 @contextmanager
-def transaction(url: str | None = None, *,
-                application_name: str = "metalayer") -> Iterator[psycopg2.extensions.connection]:
+def transaction(url: str | None = None, *, application_name: str = "metalayer",
+                settings: dict[str, int | str] | None = None) -> Iterator[psycopg2.extensions.connection]:
     """A connection whose work commits on success and rolls back on any error.
 
     When the connection itself was lost, the rollback can not be sent (the
     server already rolled back): the original error is the one raised.
     """
-    conn = connect(url, application_name=application_name)
+    conn = connect(url, application_name=application_name, settings=settings)
     try:
         yield conn
         conn.commit()
