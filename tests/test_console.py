@@ -64,15 +64,17 @@ def fill_console_warehouse(landing: Path) -> dict[str, str]:
 
     from pipeline.runner import run_pipeline
 
-    failed = run_pipeline(DAY1, landing=landing, trigger="test")
+    # wait=True: a run's date lock is released as its connection's backend exits, a moment after
+    # the run returns; the next run of the same date queues behind it instead of being refused.
+    failed = run_pipeline(DAY1, landing=landing, trigger="test", wait=True)
     assert not failed.success, "the small fixture's quality score should fail the default gate"
     config = luigi.configuration.get_config()
     had = config.get("quality", "on_breach", None)
     config.set("quality", "on_breach", "warn")
     Register.clear_instance_cache()
     try:
-        first = run_pipeline(DAY1, landing=landing, trigger="test")
-        second = run_pipeline(DAY2, landing=landing, trigger="cli")
+        first = run_pipeline(DAY1, landing=landing, trigger="test", wait=True)
+        second = run_pipeline(DAY2, landing=landing, trigger="cli", wait=True)
     finally:
         if had is None:
             config.remove_option("quality", "on_breach")

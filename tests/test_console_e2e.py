@@ -80,8 +80,8 @@ def test_every_page_in_headless_chromium_and_a_rerun_from_the_console(sample_war
         main = page.locator('[data-testid="stMain"]')
 
         def check(name: str) -> None:
-            for text in expected[name]:
-                assert main.get_by_text(text).filter(visible=True).count(), (name, text)
+            for text in expected[name]:  # the page may still be drawing its sections: wait for each
+                main.get_by_text(text).filter(visible=True).first.wait_for(timeout=30_000)
             assert page.locator('[data-testid="stException"]').count() == 0, name
             page.screenshot(path=ARTIFACTS / f"{list(PAGES).index(name) + 1:02d}-{name}.png", full_page=True)
 
