@@ -161,7 +161,8 @@ def cmd_console(args: argparse.Namespace) -> int:
     env = {**os.environ, "DATABASE_URL": db.database_url()}
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    return subprocess.call(command, env=env)  # noqa: S603 - fixed argv, no shell
+    # From the repository root, so that .streamlit/config.toml and secrets.toml apply.
+    return subprocess.call(command, env=env, cwd=db.REPO_ROOT)  # noqa: S603 - fixed argv, no shell
 
 
 def cmd_luigid(args: argparse.Namespace) -> int:

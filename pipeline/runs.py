@@ -93,6 +93,13 @@ def date_lock(url: str, run_date: date, run_id: str, *, wait: bool = False,
         _close_abandoned_runs(url, run_date)
         yield
     finally:
+        # Unlock before closing: the server frees a session lock only when its
+        # backend exits, a moment after close() returns.
+        try:
+            with conn.cursor() as cur:
+                cur.execute("select pg_advisory_unlock_all()")
+        except Exception:  # noqa: BLE001,S110 - a lost connection already released it
+            pass
         conn.close()
 
 
