@@ -11,47 +11,49 @@ touched_groups as (
     select distinct customer_id, order_date, region from fact_lines where is_changed
 ),
 
-facts as (
+facts as not materialized (
     select batch_id, sign, order_date, region, customer_id, quantity, amount
     from fact_lines
     where %(full)s or (customer_id, order_date, region) in (select * from touched_groups)
 ),
 
-per_side as (
+sums as (
     select
         order_date,
         region,
-        sign * count(*) as orders,
-        sign * count(distinct customer_id) as customers,
-        sign * sum(quantity) as quantity,
-        sign * sum(amount) as revenue
+        sum(sign) as orders,
+        sum(sign * quantity) as quantity,
+        sum(sign * amount) as revenue
     from facts
-    group by batch_id, sign, order_date, region
+    group by order_date, region
 ),
 
-changes as (
+-- A customer counts +1 in a group for each batch that has their lines in it after
+-- the change, -1 for each batch that had them before (hashing the distinct
+-- customer-group pairs is cheaper than sorting for count(distinct)).
+customers as (
     select
         order_date,
         region,
-        sum(orders) as orders,
-        sum(customers) as customers,
-        sum(quantity) as quantity,
-        sum(revenue) as revenue
-    from per_side
+        sum(sign) as customers
+    from (select distinct batch_id, sign, order_date, region, customer_id from facts) as presence
     group by order_date, region
 ),
 
 final as (
     select
-        to_char(order_date, 'YYYYMMDD')::integer as date_key,
-        region,
-        orders,
-        customers,
-        quantity,
-        revenue,
-        order_date
-    from changes
-    where (orders, customers, quantity, revenue) <> (0, 0, 0, 0)
+        to_char(sums.order_date, 'YYYYMMDD')::integer as date_key,
+        sums.region,
+        sums.orders,
+        customers.customers,
+        sums.quantity,
+        sums.revenue,
+        sums.order_date
+    from sums
+    inner join customers
+        on sums.order_date = customers.order_date
+        and sums.region = customers.region
+    where (sums.orders, customers.customers, sums.quantity, sums.revenue) <> (0, 0, 0, 0)
 )
 
 insert into gold.agg_daily_sales as current_row (date_key, region, orders, customers, quantity, revenue, order_date)

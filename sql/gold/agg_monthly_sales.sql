@@ -8,7 +8,7 @@ touched_groups as (
     where is_changed
 ),
 
-facts as (
+facts as not materialized (
     select batch_id, sign, date_trunc('month', order_date)::date as month_start, region, customer_id, quantity,
            amount
     from fact_lines
@@ -16,29 +16,39 @@ facts as (
         or (customer_id, date_trunc('month', order_date)::date, region) in (select * from touched_groups)
 ),
 
-per_side as (
+sums as (
     select
         month_start,
         region,
-        sign * count(*) as orders,
-        sign * count(distinct customer_id) as customers,
-        sign * sum(quantity) as quantity,
-        sign * sum(amount) as revenue
+        sum(sign) as orders,
+        sum(sign * quantity) as quantity,
+        sum(sign * amount) as revenue
     from facts
-    group by batch_id, sign, month_start, region
+    group by month_start, region
+),
+
+customers as (
+    select
+        month_start,
+        region,
+        sum(sign) as customers
+    from (select distinct batch_id, sign, month_start, region, customer_id from facts) as presence
+    group by month_start, region
 ),
 
 final as (
     select
-        region,
-        sum(orders) as orders,
-        sum(customers) as customers,
-        sum(quantity) as quantity,
-        sum(revenue) as revenue,
-        month_start
-    from per_side
-    group by month_start, region
-    having (sum(orders), sum(customers), sum(quantity), sum(revenue)) <> (0, 0, 0, 0)
+        sums.region,
+        sums.orders,
+        customers.customers,
+        sums.quantity,
+        sums.revenue,
+        sums.month_start
+    from sums
+    inner join customers
+        on sums.month_start = customers.month_start
+        and sums.region = customers.region
+    where (sums.orders, customers.customers, sums.quantity, sums.revenue) <> (0, 0, 0, 0)
 )
 
 insert into gold.agg_monthly_sales as current_row (region, orders, customers, quantity, revenue, month_start)

@@ -7,31 +7,39 @@ touched_groups as (
     select distinct customer_id, region from fact_lines where is_changed
 ),
 
-facts as (
+facts as not materialized (
     select batch_id, sign, region, customer_id, amount
     from fact_lines
     where %(full)s or (customer_id, region) in (select * from touched_groups)
 ),
 
-per_side as (
+sums as (
     select
         region,
-        sign * count(distinct customer_id) as customers,
-        sign * count(*) as orders,
-        sign * sum(amount) as revenue
+        sum(sign) as orders,
+        sum(sign * amount) as revenue
     from facts
-    group by batch_id, sign, region
+    group by region
+),
+
+customers as (
+    select
+        region,
+        sum(sign) as customers
+    from (select distinct batch_id, sign, region, customer_id from facts) as presence
+    group by region
 ),
 
 final as (
     select
-        region,
-        sum(customers) as customers,
-        sum(orders) as orders,
-        sum(revenue) as revenue
-    from per_side
-    group by region
-    having (sum(customers), sum(orders), sum(revenue)) <> (0, 0, 0)
+        sums.region,
+        customers.customers,
+        sums.orders,
+        sums.revenue
+    from sums
+    inner join customers
+        on sums.region = customers.region
+    where (customers.customers, sums.orders, sums.revenue) <> (0, 0, 0)
 )
 
 insert into gold.customer_analytics as current_row (region, customers, orders, revenue)

@@ -8,28 +8,56 @@ where not %(full)s
 
 with
 
+lines as not materialized (
+    select customer_id, order_date, amount
+    from gold.fact_sales
+    where %(full)s or customer_id in (select customer_id from fact_lines)
+),
+
+per_customer as (
+    select
+        customer_id,
+        count(*) as orders,
+        sum(amount) as revenue,
+        min(order_date) as first_order_date,
+        max(order_date) as last_order_date
+    from lines
+    group by customer_id
+),
+
 purchase_days as (
     select
         customer_id,
-        order_date,
-        count(*) as orders,
-        sum(amount) as revenue
-    from gold.fact_sales
-    where %(full)s or customer_id in (select customer_id from fact_lines)
-    group by customer_id, order_date
+        count(*) as purchase_days
+    from (select distinct customer_id, order_date from lines) as days
+    group by customer_id
+),
+
+first_days as (
+    select
+        lines.customer_id,
+        sum(lines.amount) as first_day_revenue
+    from lines
+    inner join per_customer
+        on lines.customer_id = per_customer.customer_id
+        and lines.order_date = per_customer.first_order_date
+    group by lines.customer_id
 ),
 
 final as (
     select
-        customer_id,
-        sum(orders) as orders,
-        count(*) as purchase_days,
-        (array_agg(revenue order by order_date))[1] as first_day_revenue,
-        sum(revenue) as revenue,
-        min(order_date) as first_order_date,
-        max(order_date) as last_order_date
-    from purchase_days
-    group by customer_id
+        per_customer.customer_id,
+        per_customer.orders,
+        purchase_days.purchase_days,
+        first_days.first_day_revenue,
+        per_customer.revenue,
+        per_customer.first_order_date,
+        per_customer.last_order_date
+    from per_customer
+    inner join purchase_days
+        on per_customer.customer_id = purchase_days.customer_id
+    inner join first_days
+        on per_customer.customer_id = first_days.customer_id
 )
 
 insert into gold.customer_purchase_summary (customer_id, orders, purchase_days, first_day_revenue, revenue,

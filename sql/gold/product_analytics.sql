@@ -7,33 +7,41 @@ touched_groups as (
     select distinct customer_id, product_key from fact_lines where is_changed
 ),
 
-facts as (
+facts as not materialized (
     select batch_id, sign, product_key, customer_id, quantity, amount
     from fact_lines
     where %(full)s or (customer_id, product_key) in (select * from touched_groups)
 ),
 
-per_side as (
+sums as (
     select
         product_key,
-        sign * count(*) as total_orders,
-        sign * sum(quantity) as total_quantity_sold,
-        sign * count(distinct customer_id) as customers,
-        sign * sum(amount) as revenue
+        sum(sign) as total_orders,
+        sum(sign * quantity) as total_quantity_sold,
+        sum(sign * amount) as revenue
     from facts
-    group by batch_id, sign, product_key
+    group by product_key
+),
+
+customers as (
+    select
+        product_key,
+        sum(sign) as customers
+    from (select distinct batch_id, sign, product_key, customer_id from facts) as presence
+    group by product_key
 ),
 
 changes as (
     select
-        product_key,
-        sum(total_orders) as total_orders,
-        sum(total_quantity_sold) as total_quantity_sold,
-        sum(customers) as customers,
-        sum(revenue) as revenue
-    from per_side
-    group by product_key
-    having (sum(total_orders), sum(total_quantity_sold), sum(customers), sum(revenue)) <> (0, 0, 0, 0)
+        sums.product_key,
+        sums.total_orders,
+        sums.total_quantity_sold,
+        customers.customers,
+        sums.revenue
+    from sums
+    inner join customers
+        on sums.product_key = customers.product_key
+    where (sums.total_orders, sums.total_quantity_sold, customers.customers, sums.revenue) <> (0, 0, 0, 0)
 ),
 
 final as (
