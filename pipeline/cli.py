@@ -169,8 +169,11 @@ def cmd_luigid(args: argparse.Namespace) -> int:
     from pipeline.scheduler import luigid_command
 
     command, env = luigid_command(port=args.port, address=args.address)
-    print(f"luigid on http://{args.address}:{args.port} (config {env['LUIGI_CONFIG_PATH']})", file=sys.stderr)
-    return subprocess.call(command, env=env, cwd=db.REPO_ROOT)  # noqa: S603 - fixed argv, no shell
+    print(f"luigid on http://{args.address}:{args.port} (config {env['LUIGI_CONFIG_PATH']})", file=sys.stderr,
+          flush=True)
+    # Become luigid (same pid): a supervisor's or a test's SIGTERM reaches the scheduler itself.
+    os.chdir(db.REPO_ROOT)
+    os.execve(command[0], command, env)  # noqa: S606 - fixed argv, no shell
 
 
 def cmd_exporter(args: argparse.Namespace) -> int:
