@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import luigi
 import numpy as np
-import pandas as pd
 from psycopg2 import sql
 
 from pipeline import clv, db
@@ -259,7 +258,8 @@ class CustomerClv(FactAggregate):
     The per-customer summary is one SQL query (sql/gold/customer_rfm.sql), read
     from gold.customer_purchase_summary when no order line is dated after the
     run date (else from the fact); the BG/NBD and Gamma-Gamma fits run on its
-    columns as numpy arrays (pipeline/clv.py), and the results go back with COPY.
+    columns as numpy arrays (pipeline/clv.py), and the predictions go back with
+    COPY to be joined to the summary (sql/gold/customer_clv.sql).
     """
 
     table = "gold.customer_clv"
@@ -269,26 +269,22 @@ class CustomerClv(FactAggregate):
         unit_days = 7.0 if config.time_unit == "weeks" else 1.0
         clock = PhaseClock()
         with conn.cursor() as cur:
-            cur.execute("select set_config('work_mem', %s, true)", (GOLD_WORK_MEM,))  # set local
+            cur.execute(f"set local work_mem = '{GOLD_WORK_MEM}'")
             from_summary = purchase_summary_covers(cur, self.date)
+            rfm = sql.SQL(sql_path("gold/customer_rfm.sql").read_text().strip().rstrip(";"))
+            cur.execute(sql.SQL("create temp table clv_input on commit drop as "
+                                "select row_number() over (order by customer_id) as ordinal, * from ({}) as rfm")
+                        .format(rfm), {**self.sql_params(), "from_summary": from_summary})
             clock.lap("summary")
-            # The summary comes as CSV text: no Python object per value, and the numbers go back
-            # to the table as PostgreSQL wrote them.
-            query = sql.SQL("copy ({}) to stdout with (format csv)").format(
-                sql.SQL(sql_path("gold/customer_rfm.sql").read_text().strip().rstrip(";")))
-            copy_out = cur.mogrify(query, {**self.sql_params(), "from_summary": from_summary}).decode()
-            buffer = io.StringIO()
-            cur.copy_expert(copy_out, buffer)
-            buffer.seek(0)
-            names = ["customer_id", "frequency", "recency_days", "t_days", "monetary_value", "historical_clv"]
-            summary = (pd.read_csv(buffer, header=None, names=names, dtype=str, keep_default_na=False)
-                       if buffer.getvalue() else pd.DataFrame({name: pd.Series(dtype=str) for name in names}))
+            # Numbers travel as binary float8 both ways (no text per value); numeric -> float8 is
+            # correctly rounded in PostgreSQL, as float() of a Decimal is in Python.
+            summary = copy_out_float8(cur, "select frequency, recency_days, t_days, monetary_value "
+                                           "from clv_input order by ordinal")
             clock.lap("read")
-            # float() of the text: correctly rounded, as float() of a Decimal is.
-            x = summary.frequency.to_numpy(dtype=float)
-            t_x = summary.recency_days.to_numpy(dtype=float) / unit_days
-            t = summary.t_days.to_numpy(dtype=float) / unit_days
-            m = summary.monetary_value.to_numpy(dtype=float)
+            x = summary["frequency"]
+            t_x = summary["recency_days"] / unit_days
+            t = summary["t_days"] / unit_days
+            m = summary["monetary_value"]
             bg = clv.fit_bgnbd(x, t_x, t, penalizer=config.penalizer)
             # Repeat days that were all free items carry no spend to learn from: Gamma-Gamma is
             # fit without them, and their expected spend and predicted CLV stay null.
@@ -298,23 +294,21 @@ class CustomerClv(FactAggregate):
             period = config.discount_period_days / unit_days
             periods = max(1, round(config.horizon_days / config.discount_period_days))
             rate = (1 + config.annual_discount_rate) ** (config.discount_period_days / 365.0) - 1
-            summary["recency"] = t_x
-            summary["t"] = t
-            summary["expected_purchases"] = clv.expected_purchases(bg, horizon, x, t_x, t)
-            summary["p_alive"] = clv.p_alive(bg, x, t_x, t)
-            summary["expected_avg_spend"] = clv.expected_average_spend(gg, x, m)
-            summary["predicted_clv"] = clv.predicted_clv(bg, gg, x, t_x, t, m, periods, rate, time_unit=period)
-            cur.execute("delete from gold.customer_clv where as_of_date = %s", (self.date,))
+            predictions = {
+                "ordinal": np.arange(1, len(x) + 1, dtype=float),
+                "recency": t_x,
+                "t": t,
+                "expected_purchases": clv.expected_purchases(bg, horizon, x, t_x, t),
+                "p_alive": clv.p_alive(bg, x, t_x, t),
+                "expected_avg_spend": clv.expected_average_spend(gg, x, m),
+                "predicted_clv": clv.predicted_clv(bg, gg, x, t_x, t, m, periods, rate, time_unit=period),
+            }
+            cur.execute("create temp table clv_predictions (ordinal float8 primary key, recency float8, t float8, "
+                        "expected_purchases float8, p_alive float8, expected_avg_spend float8, predicted_clv float8) "
+                        "on commit drop")
+            copy_in_float8(cur, "clv_predictions", predictions)
+            cur.execute(sql_path("gold/customer_clv.sql").read_text(), self.sql_params())
             cur.execute("delete from gold.clv_model where as_of_date = %s", (self.date,))
-            columns = ["customer_id", "frequency", "recency", "t", "monetary_value", "historical_clv",
-                       "expected_purchases", "p_alive", "expected_avg_spend", "predicted_clv"]
-            out = summary[columns].assign(as_of_date=self.date.isoformat())
-            buffer = io.StringIO()
-            out.to_csv(buffer, index=False, header=False, na_rep="", float_format="%.6f")
-            buffer.seek(0)
-            copy_in = sql.SQL("copy gold.customer_clv ({}) from stdin with (format csv)").format(
-                sql.SQL(", ").join(sql.Identifier(c) for c in [*columns, "as_of_date"]))
-            cur.copy_expert(copy_in.as_string(cur), buffer)
             for name, fit in (("bg_nbd", bg), ("gamma_gamma", gg)):
                 params = json.dumps(fit.params.as_dict()) if fit.params is not None else None
                 cur.execute("""insert into gold.clv_model (model, time_unit, params, log_likelihood, n_customers,
@@ -326,8 +320,52 @@ class CustomerClv(FactAggregate):
         warnings = [fit.message for fit in (bg, gg) if fit.params is None]
         if warnings:
             logger.warning("CLV for %s: no predictions: %s", self.date, "; ".join(warnings))
-        return TaskStats(rows_in=len(summary), rows_out=len(summary), phase_seconds=clock.laps,
+        return TaskStats(rows_in=len(x), rows_out=len(x), phase_seconds=clock.laps,
                          message=("; ".join(f"WARNING: {w}" for w in warnings) or None))
+
+
+PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+PGCOPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+
+
+def _float8_tuple(columns) -> np.dtype:
+    """One row of COPY's binary format with only non-null float8 fields: count, then length and value each."""
+    fields = [("count", ">i2")]
+    for name in columns:
+        fields += [(f"{name}_length", ">i4"), (name, ">f8")]
+    return np.dtype(fields)
+
+
+def copy_out_float8(cur, query: str) -> dict[str, np.ndarray]:
+    """The columns of a query (numbers, never null) as float arrays, through COPY's binary format."""
+    cur.execute(sql.SQL("select * from ({}) as q limit 0").format(sql.SQL(query)))
+    columns = [column.name for column in cur.description]
+    buffer = io.BytesIO()
+    casts = sql.SQL(", ").join(sql.SQL("{}::float8").format(sql.Identifier(c)) for c in columns)
+    cur.copy_expert(sql.SQL("copy (select {} from ({}) as q) to stdout with (format binary)").format(
+        casts, sql.SQL(query)).as_string(cur), buffer)
+    data = buffer.getvalue()
+    start = len(PGCOPY_HEADER) + int.from_bytes(data[15:19], "big")  # header extension length
+    row = _float8_tuple(columns)
+    rows = np.frombuffer(data, dtype=row, count=(len(data) - start - len(PGCOPY_TRAILER)) // row.itemsize,
+                         offset=start)
+    if len(rows) and not ((rows["count"] == len(columns)).all()
+                          and all((rows[f"{c}_length"] == 8).all() for c in columns)):
+        raise ValueError(f"unexpected binary COPY layout (a null?) in: {query}")
+    return {name: rows[name].astype(float) for name in columns}
+
+
+def copy_in_float8(cur, table: str, arrays: dict[str, np.ndarray]) -> None:
+    """COPY float arrays (NaN allowed) into a table's float8 columns, in binary format."""
+    names = list(arrays)
+    rows = np.empty(len(arrays[names[0]]), dtype=_float8_tuple(names))
+    rows["count"] = len(names)
+    for name in names:
+        rows[f"{name}_length"] = 8
+        rows[name] = arrays[name]
+    stream = io.BytesIO(PGCOPY_HEADER + rows.tobytes() + PGCOPY_TRAILER)
+    cur.copy_expert(sql.SQL("copy {} ({}) from stdin with (format binary)").format(
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(n) for n in names)).as_string(cur), stream)
 
 
 class BusinessKpis(GoldTask):

@@ -584,3 +584,26 @@ def test_clv_and_kpis_from_the_purchase_summary_equal_those_from_the_fact(wareho
     assert result.success
     assert {t["task_family"]: t["message"] for t in result.tasks}["BusinessKpis"] == "from the fact"
     assert (query(clv_rows, (first,)), query(read_kpis, (first,))) == before
+
+
+def test_float8_arrays_round_trip_through_binary_copy(warehouse, query):
+    import numpy as np
+
+    from pipeline import db
+    from pipeline.tasks_gold import copy_in_float8, copy_out_float8
+
+    values = np.array([0.0, -1.5, 1 / 3, 1e300, np.nan, 123456789.123456789])
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        cur.execute("create temp table numbers (ordinal float8, value float8)")
+        copy_in_float8(cur, "numbers", {"ordinal": np.arange(len(values), dtype=float), "value": values})
+        cur.execute("select value from numbers order by ordinal")
+        stored = [row[0] for row in cur.fetchall()]
+        copy_in_float8(cur, "numbers", {"ordinal": np.array([]), "value": np.array([])})  # nothing, no error
+        back = copy_out_float8(cur, "select ordinal, value from numbers where value <> 'NaN' order by ordinal")
+        exact = copy_out_float8(cur, "select 0.1::numeric(4, 2) as a, 2::integer as b, 12.3333333333333333 as c")
+        empty = copy_out_float8(cur, "select 1.0 as a where false")
+    assert np.array_equal(np.array(stored, dtype=float), values, equal_nan=True)
+    assert np.array_equal(back["value"], values[~np.isnan(values)]) and list(back) == ["ordinal", "value"]
+    # numeric -> float8 in PostgreSQL is correctly rounded, as float() of the text is.
+    assert (exact["a"][0], exact["b"][0], exact["c"][0]) == (0.1, 2.0, float("12.3333333333333333"))
+    assert len(empty["a"]) == 0

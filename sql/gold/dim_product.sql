@@ -10,7 +10,10 @@ changed as (
         list_price,
         updated_at
     from silver.products
+    -- the date's products, and those it knew that a later extract already replaced in
+    -- silver (its facts need them before the later date's task runs)
     where _extract_date = %(date)s
+        or (first_extract_date <= %(date)s and _extract_date > %(date)s)
 )
 
 insert into gold.dim_product (product_id, product_name, category, unit_cost, list_price, updated_at)

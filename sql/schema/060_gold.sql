@@ -82,12 +82,22 @@ create index if not exists fact_sales_customer_idx on gold.fact_sales (customer_
 
 -- The tables kept incrementally from the fact read what FactSales changed in
 -- it. Each FactSales write that changes lines is a batch; for every customer
--- with a changed line, the batch holds all their lines as they were (sign -1)
--- and as they are after it (sign +1), is_changed marking the changed lines
--- themselves. A first load into an empty fact is one is_full batch with no
--- lines: every incremental table recomputes from the whole fact. Delta rows
+-- with a changed line, the batch holds all their lines: a changed line as it
+-- was (sign -1) and as it is (sign +1), an unchanged one once (sign 0: the same
+-- before and after). A first load into an empty fact is one is_full batch with
+-- no lines: every incremental table recomputes from the whole fact. Delta rows
 -- every table has applied are pruned.
 drop table if exists gold.fact_sales_changes, gold.fact_sales_consumers;  -- an earlier form of the log
+do $$
+begin
+    if exists (
+        select 1 from information_schema.columns
+        where table_schema = 'gold' and table_name = 'fact_sales_delta' and column_name = 'is_changed'
+    ) then
+        drop table gold.fact_sales_delta, gold.fact_sales_batches, gold.fact_sales_watermarks;  -- an earlier form
+    end if;
+end
+$$;
 
 create table if not exists gold.fact_sales_batches (
     batch_id bigint generated always as identity primary key,
@@ -102,10 +112,9 @@ create table if not exists gold.fact_sales_delta (
     customer_id text not null,
     product_key bigint not null,
     region text not null,
-    sign smallint not null check (sign in (-1, 1)),
+    sign smallint not null check (sign in (-1, 0, 1)),
     quantity integer not null,
     amount numeric(14, 2) not null,
-    is_changed boolean not null,
     order_date date not null
 );
 create index if not exists fact_sales_delta_batch_idx on gold.fact_sales_delta (batch_id);

@@ -1,14 +1,13 @@
 -- Write the changed rows as batch %(batch_id)s: the lines of every customer with
--- a changed line go to gold.fact_sales_delta as they are before the change
--- (sign -1) and after it (sign +1: their unchanged lines, and the changed rows),
--- for the incremental tables; then the fact takes the changed rows.
+-- a changed line go to gold.fact_sales_delta, a changed line as it was (sign -1)
+-- and as it is now (sign +1), an unchanged one once (sign 0), for the
+-- incremental tables; then the fact takes the changed rows.
 create temp table batch_customers on commit drop as
 select customer_id from changed_facts
 union
 select before_customer_id from changed_facts where had_before;
 
-insert into gold.fact_sales_delta (batch_id, customer_id, product_key, region, sign, quantity, amount, is_changed,
-                                   order_date)
+insert into gold.fact_sales_delta (batch_id, customer_id, product_key, region, sign, quantity, amount, order_date)
 with
 
 customer_lines as (
@@ -16,23 +15,18 @@ customer_lines as (
         customer_id,
         product_key,
         region,
+        case when order_id in (select order_id from changed_facts) then -1 else 0 end as sign,
         quantity,
         amount,
-        order_id in (select order_id from changed_facts) as is_changed,
         order_date
     from gold.fact_sales
     where customer_id in (select customer_id from batch_customers)
 ),
 
 final as (
-    select customer_id, product_key, region, -1 as sign, quantity, amount, is_changed, order_date
-    from customer_lines
+    select * from customer_lines
     union all
-    select customer_id, product_key, region, 1 as sign, quantity, amount, is_changed, order_date
-    from customer_lines
-    where not is_changed
-    union all
-    select customer_id, product_key, region, 1 as sign, quantity, amount, true as is_changed, order_date
+    select customer_id, product_key, region, 1 as sign, quantity, amount, order_date
     from changed_facts
 )
 
