@@ -334,7 +334,7 @@ class SilverTask(WarehouseTask):
             insert into meta.quality_results (run_id, run_date, table_name, rule_name, dimension, severity,
                                               rows_checked, rows_failed, pass_rate)
             values %s
-            on conflict (run_id, table_name, rule_name) do update set
+            on conflict (run_id, run_date, table_name, rule_name) do update set
                 rows_checked = excluded.rows_checked, rows_failed = excluded.rows_failed,
                 pass_rate = excluded.pass_rate, checked_at = now()""",
             [(self.effective_run_id, self.date, r["table_name"], r["rule_name"], r["dimension"], r["severity"],
@@ -440,7 +440,7 @@ def _write_scores(cur, rows) -> None:
     execute_values(cur, """
         insert into meta.quality_scores (run_id, run_date, table_name, dimension, score, rows_checked)
         values %s
-        on conflict (run_id, table_name, dimension) do update set
+        on conflict (run_id, run_date, table_name, dimension) do update set
             score = excluded.score, rows_checked = excluded.rows_checked, computed_at = now()""", rows)
 
 

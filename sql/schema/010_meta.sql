@@ -83,9 +83,11 @@ create table if not exists meta.column_profiles (
     primary key (load_id, column_name)
 );
 
+-- Per run and extract date: a run that chains to an earlier date (the first run of
+-- 2026-11-21 also runs 2026-11-20's silver) checks both.
 create table if not exists meta.quality_results (
     run_id text not null,
-    run_date date,
+    run_date date not null,
     table_name text not null,
     rule_name text not null,
     dimension text not null,
@@ -94,8 +96,20 @@ create table if not exists meta.quality_results (
     rows_failed bigint not null,
     pass_rate numeric(7, 6),
     checked_at timestamptz not null default now(),
-    primary key (run_id, table_name, rule_name)
+    primary key (run_id, run_date, table_name, rule_name)
 );
+-- Tables made before the key held the date get it.
+do $$
+begin
+    if not exists (
+        select 1 from information_schema.key_column_usage
+        where constraint_schema = 'meta' and constraint_name = 'quality_results_pkey' and column_name = 'run_date'
+    ) then
+        alter table meta.quality_results alter column run_date set not null,
+            drop constraint quality_results_pkey, add primary key (run_id, run_date, table_name, rule_name);
+    end if;
+end
+$$;
 
 create table if not exists meta.sla_misses (
     sla_miss_id bigint generated always as identity primary key,

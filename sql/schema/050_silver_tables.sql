@@ -76,8 +76,19 @@ create table if not exists meta.quality_scores (
     score numeric(7, 6),
     rows_checked bigint not null,
     computed_at timestamptz not null default now(),
-    primary key (run_id, table_name, dimension)
+    primary key (run_id, run_date, table_name, dimension)  -- a run may score two dates (see quality_results)
 );
+do $$
+begin
+    if not exists (
+        select 1 from information_schema.key_column_usage
+        where constraint_schema = 'meta' and constraint_name = 'quality_scores_pkey' and column_name = 'run_date'
+    ) then
+        alter table meta.quality_scores
+            drop constraint quality_scores_pkey, add primary key (run_id, run_date, table_name, dimension);
+    end if;
+end
+$$;
 create index if not exists quality_scores_date_idx on meta.quality_scores (run_date, table_name);
 
 -- Every valid version of a customer ever extracted (silver.customers holds only
