@@ -10,40 +10,44 @@ facts as (
     from fact_lines
 ),
 
+customer_months as (
+    select
+        batch_id,
+        sign,
+        customer_id,
+        order_month,
+        sum(amount) as revenue
+    from facts
+    group by batch_id, sign, customer_id, order_month
+),
+
 cohorts as (
     select
         batch_id,
         sign,
         customer_id,
         min(order_month) as cohort_month
-    from facts
+    from customer_months
     group by batch_id, sign, customer_id
 ),
 
-per_side as (
-    select
-        cohorts.cohort_month,
-        facts.order_month,
-        facts.sign * count(distinct facts.customer_id) as active_customers,
-        facts.sign * sum(facts.amount) as revenue
-    from facts
-    inner join cohorts
-        on facts.customer_id = cohorts.customer_id
-        and facts.batch_id = cohorts.batch_id
-        and facts.sign = cohorts.sign
-    group by facts.batch_id, facts.sign, cohorts.cohort_month, facts.order_month
-),
-
+-- A customer counts +1 in a (cohort, month) for each batch that has their lines
+-- in that month after the change, -1 for each that had them before.
 final as (
     select
-        (extract(year from age(order_month, cohort_month)) * 12
-            + extract(month from age(order_month, cohort_month)))::integer as months_since_first,
-        sum(active_customers) as active_customers,
-        sum(revenue) as revenue,
-        cohort_month
-    from per_side
-    group by cohort_month, order_month
-    having (sum(active_customers), sum(revenue)) <> (0, 0)
+        (extract(year from age(customer_months.order_month, cohorts.cohort_month)) * 12
+            + extract(month from age(customer_months.order_month, cohorts.cohort_month)))::integer
+            as months_since_first,
+        sum(customer_months.sign) as active_customers,
+        sum(customer_months.sign * customer_months.revenue) as revenue,
+        cohorts.cohort_month
+    from customer_months
+    inner join cohorts
+        on customer_months.customer_id = cohorts.customer_id
+        and customer_months.batch_id = cohorts.batch_id
+        and customer_months.sign = cohorts.sign
+    group by cohorts.cohort_month, customer_months.order_month
+    having (sum(customer_months.sign), sum(customer_months.sign * customer_months.revenue)) <> (0, 0)
 )
 
 insert into gold.cohort_retention as current_row (months_since_first, cohort_size, active_customers,

@@ -8,7 +8,7 @@ where not %(full)s
 
 with
 
-lines as not materialized (
+lines as materialized (
     select customer_id, order_date, amount
     from gold.fact_sales
     where %(full)s or customer_id in (select customer_id from fact_lines)
