@@ -68,6 +68,19 @@ def seed_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return landing
 
 
+@pytest.fixture(scope="session")
+def reliability_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Small extracts for the crash, concurrency and database-fault tests: 2,000 customers, 4,000 sales
+    lines, two dates (2026-11-20 and its delta 2026-11-21), so that a run costs little beyond start-up."""
+    from datetime import date
+
+    from pipeline.generate import generate
+
+    landing = tmp_path_factory.mktemp("reliability-landing")
+    generate(landing, date(2026, 11, 20), days=2, customers=2000, orders=4000)
+    return landing
+
+
 def write_landing(root: Path, day: str, files: dict[str, bytes | str]) -> Path:
     folder = root / day
     folder.mkdir(parents=True, exist_ok=True)

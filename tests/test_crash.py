@@ -1,0 +1,334 @@
+"""Crash anywhere: SIGKILL a real `metalayer run` inside a chosen task, rerun, and find the warehouse a clean run leaves.
+
+Each point names a warehouse task, an extract date and where in the task to kill: `copy` (bronze, once
+COPY has taken rows), `merge` (silver, inside the merge statement; the test holds a lock on the silver
+table so that the statement is caught in the act) or a fraction of the task's duration in a clean run
+(measured from when its backend is first seen in its transaction). The run is a subprocess in its own
+process group, killed whole. Then the date is run again (and the next date, when the point was on the
+first), and the test asserts: the killed run was left 'running' and the rerun marked it failed
+(abandoned); bronze, silver and gold equal the clean run's (surrogate ids aside, see
+tests/reliability.py); no business key twice; every line in exactly one place; no marker without its
+success row and data; no task's work done twice. The same checks, but the equality, also hold right
+after the kill.
+
+`make test` runs REDUCED_POINTS (bronze mid-COPY, silver mid-merge on both dates, three in gold);
+`METALAYER_CRASH_POINTS=all` adds one seeded random point per warehouse task (24 in all), and
+`METALAYER_CRASH_SEED` changes the seed (default 9).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.reliability import (
+    assert_consistent,
+    conservation_breaks,
+    create_database,
+    duplicate_keys,
+    markers_without_data,
+    querier,
+    task_ids_done_twice,
+    warehouse_checksums,
+)
+
+METALAYER = str(Path(sys.executable).with_name("metalayer"))
+DAY1, DAY2 = date(2026, 11, 20), date(2026, 11, 21)
+FAMILIES = ("CrmCustomersRaw", "ErpProductsRaw", "ErpSalesRaw", "SilverCustomers", "SilverProducts", "SilverSales",
+            "SilverQualityGate", "DimDate", "DimProduct", "DimCustomer", "FactSales", "AggDailySales",
+            "AggMonthlySales", "CustomerAnalytics", "ProductAnalytics", "CohortRetention", "CustomerClv",
+            "BusinessKpis")
+MERGE_TABLES = {"SilverCustomers": "customers", "SilverProducts": "products", "SilverSales": "sales"}
+
+
+@dataclass(frozen=True)
+class KillPoint:
+    family: str
+    day: date
+    at: str  # "copy", "merge" or a fraction of the task's clean duration, e.g. "0.40"
+
+    def __str__(self) -> str:
+        return f"{self.family}-{self.day:%m%d}-{self.at}"
+
+
+REDUCED_POINTS = (
+    KillPoint("ErpSalesRaw", DAY1, "copy"),
+    KillPoint("SilverCustomers", DAY1, "merge"),
+    KillPoint("SilverSales", DAY2, "merge"),
+    KillPoint("FactSales", DAY1, "0.50"),
+    KillPoint("DimCustomer", DAY2, "0.30"),
+    KillPoint("CustomerClv", DAY2, "0.50"),
+)
+
+
+def all_points(seed: int) -> tuple[KillPoint, ...]:
+    """The reduced points and one seeded point per warehouse task: a random date and moment."""
+    rng = random.Random(seed)
+    chosen = [KillPoint(family, rng.choice((DAY1, DAY2)), f"{rng.uniform(0, 0.8):.2f}") for family in FAMILIES]
+    return REDUCED_POINTS + tuple(chosen)
+
+
+def selected_points() -> tuple[KillPoint, ...]:
+    if os.environ.get("METALAYER_CRASH_POINTS", "").lower() == "all":
+        return all_points(int(os.environ.get("METALAYER_CRASH_SEED", "9")))
+    return REDUCED_POINTS
+
+
+def task_id(family: str, day: date) -> str:
+    import pipeline
+
+    return getattr(pipeline, family)(date=day).task_id
+
+
+# -- databases ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Reference:
+    day1_template: str  # a database after a clean run of DAY1
+    checksums: dict[str, str]  # after clean runs of DAY1 and DAY2
+    markers: set[str]
+    seconds: dict[tuple[str, date], float]  # each task's duration in the clean runs
+    landing: Path
+    config: Path  # LUIGI_CONFIG_PATH for the runs that get killed
+
+
+@pytest.fixture(scope="module")
+def reference(server_url, reliability_landing, tmp_path_factory) -> Reference:
+    from pipeline import db
+    from pipeline.runner import run_pipeline
+
+    landing = reliability_landing
+    # The tests' short waits, and COPY in 16 kB pieces so that a load is seen half done.
+    config = tmp_path_factory.mktemp("crash-config") / "luigi.cfg"
+    config.write_text((REPO_ROOT / "tests" / "luigi.test.cfg").read_text() + "\n[bronze]\ncopy_buffer_bytes = 16384\n")
+    day1, day1_url = create_database(server_url)
+    full, full_url = create_database(server_url)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("DATABASE_URL", day1_url)
+            assert run_pipeline(DAY1, landing=landing, trigger="test").success
+            db.drop_database(full, server_url)
+            full, full_url = create_database(server_url, template=day1)
+            patch.setenv("DATABASE_URL", full_url)
+            assert run_pipeline(DAY2, landing=landing, trigger="test").success
+        query = querier(full_url)
+        seconds = {(family, date.fromisoformat(day)): float(took) for family, day, took in query(
+            """select task_family, params->>'date', extract(epoch from finished_at - started_at)
+               from meta.task_runs where status = 'success'""")}
+        yield Reference(day1_template=day1, checksums=warehouse_checksums(query),
+                        markers={marker for (marker,) in query("select update_id from meta.table_updates")},
+                        seconds=seconds, landing=landing, config=config)
+    finally:
+        db.drop_database(day1, server_url)
+        db.drop_database(full, server_url)
+
+
+# -- killing ------------------------------------------------------------------------------------------------
+
+WATCH = """
+    select activity.pid, activity.state, activity.query, activity.wait_event_type, progress.bytes_processed
+    from pg_stat_activity as activity
+    left join pg_stat_progress_copy as progress using (pid)
+    where activity.datname = current_database() and activity.application_name = %s
+        and activity.xact_start is not null
+"""
+
+
+def reached(point: KillPoint, row: tuple) -> bool:
+    """Whether the task's backend, in its transaction, is where the point says."""
+    _pid, state, statement, wait_event_type, copied = row
+    if point.at == "copy":
+        return (copied or 0) > 0  # bytes COPY has taken in
+    if point.at == "merge":
+        target = f'"silver"."{MERGE_TABLES[point.family]}"'
+        return state == "active" and wait_event_type == "Lock" and (
+            f"update {target}" in statement or f"insert into {target}" in statement)
+    return True
+
+
+@dataclass
+class Kill:
+    run_id: str
+    delay: float
+    statement: str  # what the task's backend was running when the run was killed
+    in_transaction: bool  # the task's transaction was open (and not committing) at the kill
+    others: list[tuple[str, str]]  # (application_name, state) of the run's other backends
+    log: str
+
+
+def run_and_kill(url: str, point: KillPoint, delay: float, ref: Reference, log_path: Path) -> Kill:
+    """Start `metalayer run` for the point's date and SIGKILL its process group at the point."""
+    from pipeline import db
+
+    run_id = f"crash-{uuid.uuid4().hex[:8]}"
+    application = f"metalayer {point.family} {point.day}"
+    monitor = db.connect(url, application_name="crash harness")
+    monitor.autocommit = True
+    env = {**os.environ, "DATABASE_URL": url, "LUIGI_CONFIG_PATH": str(ref.config)}
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [METALAYER, "run", "--date", str(point.day), "--landing", str(ref.landing), "--trigger", "test",
+             "--run-id", run_id], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    seen_at = None
+    seen = []
+    try:
+        with monitor.cursor() as cur:
+            while True:
+                if process.poll() is not None:
+                    raise AssertionError(f"the run ended (exit {process.returncode}) before {point} was reached; "
+                                         f"seen: {seen[-20:]}\n" + log_path.read_text()[-3000:])
+                cur.execute(WATCH, (application,))
+                rows = cur.fetchall()
+                seen.extend(rows)
+                if seen_at is None and rows and reached(point, rows[0]):
+                    seen_at = time.monotonic()
+                if seen_at is not None and time.monotonic() >= seen_at + delay:
+                    cur.execute(WATCH, (application,))
+                    task = cur.fetchall()
+                    cur.execute("""select application_name, state from pg_stat_activity
+                                   where datname = current_database() and application_name like 'metalayer %%'
+                                       and application_name <> %s""", (application,))
+                    others = cur.fetchall()
+                    os.killpg(process.pid, signal.SIGKILL)
+                    break
+                time.sleep(0.002)
+    finally:
+        monitor.close()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    statement = task[0][2].strip() if task else ""
+    return Kill(run_id=run_id, delay=delay, statement=statement,
+                in_transaction=bool(task) and statement.upper() != "COMMIT", others=others,
+                log=log_path.read_text())
+
+
+def hold_merge_lock(url: str, point: KillPoint):
+    """A connection holding a share lock on the silver table: the task's merge statement waits in it."""
+    from psycopg2 import sql
+
+    from pipeline import db
+
+    conn = db.connect(url, application_name="crash harness lock")
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("lock table {} in share mode").format(sql.Identifier("silver",
+                                                                                  MERGE_TABLES[point.family])))
+    return conn
+
+
+# -- the test -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("point", selected_points(), ids=str)
+def test_crash_at_a_point_then_rerun_ends_as_a_clean_run(point, reference, server_url, tmp_path, monkeypatch):
+    from pipeline import db
+    from pipeline.runner import run_pipeline
+
+    planned = 0.0 if point.at in ("copy", "merge") else float(point.at) * reference.seconds[(point.family,
+                                                                                            point.day)]
+    # A planned moment that falls after the task's commit is tried again at the task's first sight.
+    for delay in dict.fromkeys((planned, 0.0)):
+        name, url = create_database(server_url, template=reference.day1_template if point.day == DAY2 else None)
+        lock = hold_merge_lock(url, point) if point.at == "merge" else None
+        try:
+            kill = run_and_kill(url, point, delay, reference, tmp_path / f"run-{delay}.log")
+        finally:
+            if lock is not None:
+                lock.rollback()
+                lock.close()
+        if kill.in_transaction:
+            break
+        db.drop_database(name, server_url)
+    assert kill.in_transaction, f"{point}: the task was never caught in its transaction\n{kill.log[-3000:]}"
+    print(f"{point}: killed {kill.delay * 1000:.0f} ms in, at {kill.statement.splitlines()[0][:80]!r}; "
+          f"other backends {kill.others}")
+
+    monkeypatch.setenv("DATABASE_URL", url)
+    query = querier(url)
+    try:
+        if point.at == "copy":
+            assert kill.statement.startswith('copy "bronze"."erp_sales_raw_rows"')
+        if point.at == "merge":
+            assert f'"silver"."{MERGE_TABLES[point.family]}"' in kill.statement
+        # Straight after the crash: the killed task left nothing, the run is still 'running', and what
+        # is committed is whole.
+        assert not query("select 1 from meta.table_updates where update_id = %s",
+                         (task_id(point.family, point.day),))
+        assert query("select status from meta.pipeline_runs where run_id = %s", (kill.run_id,)) == [("running",)]
+        assert_consistent(query)
+
+        rerun = run_pipeline(point.day, landing=reference.landing, trigger="test")
+        assert rerun.success, rerun.luigi_summary
+        if point.day == DAY1:
+            assert run_pipeline(DAY2, landing=reference.landing, trigger="test").success
+
+        status, error = query("select status, error from meta.pipeline_runs where run_id = %s", (kill.run_id,))[0]
+        assert status == "failed" and error.startswith("abandoned"), (status, error)
+        assert query("select count(*) from meta.task_runs where status = 'running'") == [(0,)]
+        assert {marker for (marker,) in query("select update_id from meta.table_updates")} == reference.markers
+        assert_consistent(query)
+        checksums = warehouse_checksums(query)
+        assert {table for table in checksums if checksums[table] != reference.checksums.get(table)} == set()
+        assert checksums.keys() == reference.checksums.keys()
+    finally:
+        monkeypatch.delenv("DATABASE_URL")
+        db.drop_database(name, server_url)
+
+
+def test_the_checks_find_what_they_look_for(reference, server_url):
+    """Each invariant check, on a copy of a clean warehouse with one thing broken on purpose."""
+    from pipeline import db
+
+    name, url = create_database(server_url, template=reference.day1_template)
+    query = querier(url)
+    try:
+        assert_consistent(query)
+        before = warehouse_checksums(query)
+        # A sales line in silver and in the quarantine: in two places, and counted once too many.
+        (order_id, load_id, line) = query("select order_id, _load_id, _line_number from silver.sales limit 1")[0]
+        query("""insert into silver.quarantine (run_id, stage, source_table, line_number, load_id, extract_date,
+                                                rule_name, reason, record)
+                 values ('x', 'silver', 'silver.sales', %s, %s, %s, 'test', 'test', '{}')""", (line, load_id, DAY1))
+        assert conservation_breaks(query) == [
+            f"silver.sales for {DAY1}: 0 bronze lines in no place, 1 in two or more, 0 placed lines that are not "
+            "bronze lines"]
+        query("delete from silver.sales where order_id = %s", (order_id,))
+        assert conservation_breaks(query) == []  # now the line is in one place again
+        # A second current version of a customer; a marker whose data is gone; a task done twice.
+        query("""insert into gold.dim_customer (customer_id, attribute_hash, is_current, valid_from)
+                 select customer_id, 'x', true, valid_from - interval '1 day' from gold.dim_customer
+                 where is_current limit 1""")
+        assert duplicate_keys(query) == {"gold.dim_customer current version": 1}
+        query("delete from gold.business_kpis")
+        assert markers_without_data(query) == [
+            f"{task_id('BusinessKpis', DAY1)}: marker but no data in gold.business_kpis for {DAY1}"]
+        query("""insert into meta.task_runs (run_id, task_family, task_id, params, status)
+                 select 'x', task_family, task_id, params, 'success' from meta.task_runs
+                 where task_family = 'DimDate'""")
+        assert list(task_ids_done_twice(query)) == [task_id("DimDate", DAY1)]
+        # Surrogate ids do not count, what they stand for does.
+        for table in ("gold.dim_product", "gold.fact_sales", "gold.product_analytics"):
+            query(f"alter table {table} alter column product_key drop identity if exists")
+            query(f"update {table} set product_key = product_key + 1000")
+        assert warehouse_checksums(query)["gold.fact_sales"] == before["gold.fact_sales"]
+        query("""update gold.fact_sales set product_key = (select max(product_key) from gold.dim_product)
+                 where order_id = (select min(order_id) from gold.fact_sales
+                                   where product_key <> (select max(product_key) from gold.dim_product))""")
+        after = warehouse_checksums(query)
+        assert {table for table in after if after[table] != before[table]} == {
+            "silver.quarantine", "silver.sales", "gold.dim_customer", "gold.business_kpis", "gold.fact_sales"}
+    finally:
+        db.drop_database(name, server_url)
