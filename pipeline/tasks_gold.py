@@ -159,7 +159,7 @@ class FactCatchUp:
 
 
 def catch_up_with_fact(cur, consumer: str, *, full: bool = False) -> FactCatchUp:
-    """Lock the consumer table and the fact, and set up fact_lines (sql/gold/steps/fact_delta.sql).
+    """Lock the consumer table and the fact, and set up the view fact_lines (sql/gold/steps/fact_delta.sql).
 
     Full mode empties the consumer table and shows the whole fact as fact_lines.
     Call finish_catch_up in the same transaction once the table is up to date.
@@ -192,8 +192,8 @@ def catch_up_with_fact(cur, consumer: str, *, full: bool = False) -> FactCatchUp
 
 
 def finish_catch_up(cur, catch_up: FactCatchUp) -> None:
-    if catch_up.mode == "full":
-        cur.execute("drop view fact_lines")  # a catch-up's fact_lines is a temp table dropped at commit
+    if catch_up.mode != "none":
+        cur.execute("drop view fact_lines")
     cur.execute("""insert into gold.fact_sales_watermarks (consumer, batch_id) values (%s, %s)
                    on conflict (consumer) do update set batch_id = excluded.batch_id""",
                 (catch_up.consumer, catch_up.latest))

@@ -4,14 +4,14 @@
 -- batches since the last catch-up (fact_lines) are rebuilt from their lines now.
 delete from gold.customer_purchase_summary
 where not %(full)s
-    and customer_id in (select customer_id from fact_lines);
+    and customer_id = any(array(select distinct customer_id from fact_lines));
 
 with
 
 lines as materialized (
     select customer_id, order_date, amount
     from gold.fact_sales
-    where %(full)s or customer_id in (select customer_id from fact_lines)
+    where %(full)s or customer_id = any(array(select distinct customer_id from fact_lines))
 ),
 
 per_customer as (

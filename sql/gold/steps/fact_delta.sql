@@ -7,7 +7,7 @@
 -- customer with a changed line in the group; the aggregates whose groups allow
 -- it read only those customers' lines in those groups (when their parameter
 -- `full` is false).
-create temp table fact_lines on commit drop as
+create temp view fact_lines as
 select
     fact_sales_delta.batch_id,
     fact_sales_delta.customer_id,
@@ -22,6 +22,4 @@ from gold.fact_sales_delta
 inner join (values (-1::smallint), (1::smallint)) as sides (sign)
     on fact_sales_delta.sign in (0, sides.sign)
 where fact_sales_delta.batch_id > %(watermark)s
-    and fact_sales_delta.batch_id <= %(latest)s;
-
-analyze fact_lines
+    and fact_sales_delta.batch_id <= %(latest)s
