@@ -269,7 +269,8 @@ class CustomerClv(FactAggregate):
         unit_days = 7.0 if config.time_unit == "weeks" else 1.0
         clock = PhaseClock()
         with conn.cursor() as cur:
-            cur.execute(f"set local work_mem = '{GOLD_WORK_MEM}'")
+            # Room for the two temp tables (a row per customer each); set before the first temp table.
+            cur.execute(f"set local work_mem = '{GOLD_WORK_MEM}'; set local temp_buffers = '256MB'")
             from_summary = purchase_summary_covers(cur, self.date)
             rfm = sql.SQL(sql_path("gold/customer_rfm.sql").read_text().strip().rstrip(";"))
             cur.execute(sql.SQL("create temp table clv_input on commit drop as "
