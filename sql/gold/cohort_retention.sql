@@ -5,9 +5,32 @@
 -- in month 0) and the retention rate.
 with
 
-facts as (
-    select batch_id, sign, customer_id, date_trunc('month', order_date)::date as order_month, amount
+facts as not materialized (
+    select batch_id, sign, customer_id, date_trunc('month', order_date)::date as order_month, amount, is_changed
     from fact_lines
+),
+
+cohorts as (
+    select
+        batch_id,
+        sign,
+        customer_id,
+        min(order_month) as cohort_month
+    from facts
+    group by batch_id, sign, customer_id
+),
+
+-- Customers whose cohort a batch changed (or who are on one side only) count in
+-- every month; the others only in the months their changed lines touch.
+moved_customers as (
+    select batch_id, customer_id
+    from cohorts
+    group by batch_id, customer_id
+    having count(*) = 1 or min(cohort_month) <> max(cohort_month)
+),
+
+touched_months as (
+    select distinct batch_id, customer_id, order_month from facts where is_changed
 ),
 
 customer_months as (
@@ -18,17 +41,10 @@ customer_months as (
         order_month,
         sum(amount) as revenue
     from facts
+    where %(full)s
+        or (batch_id, customer_id) in (select * from moved_customers)
+        or (batch_id, customer_id, order_month) in (select * from touched_months)
     group by batch_id, sign, customer_id, order_month
-),
-
-cohorts as (
-    select
-        batch_id,
-        sign,
-        customer_id,
-        min(order_month) as cohort_month
-    from customer_months
-    group by batch_id, sign, customer_id
 ),
 
 -- A customer counts +1 in a (cohort, month) for each batch that has their lines

@@ -1,17 +1,25 @@
 -- Per customer over every order line of the fact: order lines, purchase days
 -- (distinct order dates), revenue of the first purchase day and in total, first
 -- and last order date. Kept incrementally: the rows of the customers in the
--- batches since the last catch-up (fact_lines) are rebuilt from their lines now.
+-- batches since the last catch-up are rebuilt from their lines now, which the
+-- newest of those batches that holds a customer has (its +1 side).
 delete from gold.customer_purchase_summary
 where not %(full)s
-    and customer_id = any(array(select distinct customer_id from fact_lines));
+    and customer_id in (select customer_id from fact_lines);
 
 with
 
+newest_batches as (
+    select customer_id, max(batch_id) as batch_id
+    from fact_lines
+    group by customer_id
+),
+
 lines as materialized (
     select customer_id, order_date, amount
-    from gold.fact_sales
-    where %(full)s or customer_id = any(array(select distinct customer_id from fact_lines))
+    from fact_lines
+    where sign = 1
+        and (%(full)s or (customer_id, batch_id) in (select * from newest_batches))
 ),
 
 per_customer as (

@@ -36,6 +36,9 @@ update gold.fact_sales_batches
 set delta_lines = (select count(*) from gold.fact_sales_delta where batch_id = %(batch_id)s)
 where batch_id = %(batch_id)s;
 
+-- the incremental tables plan their reads of the batch on these statistics
+analyze gold.fact_sales_delta;
+
 update gold.fact_sales as current_row
 set
     customer_id = changed.customer_id,
