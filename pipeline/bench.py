@@ -125,20 +125,25 @@ def _status_kib(field: str) -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # not Linux: the lifetime peak
 
 
-def _pipeline_process(run_date: date, landing: Path, workers: int, results) -> None:
+def _pipeline_process(run_date: date, landing: Path, workers: int, start_method: str, results) -> None:
     """One run in a fresh process, so that its peak memory is the pipeline's own."""
     from pipeline.runner import run_pipeline
 
+    # A spawned process would spawn Luigi's worker processes too (a new interpreter per task);
+    # start them as `metalayer run` does.
+    multiprocessing.set_start_method(start_method, force=True)
+
     result = run_pipeline(run_date, landing=landing, workers=workers, trigger="test",
                           printer=lambda message: print(message, file=sys.stderr, flush=True))
-    results.put((result, peak_rss()))
+    results.put((result, {**peak_rss(), "worker_start_method": multiprocessing.get_start_method()}))
 
 
 def run_pipeline_measured(run_date: date, landing: Path, workers: int):
     """run_pipeline in a new Python process (spawned, nothing inherited); returns (result, peak RSS)."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    process = context.Process(target=_pipeline_process, args=(run_date, landing, workers, results))
+    process = context.Process(target=_pipeline_process,
+                              args=(run_date, landing, workers, multiprocessing.get_start_method(), results))
     process.start()
     try:
         result, peak = results.get()

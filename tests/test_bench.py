@@ -65,6 +65,8 @@ def test_bench_reports_tasks_pipeline_floor_memory_and_the_incremental_day(bench
         # First task start to last task end: at least the longest task, at most the run's wall time.
         assert max(t["seconds"] for t in run["tasks"]) <= run["pipeline_seconds"] <= run["wall_seconds"]
         assert 50 < run["peak_rss"]["main_mb"] < 2000  # a Python process with pandas, Luigi and psycopg2
+        # Luigi's worker processes start as under `metalayer run` (a spawned run would spawn each task).
+        assert run["peak_rss"]["worker_start_method"] == multiprocessing.get_start_method()
 
     folder = Path(work) / "landing" / first.isoformat()
     files = json.loads((folder / "manifest.json").read_text())["files"]
