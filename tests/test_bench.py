@@ -74,7 +74,7 @@ def test_bench_reports_tasks_pipeline_floor_memory_and_the_incremental_day(bench
     assert floor["erp_sales"]["rows"] == files["erp_sales.csv"]["loadable_records"]
     assert floor["crm_customers"]["rows"] == files["crm_customers.csv"]["loadable_records"]
     for source in floor.values():
-        assert source["seconds"] >= source["copy_seconds"] > 0 and source["typed_insert_seconds"] >= 0
+        assert source["seconds"] >= source["copy_seconds"] >= 0 and source["typed_insert_seconds"] >= 0
 
     summary = report["summary"]
     floor_seconds = sum(source["seconds"] for source in floor.values())
