@@ -3,6 +3,10 @@
 -- in agg_daily_sales (a customer's cohort is taken from all their lines, which
 -- each batch holds before and after), then the cohort's size (every member buys
 -- in month 0) and the retention rate.
+-- The cohorts (one row per customer) join back to the customer-months by hash;
+-- the planner cannot see their size through the CTE and would sort both sides.
+set local enable_mergejoin = off;
+
 with
 
 facts as not materialized (
@@ -10,18 +14,34 @@ facts as not materialized (
     from fact_lines
 ),
 
-cohorts as (
+-- A first build: every customer-month, and each customer's cohort from them.
+all_customer_months as (
     select
         batch_id,
         sign,
         customer_id,
-        min(order_month) as cohort_month
+        order_month,
+        sum(amount) as revenue
     from facts
+    where %(full)s
+    group by batch_id, sign, customer_id, order_month
+),
+
+cohorts as (
+    select batch_id, sign, customer_id, min(order_month) as cohort_month
+    from all_customer_months
+    where %(full)s
+    group by batch_id, sign, customer_id
+    union all
+    select batch_id, sign, customer_id, min(order_month) as cohort_month
+    from facts
+    where not %(full)s
     group by batch_id, sign, customer_id
 ),
 
--- Customers whose cohort a batch changed (or who are on one side only) count in
--- every month; the others only in the months their changed lines touch.
+-- A catch-up: customers whose cohort a batch changed (or who are on one side
+-- only) count in every month; the others only in the months their changed lines
+-- touch.
 moved_customers as (
     select batch_id, customer_id
     from cohorts
@@ -33,7 +53,7 @@ touched_months as (
     select distinct batch_id, customer_id, order_month from facts where is_changed
 ),
 
-customer_months as (
+changed_customer_months as (
     select
         batch_id,
         sign,
@@ -41,10 +61,16 @@ customer_months as (
         order_month,
         sum(amount) as revenue
     from facts
-    where %(full)s
-        or (batch_id, customer_id) in (select * from moved_customers)
-        or (batch_id, customer_id, order_month) in (select * from touched_months)
+    where not %(full)s
+        and ((batch_id, customer_id) in (select * from moved_customers)
+             or (batch_id, customer_id, order_month) in (select * from touched_months))
     group by batch_id, sign, customer_id, order_month
+),
+
+customer_months as (
+    select * from all_customer_months
+    union all
+    select * from changed_customer_months
 ),
 
 -- A customer counts +1 in a (cohort, month) for each batch that has their lines
