@@ -607,3 +607,18 @@ def test_float8_arrays_round_trip_through_binary_copy(warehouse, query):
     # numeric -> float8 in PostgreSQL is correctly rounded, as float() of the text is.
     assert (exact["a"][0], exact["b"][0], exact["c"][0]) == (0.1, 2.0, float("12.3333333333333333"))
     assert len(empty["a"]) == 0
+
+
+def test_full_refresh_recomputes_an_incremental_table_from_the_whole_fact(warehouse, query, tmp_path):
+    import luigi
+
+    from pipeline.tasks_gold import AggDailySales
+
+    landing = fact_change_landing(tmp_path)
+    run_days(landing, [date(2026, 11, 1), date(2026, 11, 2)])
+    query("update gold.agg_daily_sales set orders = orders + 100")  # a table gone wrong by hand
+    task = AggDailySales(date=date(2026, 11, 2), landing_dir=str(landing), full_refresh=True)
+    query("delete from meta.table_updates where update_id = %s", (task.task_id,))
+    assert luigi.build([task], local_scheduler=True, log_level="WARNING")
+    assert_incremental_tables_equal_recompute(query)
+    assert catch_up_modes(query)["AggDailySales"][-1] == "full"
