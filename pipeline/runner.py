@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import luigi
+import psycopg2
 from luigi.execution_summary import LuigiStatusCode
 from psycopg2 import sql
 
@@ -44,6 +45,7 @@ class RunResult:
     quality: dict = field(default_factory=dict)
     error: str | None = None
     log_file: str | None = None
+    recorded: bool = True  # False: the database was unreachable at the end, tables and tasks are not known
 
 
 class _Progress:
@@ -153,13 +155,25 @@ def run_pipeline(run_date: date, *, landing: str | Path | None = None, workers: 
         seconds = time.perf_counter() - started
         success = result.status in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY)
         error = None if success else _failure_text(result)
-        finish_run(url, run_id, "success" if success else "failed", error)
-        run = RunResult(
-            run_id=run_id, run_date=run_date, success=success, status="success" if success else "failed",
-            seconds=seconds, luigi_status=result.status.name, luigi_summary=result.summary_text,
-            tasks=task_summary(url, run_id), tables=table_summary(url, run_date),
-            quality=quality_summary(url, run_date), error=error, log_file=str(log.path),
-        )
+        try:
+            finish_run(url, run_id, "success" if success else "failed", error)
+            run = RunResult(
+                run_id=run_id, run_date=run_date, success=success, status="success" if success else "failed",
+                seconds=seconds, luigi_status=result.status.name, luigi_summary=result.summary_text,
+                tasks=task_summary(url, run_id), tables=table_summary(url, run_date),
+                quality=quality_summary(url, run_date), error=error, log_file=str(log.path),
+            )
+        except psycopg2.OperationalError as exc:
+            # The database is gone (down longer than the retries): say so, not a traceback. The run's row
+            # stays 'running' until the next run of the date marks it failed (abandoned).
+            run = RunResult(
+                run_id=run_id, run_date=run_date, success=False, status="failed", seconds=seconds,
+                luigi_status=result.status.name, luigi_summary=result.summary_text, log_file=str(log.path),
+                error=f"the database could not be reached to record the end of the run: {str(exc).strip()}",
+                recorded=False,
+            )
+            log.write_summary(format_summary(run))
+            return run
         if not success:
             failed = [task for task in run.tasks if task["status"] == "failed"]
             first = failed[0]["error"].split("\n\n")[0] if failed and failed[0]["error"] else (error or "")
@@ -336,7 +350,9 @@ def format_summary(result: RunResult) -> str:
     ]
     for row in result.tables:
         lines.append(f"  {row['table']:<32} {row['rows']:>12,} {row['rejected']:>10,}")
-    if not result.tables:
+    if not result.recorded:
+        lines[-1:] = [f"  {result.error}", "  The next run of this date marks this run failed (abandoned)."]
+    elif not result.tables:
         lines.append("  (no data loaded for this date)")
     scores = result.quality.get("scores", {})
     if scores:

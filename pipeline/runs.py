@@ -177,9 +177,16 @@ def ensure_run(url: str, run_id: str, run_date: date) -> None:
 
 
 def finish_run(url: str, run_id: str, status: str, error: str | None = None) -> None:
+    """Close the run; a task run of it still 'running' failed while the database could not record it."""
     with db.transaction(url) as conn, conn.cursor() as cur:
         cur.execute(
             """update meta.pipeline_runs set status = %s, error = %s, finished_at = clock_timestamp()
                where run_id = %s""",
             (status, error, run_id),
+        )
+        cur.execute(
+            """update meta.task_runs set status = 'failed', finished_at = clock_timestamp(),
+                   error = coalesce(error, 'interrupted: the attempt ended while the database was unreachable')
+               where run_id = %s and status = 'running'""",
+            (run_id,),
         )
