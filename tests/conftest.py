@@ -81,6 +81,14 @@ def reliability_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return landing
 
 
+@pytest.fixture(scope="session")
+def reliability_reference(server_url: str, reliability_landing: Path):
+    """Clean runs of both dates of reliability_landing (tests/reliability.py: CleanRuns), once per session."""
+    from tests.reliability import clean_runs
+
+    yield from clean_runs(server_url, reliability_landing)
+
+
 def write_landing(root: Path, day: str, files: dict[str, bytes | str]) -> Path:
     folder = root / day
     folder.mkdir(parents=True, exist_ok=True)

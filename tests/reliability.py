@@ -8,7 +8,10 @@ that a test can assert it is empty and show it when it is not.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from psycopg2 import sql
 
@@ -248,3 +251,58 @@ def querier(url: str):
             return cur.fetchall() if cur.description else []
 
     return run
+
+
+DAY1, DAY2 = date(2026, 11, 20), date(2026, 11, 21)  # the dates of the reliability_landing fixture
+
+
+@dataclass
+class CleanRuns:
+    """What clean runs of both dates, one after the other, leave: what a faulty history must end in."""
+
+    day1_template: str  # a database after a clean run of DAY1, to copy
+    checksums: dict[str, str]  # warehouse_checksums after DAY1 and DAY2
+    markers: set[str]
+    seconds: dict[tuple[str, date], float]  # each task's duration
+    landing: Path
+
+
+def clean_runs(server_url: str, landing: Path) -> Iterator[CleanRuns]:
+    """Run DAY1 and then DAY2 on fresh databases (the reliability_reference fixture); drop them afterwards."""
+    import pytest
+
+    from pipeline import db
+    from pipeline.runner import run_pipeline
+
+    day1, day1_url = create_database(server_url)
+    both = None
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("DATABASE_URL", day1_url)
+            assert run_pipeline(DAY1, landing=landing, trigger="test").success
+            both, both_url = create_database(server_url, template=day1)
+            patch.setenv("DATABASE_URL", both_url)
+            assert run_pipeline(DAY2, landing=landing, trigger="test").success
+        query = querier(both_url)
+        seconds = {(family, date.fromisoformat(day)): float(took) for family, day, took in query(
+            """select task_family, params->>'date', extract(epoch from finished_at - started_at)
+               from meta.task_runs where status = 'success'""")}
+        yield CleanRuns(day1_template=day1, checksums=warehouse_checksums(query),
+                        markers={marker for (marker,) in query("select update_id from meta.table_updates")},
+                        seconds=seconds, landing=landing)
+    finally:
+        db.drop_database(day1, server_url)
+        if both:
+            db.drop_database(both, server_url)
+
+
+def assert_same_as(query, reference: CleanRuns | None = None, *, checksums: dict[str, str] | None = None,
+                   markers: set[str] | None = None) -> None:
+    """The markers and the data of the reference, and every check finding nothing."""
+    checksums = checksums if reference is None else reference.checksums
+    markers = markers if reference is None else reference.markers
+    assert {marker for (marker,) in query("select update_id from meta.table_updates")} == markers
+    found = warehouse_checksums(query)
+    assert found.keys() == checksums.keys()
+    assert {table for table in found if found[table] != checksums[table]} == set()
+    assert_consistent(query)

@@ -11,16 +11,15 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import pytest
 
-from tests.reliability import assert_consistent, create_database, querier, warehouse_checksums
+from tests.reliability import DAY2, assert_same_as, create_database, querier, warehouse_checksums
 from tests.test_ops import luigid  # noqa: F401 - the fixture
 
 BIN = Path(sys.executable).parent
-DAY = date(2026, 11, 21)
+DAY = DAY2
 SKIPPED = "already done: another process committed this task while this one waited for it"
 
 
@@ -81,10 +80,7 @@ def metalayer_run(landing: Path, *options: str) -> list[str]:
 
 
 def assert_same_as_one_run(query, reference: Reference) -> None:
-    assert {marker for (marker,) in query("select update_id from meta.table_updates")} == reference.markers
-    checksums = warehouse_checksums(query)
-    assert {table for table in checksums if checksums[table] != reference.checksums.get(table)} == set()
-    assert_consistent(query)
+    assert_same_as(query, checksums=reference.checksums, markers=reference.markers)
 
 
 def work_per_task(query) -> dict[str, list[str]]:

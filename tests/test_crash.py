@@ -33,7 +33,10 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.reliability import (
+    DAY1,
+    DAY2,
     assert_consistent,
+    assert_same_as,
     conservation_breaks,
     create_database,
     duplicate_keys,
@@ -44,7 +47,6 @@ from tests.reliability import (
 )
 
 METALAYER = str(Path(sys.executable).with_name("metalayer"))
-DAY1, DAY2 = date(2026, 11, 20), date(2026, 11, 21)
 FAMILIES = ("CrmCustomersRaw", "ErpProductsRaw", "ErpSalesRaw", "SilverCustomers", "SilverProducts", "SilverSales",
             "SilverQualityGate", "DimDate", "DimProduct", "DimCustomer", "FactSales", "AggDailySales",
             "AggMonthlySales", "CustomerAnalytics", "ProductAnalytics", "CohortRetention", "CustomerClv",
@@ -94,45 +96,13 @@ def task_id(family: str, day: date) -> str:
 # -- databases ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Reference:
-    day1_template: str  # a database after a clean run of DAY1
-    checksums: dict[str, str]  # after clean runs of DAY1 and DAY2
-    markers: set[str]
-    seconds: dict[tuple[str, date], float]  # each task's duration in the clean runs
-    landing: Path
-    config: Path  # LUIGI_CONFIG_PATH for the runs that get killed
-
-
 @pytest.fixture(scope="module")
-def reference(server_url, reliability_landing, tmp_path_factory) -> Reference:
-    from pipeline import db
-    from pipeline.runner import run_pipeline
-
-    landing = reliability_landing
-    # The tests' short waits, and COPY in 16 kB pieces so that a load is seen half done.
+def killed_run_config(tmp_path_factory) -> Path:
+    """LUIGI_CONFIG_PATH of the runs that get killed: the tests' short waits, and COPY in 16 kB pieces
+    so that a load can be caught half done."""
     config = tmp_path_factory.mktemp("crash-config") / "luigi.cfg"
     config.write_text((REPO_ROOT / "tests" / "luigi.test.cfg").read_text() + "\n[bronze]\ncopy_buffer_bytes = 16384\n")
-    day1, day1_url = create_database(server_url)
-    full, full_url = create_database(server_url)
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("DATABASE_URL", day1_url)
-            assert run_pipeline(DAY1, landing=landing, trigger="test").success
-            db.drop_database(full, server_url)
-            full, full_url = create_database(server_url, template=day1)
-            patch.setenv("DATABASE_URL", full_url)
-            assert run_pipeline(DAY2, landing=landing, trigger="test").success
-        query = querier(full_url)
-        seconds = {(family, date.fromisoformat(day)): float(took) for family, day, took in query(
-            """select task_family, params->>'date', extract(epoch from finished_at - started_at)
-               from meta.task_runs where status = 'success'""")}
-        yield Reference(day1_template=day1, checksums=warehouse_checksums(query),
-                        markers={marker for (marker,) in query("select update_id from meta.table_updates")},
-                        seconds=seconds, landing=landing, config=config)
-    finally:
-        db.drop_database(day1, server_url)
-        db.drop_database(full, server_url)
+    return config
 
 
 # -- killing ------------------------------------------------------------------------------------------------
@@ -162,27 +132,29 @@ def reached(point: KillPoint, row: tuple) -> bool:
 class Kill:
     run_id: str
     delay: float
-    statement: str  # what the task's backend was running when the run was killed
-    in_transaction: bool  # the task's transaction was open (and not committing) at the kill
-    others: list[tuple[str, str]]  # (application_name, state) of the run's other backends
+    statement: str  # what the task's backend was running at the kill
+    before_commit: bool  # the kill came before the task committed: its marker is not there
     log: str
 
 
-def run_and_kill(url: str, point: KillPoint, delay: float, ref: Reference, log_path: Path) -> Kill:
-    """Start `metalayer run` for the point's date and SIGKILL its process group at the point."""
+def run_and_kill(url: str, point: KillPoint, delay: float, landing: Path, config: Path, log_path: Path) -> Kill:
+    """Start `metalayer run` for the point's date and SIGKILL its process group at the point.
+
+    At a `merge` point the silver table is locked from before the run to after the kill.
+    """
     from pipeline import db
 
     run_id = f"crash-{uuid.uuid4().hex[:8]}"
     application = f"metalayer {point.family} {point.day}"
     monitor = db.connect(url, application_name="crash harness")
     monitor.autocommit = True
-    env = {**os.environ, "DATABASE_URL": url, "LUIGI_CONFIG_PATH": str(ref.config)}
+    lock = hold_merge_lock(url, point) if point.at == "merge" else None
+    env = {**os.environ, "DATABASE_URL": url, "LUIGI_CONFIG_PATH": str(config)}
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [METALAYER, "run", "--date", str(point.day), "--landing", str(ref.landing), "--trigger", "test",
+            [METALAYER, "run", "--date", str(point.day), "--landing", str(landing), "--trigger", "test",
              "--run-id", run_id], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    seen_at = None
-    seen = []
+    seen_at, seen, statement = None, [], ""
     try:
         with monitor.cursor() as cur:
             while True:
@@ -195,24 +167,34 @@ def run_and_kill(url: str, point: KillPoint, delay: float, ref: Reference, log_p
                 if seen_at is None and rows and reached(point, rows[0]):
                     seen_at = time.monotonic()
                 if seen_at is not None and time.monotonic() >= seen_at + delay:
-                    cur.execute(WATCH, (application,))
-                    task = cur.fetchall()
-                    cur.execute("""select application_name, state from pg_stat_activity
-                                   where datname = current_database() and application_name like 'metalayer %%'
-                                       and application_name <> %s""", (application,))
-                    others = cur.fetchall()
                     os.killpg(process.pid, signal.SIGKILL)
+                    statement = rows[0][2].strip() if rows else ""
                     break
                 time.sleep(0.002)
+        process.wait(timeout=30)
+        if lock is not None:
+            lock.rollback()
+        # The killed client's backend ends as soon as it notices (with its transaction, unless its
+        # COMMIT had already arrived): wait for that, then see whether the task committed.
+        with monitor.cursor() as cur:
+            deadline = time.monotonic() + 30
+            while True:
+                cur.execute("select count(*) from pg_stat_activity where application_name = %s", (application,))
+                if not cur.fetchone()[0]:
+                    break
+                assert time.monotonic() < deadline, f"the backend of {application} outlived its client"
+                time.sleep(0.01)
+            cur.execute("select 1 from meta.table_updates where update_id = %s", (task_id(point.family, point.day),))
+            committed = cur.fetchone() is not None
     finally:
         monitor.close()
+        if lock is not None:
+            lock.close()
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
+            process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
-    statement = task[0][2].strip() if task else ""
-    return Kill(run_id=run_id, delay=delay, statement=statement,
-                in_transaction=bool(task) and statement.upper() != "COMMIT", others=others,
+    return Kill(run_id=run_id, delay=delay, statement=statement, before_commit=not committed,
                 log=log_path.read_text())
 
 
@@ -233,7 +215,9 @@ def hold_merge_lock(url: str, point: KillPoint):
 
 
 @pytest.mark.parametrize("point", selected_points(), ids=str)
-def test_crash_at_a_point_then_rerun_ends_as_a_clean_run(point, reference, server_url, tmp_path, monkeypatch):
+def test_crash_at_a_point_then_rerun_ends_as_a_clean_run(point, reliability_reference, killed_run_config,
+                                                        server_url, tmp_path, monkeypatch):
+    reference = reliability_reference
     from pipeline import db
     from pipeline.runner import run_pipeline
 
@@ -242,19 +226,12 @@ def test_crash_at_a_point_then_rerun_ends_as_a_clean_run(point, reference, serve
     # A planned moment that falls after the task's commit is tried again at the task's first sight.
     for delay in dict.fromkeys((planned, 0.0)):
         name, url = create_database(server_url, template=reference.day1_template if point.day == DAY2 else None)
-        lock = hold_merge_lock(url, point) if point.at == "merge" else None
-        try:
-            kill = run_and_kill(url, point, delay, reference, tmp_path / f"run-{delay}.log")
-        finally:
-            if lock is not None:
-                lock.rollback()
-                lock.close()
-        if kill.in_transaction:
+        kill = run_and_kill(url, point, delay, reference.landing, killed_run_config, tmp_path / f"run-{delay}.log")
+        if kill.before_commit:
             break
         db.drop_database(name, server_url)
-    assert kill.in_transaction, f"{point}: the task was never caught in its transaction\n{kill.log[-3000:]}"
-    print(f"{point}: killed {kill.delay * 1000:.0f} ms in, at {kill.statement.splitlines()[0][:80]!r}; "
-          f"other backends {kill.others}")
+    assert kill.before_commit, f"{point}: the task was never caught before its commit\n{kill.log[-3000:]}"
+    print(f"{point}: killed {kill.delay * 1000:.0f} ms in, at {kill.statement.splitlines()[0][:80]!r}")
 
     monkeypatch.setenv("DATABASE_URL", url)
     query = querier(url)
@@ -263,10 +240,7 @@ def test_crash_at_a_point_then_rerun_ends_as_a_clean_run(point, reference, serve
             assert kill.statement.startswith('copy "bronze"."erp_sales_raw_rows"')
         if point.at == "merge":
             assert f'"silver"."{MERGE_TABLES[point.family]}"' in kill.statement
-        # Straight after the crash: the killed task left nothing, the run is still 'running', and what
-        # is committed is whole.
-        assert not query("select 1 from meta.table_updates where update_id = %s",
-                         (task_id(point.family, point.day),))
+        # Straight after the crash: the run is still 'running', and what is committed is whole.
         assert query("select status from meta.pipeline_runs where run_id = %s", (kill.run_id,)) == [("running",)]
         assert_consistent(query)
 
@@ -278,21 +252,17 @@ def test_crash_at_a_point_then_rerun_ends_as_a_clean_run(point, reference, serve
         status, error = query("select status, error from meta.pipeline_runs where run_id = %s", (kill.run_id,))[0]
         assert status == "failed" and error.startswith("abandoned"), (status, error)
         assert query("select count(*) from meta.task_runs where status = 'running'") == [(0,)]
-        assert {marker for (marker,) in query("select update_id from meta.table_updates")} == reference.markers
-        assert_consistent(query)
-        checksums = warehouse_checksums(query)
-        assert {table for table in checksums if checksums[table] != reference.checksums.get(table)} == set()
-        assert checksums.keys() == reference.checksums.keys()
+        assert_same_as(query, reference)
     finally:
         monkeypatch.delenv("DATABASE_URL")
         db.drop_database(name, server_url)
 
 
-def test_the_checks_find_what_they_look_for(reference, server_url):
+def test_the_checks_find_what_they_look_for(reliability_reference, server_url):
     """Each invariant check, on a copy of a clean warehouse with one thing broken on purpose."""
     from pipeline import db
 
-    name, url = create_database(server_url, template=reference.day1_template)
+    name, url = create_database(server_url, template=reliability_reference.day1_template)
     query = querier(url)
     try:
         assert_consistent(query)
