@@ -270,7 +270,8 @@ class CustomerClv(FactAggregate):
         clock = PhaseClock()
         with conn.cursor() as cur:
             # Room for the two temp tables (a row per customer each); set before the first temp table.
-            cur.execute(f"set local work_mem = '{GOLD_WORK_MEM}'; set local temp_buffers = '256MB'")
+            cur.execute("select set_config('work_mem', %s, true), set_config('temp_buffers', '256MB', true)",
+                        (GOLD_WORK_MEM,))  # set local
             from_summary = purchase_summary_covers(cur, self.date)
             rfm = sql.SQL(sql_path("gold/customer_rfm.sql").read_text().strip().rstrip(";"))
             cur.execute(sql.SQL("create temp table clv_input on commit drop as "
@@ -279,8 +280,8 @@ class CustomerClv(FactAggregate):
             clock.lap("summary")
             # Numbers travel as binary float8 both ways (no text per value); numeric -> float8 is
             # correctly rounded in PostgreSQL, as float() of a Decimal is in Python.
-            summary = copy_out_float8(cur, "select frequency, recency_days, t_days, monetary_value "
-                                           "from clv_input order by ordinal")
+            summary = copy_out_float8(cur, sql.SQL("select frequency, recency_days, t_days, monetary_value "
+                                                   "from clv_input order by ordinal"))
             clock.lap("read")
             x = summary["frequency"]
             t_x = summary["recency_days"] / unit_days
@@ -337,14 +338,14 @@ def _float8_tuple(columns) -> np.dtype:
     return np.dtype(fields)
 
 
-def copy_out_float8(cur, query: str) -> dict[str, np.ndarray]:
+def copy_out_float8(cur, query: sql.Composable) -> dict[str, np.ndarray]:
     """The columns of a query (numbers, never null) as float arrays, through COPY's binary format."""
-    cur.execute(sql.SQL("select * from ({}) as q limit 0").format(sql.SQL(query)))
+    cur.execute(sql.SQL("select * from ({}) as q limit 0").format(query))
     columns = [column.name for column in cur.description]
     buffer = io.BytesIO()
     casts = sql.SQL(", ").join(sql.SQL("{}::float8").format(sql.Identifier(c)) for c in columns)
     cur.copy_expert(sql.SQL("copy (select {} from ({}) as q) to stdout with (format binary)").format(
-        casts, sql.SQL(query)).as_string(cur), buffer)
+        casts, query).as_string(cur), buffer)
     data = buffer.getvalue()
     start = len(PGCOPY_HEADER) + int.from_bytes(data[15:19], "big")  # header extension length
     row = _float8_tuple(columns)
@@ -352,7 +353,7 @@ def copy_out_float8(cur, query: str) -> dict[str, np.ndarray]:
                          offset=start)
     if len(rows) and not ((rows["count"] == len(columns)).all()
                           and all((rows[f"{c}_length"] == 8).all() for c in columns)):
-        raise ValueError(f"unexpected binary COPY layout (a null?) in: {query}")
+        raise ValueError(f"unexpected binary COPY layout (a null?) in: {query.as_string(cur)}")
     return {name: rows[name].astype(float) for name in columns}
 
 

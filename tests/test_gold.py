@@ -588,6 +588,7 @@ def test_clv_and_kpis_from_the_purchase_summary_equal_those_from_the_fact(wareho
 
 def test_float8_arrays_round_trip_through_binary_copy(warehouse, query):
     import numpy as np
+    from psycopg2 import sql
 
     from pipeline import db
     from pipeline.tasks_gold import copy_in_float8, copy_out_float8
@@ -599,9 +600,11 @@ def test_float8_arrays_round_trip_through_binary_copy(warehouse, query):
         cur.execute("select value from numbers order by ordinal")
         stored = [row[0] for row in cur.fetchall()]
         copy_in_float8(cur, "numbers", {"ordinal": np.array([]), "value": np.array([])})  # nothing, no error
-        back = copy_out_float8(cur, "select ordinal, value from numbers where value <> 'NaN' order by ordinal")
-        exact = copy_out_float8(cur, "select 0.1::numeric(4, 2) as a, 2::integer as b, 12.3333333333333333 as c")
-        empty = copy_out_float8(cur, "select 1.0 as a where false")
+        back = copy_out_float8(cur, sql.SQL("select ordinal, value from numbers where value <> 'NaN' "
+                                            "order by ordinal"))
+        exact = copy_out_float8(cur, sql.SQL("select 0.1::numeric(4, 2) as a, 2::integer as b, "
+                                             "12.3333333333333333 as c"))
+        empty = copy_out_float8(cur, sql.SQL("select 1.0 as a where false"))
     assert np.array_equal(np.array(stored, dtype=float), values, equal_nan=True)
     assert np.array_equal(back["value"], values[~np.isnan(values)]) and list(back) == ["ordinal", "value"]
     # numeric -> float8 in PostgreSQL is correctly rounded, as float() of the text is.
