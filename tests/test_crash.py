@@ -1,7 +1,7 @@
 """Crash anywhere: SIGKILL a real `metalayer run` inside a chosen task, rerun, and find the warehouse a clean run leaves.
 
 Each point names a warehouse task, an extract date and where in the task to kill: `copy` (bronze, once
-COPY has taken rows), `merge` (silver, inside the merge statement; the test holds a lock on the silver
+COPY has taken data), `merge` (silver, inside the merge statement; the test holds a lock on the silver
 table so that the statement is caught in the act) or a fraction of the task's duration in a clean run
 (measured from when its backend is first seen in its transaction). The run is a subprocess in its own
 process group, killed whole. Then the date is run again (and the next date, when the point was on the
@@ -217,10 +217,10 @@ def hold_merge_lock(url: str, point: KillPoint):
 @pytest.mark.parametrize("point", selected_points(), ids=str)
 def test_crash_at_a_point_then_rerun_ends_as_a_clean_run(point, reliability_reference, killed_run_config,
                                                         server_url, tmp_path, monkeypatch):
-    reference = reliability_reference
     from pipeline import db
     from pipeline.runner import run_pipeline
 
+    reference = reliability_reference
     planned = 0.0 if point.at in ("copy", "merge") else float(point.at) * reference.seconds[(point.family,
                                                                                             point.day)]
     # A planned moment that falls after the task's commit is tried again at the task's first sight.
