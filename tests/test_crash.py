@@ -3,7 +3,8 @@
 Each point names a warehouse task, an extract date and where in the task to kill: `copy` (bronze, once
 COPY has taken data), `merge` (silver, inside the merge statement; the test holds a lock on the silver
 table so that the statement is caught in the act) or a fraction of the task's duration in a clean run
-(measured from when its backend is first seen in its transaction). The run is a subprocess in its own
+(measured from when its backend is first seen in its transaction; see `strikes` for what is tried when
+the task commits before that). The run is a subprocess in its own
 process group, killed whole. Then the date is run again (and the next date, when the point was on the
 first), and the test asserts: the killed run was left 'running' and the rerun marked it failed
 (abandoned); bronze, silver and gold equal the clean run's (surrogate ids aside, see
@@ -107,48 +108,81 @@ def killed_run_config(tmp_path_factory) -> Path:
 
 # -- killing ------------------------------------------------------------------------------------------------
 
+# The task's backend inside a transaction; a backend still 'starting' (authentication, settings) is in
+# a transaction of its own start-up, not yet the task's.
 WATCH = """
     select activity.pid, activity.state, activity.query, activity.wait_event_type, progress.bytes_processed
     from pg_stat_activity as activity
     left join pg_stat_progress_copy as progress using (pid)
     where activity.datname = current_database() and activity.application_name = %s
-        and activity.xact_start is not null
+        and activity.xact_start is not null and activity.state <> 'starting'
 """
 
 
-def reached(point: KillPoint, row: tuple) -> bool:
-    """Whether the task's backend, in its transaction, is where the point says."""
-    _pid, state, statement, wait_event_type, copied = row
+@dataclass(frozen=True)
+class Strike:
+    """How one attempt at a point kills: `how` the backend must be seen, then `delay` seconds; `hold`, a
+    table the harness locks in share mode from before the run to after the kill (writes to it wait)."""
+
+    how: str  # "copy", "merge", "moment" or "first write"
+    delay: float = 0.0
+    hold: str | None = None
+
+
+def strikes(point: KillPoint, reference) -> list[Strike]:
+    """The attempts at a point, in order, until one kills the task before its commit.
+
+    A moment after the task's commit is tried again at the task's first sight, and when the task is
+    too short even for that, at its first write to its table (held by a lock).
+    """
     if point.at == "copy":
-        return (copied or 0) > 0  # bytes COPY has taken in
+        return [Strike("copy")]
     if point.at == "merge":
+        return [Strike("merge", hold=f"silver.{MERGE_TABLES[point.family]}")]
+    planned = float(point.at) * reference.seconds[(point.family, point.day)]
+    return [Strike("moment", planned), Strike("moment"), Strike("first write", hold=target_table(point))]
+
+
+def target_table(point: KillPoint) -> str:
+    """The table the task writes its data to (bronze tasks name their view; rows go to its _rows table)."""
+    import pipeline
+
+    table = getattr(pipeline, point.family)(date=point.day).table
+    return f"{table}_rows" if table.startswith("bronze.") else table
+
+
+def reached(point: KillPoint, strike: Strike, row: tuple) -> bool:
+    """Whether the task's backend, in its transaction, is where the strike says."""
+    _pid, state, statement, wait_event_type, copied = row
+    if strike.how == "copy":
+        return (copied or 0) > 0  # bytes COPY has taken in
+    if strike.how == "merge":
         target = f'"silver"."{MERGE_TABLES[point.family]}"'
         return state == "active" and wait_event_type == "Lock" and (
             f"update {target}" in statement or f"insert into {target}" in statement)
+    if strike.how == "first write":
+        return state == "active" and wait_event_type == "Lock"
     return True
 
 
 @dataclass
 class Kill:
     run_id: str
-    delay: float
+    strike: Strike
     statement: str  # what the task's backend was running at the kill
     before_commit: bool  # the kill came before the task committed: its marker is not there
     log: str
 
 
-def run_and_kill(url: str, point: KillPoint, delay: float, landing: Path, config: Path, log_path: Path) -> Kill:
-    """Start `metalayer run` for the point's date and SIGKILL its process group at the point.
-
-    At a `merge` point the silver table is locked from before the run to after the kill.
-    """
+def run_and_kill(url: str, point: KillPoint, strike: Strike, landing: Path, config: Path, log_path: Path) -> Kill:
+    """Start `metalayer run` for the point's date and SIGKILL its process group where the strike says."""
     from pipeline import db
 
     run_id = f"crash-{uuid.uuid4().hex[:8]}"
     application = f"metalayer {point.family} {point.day}"
     monitor = db.connect(url, application_name="crash harness")
     monitor.autocommit = True
-    lock = hold_merge_lock(url, point) if point.at == "merge" else None
+    lock = hold_share_lock(url, strike.hold) if strike.hold else None
     env = {**os.environ, "DATABASE_URL": url, "LUIGI_CONFIG_PATH": str(config)}
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -164,9 +198,9 @@ def run_and_kill(url: str, point: KillPoint, delay: float, landing: Path, config
                 cur.execute(WATCH, (application,))
                 rows = cur.fetchall()
                 seen.extend(rows)
-                if seen_at is None and rows and reached(point, rows[0]):
+                if seen_at is None and rows and reached(point, strike, rows[0]):
                     seen_at = time.monotonic()
-                if seen_at is not None and time.monotonic() >= seen_at + delay:
+                if seen_at is not None and time.monotonic() >= seen_at + strike.delay:
                     os.killpg(process.pid, signal.SIGKILL)
                     statement = rows[0][2].strip() if rows else ""
                     break
@@ -194,20 +228,19 @@ def run_and_kill(url: str, point: KillPoint, delay: float, landing: Path, config
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
-    return Kill(run_id=run_id, delay=delay, statement=statement, before_commit=not committed,
+    return Kill(run_id=run_id, strike=strike, statement=statement, before_commit=not committed,
                 log=log_path.read_text())
 
 
-def hold_merge_lock(url: str, point: KillPoint):
-    """A connection holding a share lock on the silver table: the task's merge statement waits in it."""
+def hold_share_lock(url: str, table: str):
+    """A connection holding a share lock on a table: reads pass, the first write waits."""
     from psycopg2 import sql
 
     from pipeline import db
 
     conn = db.connect(url, application_name="crash harness lock")
     with conn.cursor() as cur:
-        cur.execute(sql.SQL("lock table {} in share mode").format(sql.Identifier("silver",
-                                                                                  MERGE_TABLES[point.family])))
+        cur.execute(sql.SQL("lock table {} in share mode").format(sql.Identifier(*table.split("."))))
     return conn
 
 
@@ -221,17 +254,16 @@ def test_crash_at_a_point_then_rerun_ends_as_a_clean_run(point, reliability_refe
     from pipeline.runner import run_pipeline
 
     reference = reliability_reference
-    planned = 0.0 if point.at in ("copy", "merge") else float(point.at) * reference.seconds[(point.family,
-                                                                                            point.day)]
-    # A planned moment that falls after the task's commit is tried again at the task's first sight.
-    for delay in dict.fromkeys((planned, 0.0)):
+    for strike in strikes(point, reference):
         name, url = create_database(server_url, template=reference.day1_template if point.day == DAY2 else None)
-        kill = run_and_kill(url, point, delay, reference.landing, killed_run_config, tmp_path / f"run-{delay}.log")
+        kill = run_and_kill(url, point, strike, reference.landing, killed_run_config,
+                            tmp_path / f"run-{strike.how}-{strike.delay}.log")
         if kill.before_commit:
             break
         db.drop_database(name, server_url)
     assert kill.before_commit, f"{point}: the task was never caught before its commit\n{kill.log[-3000:]}"
-    print(f"{point}: killed {kill.delay * 1000:.0f} ms in, at {kill.statement.splitlines()[0][:80]!r}")
+    print(f"{point}: killed at {strike.how}, {strike.delay * 1000:.0f} ms in, in "
+          f"{(kill.statement.splitlines() or [''])[0][:80]!r}")
 
     monkeypatch.setenv("DATABASE_URL", url)
     query = querier(url)
