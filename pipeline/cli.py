@@ -58,7 +58,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     def run() -> int:
         result = rerun(args.task, args.date, downstream=args.downstream, landing=args.landing,
                        trigger=args.trigger, workers=args.workers, scheduler_url=args.scheduler_url,
-                       run_id=args.run_id, wait=args.wait, printer=_print)
+                       run_id=args.run_id, wait=args.wait, full_refresh=args.full_refresh, printer=_print)
         print_summary(result)
         return 0 if result.success else 1
 
@@ -211,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     rerun.add_argument("--date", type=_date, default=date.today(), help="extract date (default: today)")
     rerun.add_argument("--no-downstream", dest="downstream", action="store_false",
                        help="invalidate only the task itself, not the tasks that depend on it")
+    rerun.add_argument("--full-refresh", action="store_true",
+                       help="recompute the incremental gold tables among them from the whole fact")
     _graph_options(rerun)
     _run_options(rerun)
     rerun.set_defaults(func=cmd_rerun)

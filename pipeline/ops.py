@@ -22,6 +22,7 @@ from pipeline.base import WarehouseTask
 from pipeline.config import landing_dir as default_landing_dir
 from pipeline.config import operations, postgres
 from pipeline.master import MasterTask
+from pipeline.tasks_gold import IncrementalAggregate
 from pipeline.runner import Printer, RunResult, run_pipeline
 from pipeline.runs import is_running  # noqa: F401 - part of this module's interface (the console uses it)
 
@@ -86,28 +87,38 @@ def select_tasks(name: str, run_date: date, landing: str | Path | None = None, *
     return [graph[family][0] for family in ordered]
 
 
-def invalidate(tasks: list[WarehouseTask], url: str | None = None) -> list[str]:
-    """Delete the tasks' completion markers in one transaction; returns the task ids that had one."""
+def invalidate(tasks: list[WarehouseTask], url: str | None = None, *, full_refresh: bool = False) -> list[str]:
+    """Delete the tasks' completion markers in one transaction; returns the task ids that had one.
+
+    With full_refresh, the incremental gold tables among the tasks also lose
+    their watermark, so that their next run recomputes them from the whole fact.
+    """
     marker_table = sql.Identifier(*postgres().marker_table.split("."))
     with db.transaction(url or db.database_url()) as conn, conn.cursor() as cur:
         cur.execute(sql.SQL("delete from {} where update_id = any(%s) returning update_id").format(marker_table),
                     ([task.task_id for task in tasks],))
-        return sorted(row[0] for row in cur.fetchall())
+        removed = sorted(row[0] for row in cur.fetchall())
+        if full_refresh:
+            tables = [task.table for task in tasks if isinstance(task, IncrementalAggregate)]
+            cur.execute("delete from gold.fact_sales_watermarks where consumer = any(%s)", (tables,))
+        return removed
 
 
 def rerun(name: str, run_date: date, *, downstream: bool = True, landing: str | Path | None = None,
           trigger: str = "cli", workers: int = 1, scheduler_url: str | None = None, run_id: str | None = None,
-          wait: bool = False, printer: Printer | None = None) -> RunResult:
+          wait: bool = False, full_refresh: bool = False, printer: Printer | None = None) -> RunResult:
     """Invalidate `name` (and by default everything downstream of it) for the date, then run MasterTask.
 
     The invalidation happens under the date's run lock, so it can not pull
-    markers from under a run in progress.
+    markers from under a run in progress. full_refresh makes the incremental
+    gold tables among them recompute from the whole fact instead of catching up.
     """
     tasks = select_tasks(name, run_date, landing, downstream=downstream)
 
     def prepare(url: str, _run_id: str, say: Printer) -> None:
-        removed = invalidate(tasks, url)
-        say(f"rerun {name} for {run_date}{'' if downstream else ' (no downstream)'}: "
+        removed = invalidate(tasks, url, full_refresh=full_refresh)
+        say(f"rerun {name} for {run_date}{'' if downstream else ' (no downstream)'}"
+            f"{' (full refresh)' if full_refresh else ''}: "
             f"{len(removed)} of {len(tasks)} markers removed: " + ", ".join(task.task_family for task in tasks))
 
     return run_pipeline(run_date, landing=landing, workers=workers, scheduler_url=scheduler_url, trigger=trigger,
