@@ -22,9 +22,9 @@ from pipeline.base import WarehouseTask
 from pipeline.config import landing_dir as default_landing_dir
 from pipeline.config import operations, postgres
 from pipeline.master import MasterTask
-from pipeline.tasks_gold import IncrementalAggregate
 from pipeline.runner import Printer, RunResult, run_pipeline
 from pipeline.runs import is_running  # noqa: F401 - part of this module's interface (the console uses it)
+from pipeline.tasks_gold import IncrementalAggregate
 
 LAYER_NAMES = ("bronze", "silver", "gold")
 WHOLE_GRAPH = ("MasterTask", "all")
