@@ -122,7 +122,8 @@ def rerun(name: str, run_date: date, *, downstream: bool = True, landing: str | 
             f"{len(removed)} of {len(tasks)} markers removed: " + ", ".join(task.task_family for task in tasks))
 
     return run_pipeline(run_date, landing=landing, workers=workers, scheduler_url=scheduler_url, trigger=trigger,
-                        printer=printer, run_id=run_id, wait=wait, prepare=prepare)
+                        printer=printer, run_id=run_id, wait=wait, prepare=prepare,
+                        also=lambda new_run_id: [task.clone(run_id=new_run_id) for task in tasks])
 
 
 @dataclass

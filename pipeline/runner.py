@@ -103,8 +103,13 @@ def layer_targets(layer: str, run_date: date, run_id: str, landing_dir: str) -> 
 def run_pipeline(run_date: date, *, landing: str | Path | None = None, workers: int = 1,
                  scheduler_url: str | None = None, trigger: str = "cli",
                  printer: Printer | None = None, upto: str | None = None, run_id: str | None = None,
-                 wait: bool = False, prepare: Callable[[str, str, Printer], None] | None = None) -> RunResult:
+                 wait: bool = False, prepare: Callable[[str, str, Printer], None] | None = None,
+                 also: Callable[[str], list[luigi.Task]] | None = None) -> RunResult:
     """Build MasterTask (or the layers up to `upto`) for the date under a new meta.pipeline_runs row.
+
+    `also(run_id)` gives further tasks to build: a rerun names the tasks it
+    invalidated, because Luigi does not look below a complete task (a silver
+    task rerun without its downstream is not reached from a complete gold).
 
     The run holds the date's run lock (runs.date_lock) from start to end: a
     second run of the same date raises RunAlreadyRunning, or waits with
@@ -134,6 +139,8 @@ def run_pipeline(run_date: date, *, landing: str | Path | None = None, workers: 
                 prepare(url, run_id, log.say)
             targets = (layer_targets(upto, run_date, run_id, landing_path) if upto
                        else [MasterTask(date=run_date, run_id=run_id, landing_dir=landing_path)])
+            if also:
+                targets = [*also(run_id), *targets]
             missing = missing_landing_files(landing_path, run_date)
             forget_permanent_failures()
             watch.start()

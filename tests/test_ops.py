@@ -150,6 +150,11 @@ def test_rerun_of_a_silver_task_reruns_silver_and_gold_not_bronze_and_gold_is_id
     # Without downstream only the task itself runs again; a layer name reruns the layer and what follows it.
     result = rerun("FactSales", DAY1, downstream=False, landing=seed_landing, trigger="test")
     assert {task["task_family"] for task in result.tasks} == {"FactSales"}
+    # A task below complete ones (Luigi never looks under a complete task) runs too.
+    result = rerun("SilverSales", DAY1, downstream=False, landing=seed_landing, trigger="test")
+    assert {task["task_family"] for task in result.tasks} == {"SilverSales"}
+    assert query("select count(*) from meta.table_updates") == [(markers,)]
+    assert warehouse_tables() == before
     result = rerun("gold", DAY1, landing=seed_landing, trigger="test")
     assert {task["task_family"] for task in result.tasks} == GOLD_FAMILIES
     assert warehouse_tables() == before
