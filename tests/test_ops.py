@@ -94,6 +94,21 @@ def test_master_task_with_two_workers_against_luigid(luigid, query, seed_landing
     assert query("select trigger, status, workers, scheduler from meta.pipeline_runs") == [
         ("cli", "success", 2, luigid)]
 
+    # The next night's backfill and a rerun go through the same luigid.
+    done = metalayer("backfill", "--start", str(DAY1), "--end", str(DAY2), "--landing", str(seed_landing),
+                     "--scheduler-url", luigid)
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = metalayer("rerun", "SilverSales", "--no-downstream", "--date", str(DAY2), "--landing", str(seed_landing),
+                     "--scheduler-url", luigid)
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = query("""select trigger, status, scheduler, (select array_agg(distinct task_family order by task_family)
+                                                        from meta.task_runs where task_runs.run_id = runs.run_id)
+                    from meta.pipeline_runs as runs order by started_at""")
+    assert [run[:3] for run in runs] == [("cli", "success", luigid), ("backfill", "success", luigid),
+                                         ("backfill", "success", luigid), ("cli", "success", luigid)]
+    assert runs[1][3] is None  # DAY1 was done
+    assert set(runs[2][3]) == WAREHOUSE_FAMILIES and runs[3][3] == ["SilverSales"]
+
 
 def test_backfill_runs_dates_in_order_and_reports_missing_folders(warehouse, query, tmp_path):
     from pipeline.generate import generate
