@@ -211,12 +211,17 @@ class IncrementalAggregate(FactAggregate):
             cur.execute("select set_config('work_mem', %s, true)", (GOLD_WORK_MEM,))  # set local
             catch_up = catch_up_with_fact(cur, self.table, full=self.full_refresh)
             clock.lap("changes")
+            rows_out = 0
             if catch_up.mode != "none":
                 for relative in self.sql_files:
                     cur.execute(sql_path(relative).read_text(), {**self.sql_params(), "full": catch_up.full})
+                # An aggregate is small: report the rows it holds now (a catch-up touches some of them).
+                cur.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(*self.table.split("."))))
+                rows_out = cur.fetchone()[0]
                 clock.lap("apply")
             finish_catch_up(cur, catch_up)
-        return TaskStats(rows_in=catch_up.lines, message=catch_up.describe(), phase_seconds=clock.laps)
+        return TaskStats(rows_in=catch_up.lines, rows_out=rows_out, message=catch_up.describe(),
+                         phase_seconds=clock.laps)
 
 
 PURCHASE_SUMMARY = "gold.customer_purchase_summary"

@@ -232,6 +232,14 @@ def test_aggregates_match_pandas_and_revenue_is_conserved(warehouse, query, tmp_
     in_range = sales[sales.order_date <= date(2026, 11, 3)]
     assert kpis == [(len(in_range), in_range.customer_id.nunique(), in_range.amount.sum())]
 
+    # The last run reports, per aggregate, the rows it holds (the pandas group counts).
+    reported = dict(query("""select distinct on (task_family) task_family, rows_out from meta.task_runs
+                             where task_family in ('AggDailySales', 'AggMonthlySales', 'CustomerAnalytics',
+                                                   'ProductAnalytics')
+                             order by task_family, started_at desc"""))
+    assert reported == {"AggDailySales": len(daily), "AggMonthlySales": len(monthly),
+                        "CustomerAnalytics": len(regional), "ProductAnalytics": len(products)}
+
 
 def test_cohort_retention_by_hand_and_against_pandas(warehouse, query, tmp_path):
     from decimal import Decimal
