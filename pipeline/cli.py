@@ -52,7 +52,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from pipeline.ops import UnknownTask, rerun
+    from pipeline.ops import rerun
     from pipeline.runner import print_summary
 
     def run() -> int:
@@ -62,11 +62,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         print_summary(result)
         return 0 if result.success else 1
 
-    try:
-        return _locked(run)
-    except UnknownTask as exc:
-        print(f"metalayer rerun: {exc}", file=sys.stderr)
-        return 2
+    return _locked(run)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -100,11 +96,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
 def cmd_schedule(args: argparse.Namespace) -> int:
     from pipeline.ops import cron_entry, install_crontab
 
-    try:
-        entry = cron_entry(args.cron, scheduler_url=args.scheduler_url)
-    except ValueError as exc:
-        print(f"metalayer schedule: {exc}", file=sys.stderr)
-        return 2
+    entry = cron_entry(args.cron, scheduler_url=args.scheduler_url)
     print(entry)
     if args.install:
         (db.metalayer_home() / "logs").mkdir(parents=True, exist_ok=True)
@@ -281,8 +273,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipeline.ops import UsageError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"metalayer {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -30,7 +30,11 @@ LAYER_NAMES = ("bronze", "silver", "gold")
 WHOLE_GRAPH = ("MasterTask", "all")
 
 
-class UnknownTask(ValueError):
+class UsageError(ValueError):
+    """Arguments that can not work (the CLI prints the message and exits 2)."""
+
+
+class UnknownTask(UsageError):
     pass
 
 
@@ -143,9 +147,9 @@ def backfill(start: date, end: date, *, on_missing: str = "stop", landing: str |
     """Run each date from start to end in order. A date without a landing folder stops the backfill
     (on_missing='stop', the default: later dates chain to it) or is skipped (on_missing='skip')."""
     if end < start:
-        raise ValueError(f"--end {end} is before --start {start}")
+        raise UsageError(f"--end {end} is before --start {start}")
     if on_missing not in ("stop", "skip"):
-        raise ValueError(f"on_missing must be 'stop' or 'skip', not {on_missing!r}")
+        raise UsageError(f"on_missing must be 'stop' or 'skip', not {on_missing!r}")
     landing_path = Path(landing).resolve() if landing else default_landing_dir()
     say = printer or (lambda message: None)
     result = BackfillResult()
@@ -185,7 +189,7 @@ def purge(keep_days: int | None = None, *, today: date | None = None, url: str |
     """
     keep_days = operations().retention_days if keep_days is None else keep_days
     if keep_days < 1:
-        raise ValueError(f"--keep-days must be at least 1, not {keep_days}")
+        raise UsageError(f"--keep-days must be at least 1, not {keep_days}")
     cutoff = (today or date.today()) - timedelta(days=keep_days)
     with db.transaction(url or db.database_url()) as conn, conn.cursor() as cur:
         cur.execute((db.SQL_DIR / "ops" / "purge.sql").read_text(), {"cutoff": cutoff})
@@ -202,7 +206,7 @@ def cron_entry(schedule: str | None = None, *, home: Path | None = None, landing
     schedule = schedule or operations().cron
     fields = schedule.split()
     if len(fields) != 5:
-        raise ValueError(f"not a five-field cron schedule: {schedule!r}")
+        raise UsageError(f"not a five-field cron schedule: {schedule!r}")
     home = (home or db.metalayer_home()).resolve()
     landing = (landing or default_landing_dir()).resolve()
     executable = executable or Path(sys.executable).with_name("metalayer")

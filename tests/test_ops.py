@@ -184,10 +184,17 @@ def test_rerun_of_a_silver_task_reruns_silver_and_gold_not_bronze_and_gold_is_id
     assert warehouse_tables() == before
 
 
-def test_rerun_refuses_an_unknown_task_with_the_valid_names():
+def test_arguments_that_can_not_work_are_refused_with_a_message_not_a_traceback():
     done = metalayer("rerun", "SilverSale", "--date", str(DAY1))
     assert done.returncode == 2
     assert "unknown task 'SilverSale'" in done.stderr and "SilverSales" in done.stderr
+    for args, message in [(("backfill", "--start", str(DAY2), "--end", str(DAY1)),
+                           f"metalayer backfill: --end {DAY1} is before --start {DAY2}"),
+                          (("purge", "--keep-days", "0"), "metalayer purge: --keep-days must be at least 1, not 0"),
+                          (("schedule", "--cron", "every day"), "metalayer schedule: not a five-field cron schedule")]:
+        done = metalayer(*args)
+        assert (done.returncode, "Traceback" in done.stderr) == (2, False), done.stderr
+        assert message in done.stderr
 
 
 def test_cron_entry_runs_the_day_and_overlapping_runs_do_not_double_process(warehouse, query, tmp_path):
