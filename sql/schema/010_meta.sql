@@ -83,6 +83,24 @@ create table if not exists meta.column_profiles (
     primary key (load_id, column_name)
 );
 
+-- Schema drift: a landing file's header differing from its source's contract
+-- (sources.toml). One row per column that differs; `action` says what the load
+-- did about it: kept (in the bronze `_extra` jsonb), ignored, or failed (the file
+-- was refused: a required column is missing or extra columns are refused).
+create table if not exists meta.schema_drift (
+    drift_id bigint generated always as identity primary key,
+    run_id text not null,
+    source_name text not null,
+    extract_date date not null,
+    source_file text not null,
+    column_name text not null,
+    change text not null check (change in ('added', 'missing', 'renamed')),
+    action text not null check (action in ('kept', 'ignored', 'failed', 'mapped')),
+    detail text,
+    detected_at timestamptz not null default now()
+);
+create index if not exists schema_drift_date_idx on meta.schema_drift (extract_date, source_name);
+
 -- Per run and extract date: a run that chains to an earlier date (the first run of
 -- 2026-11-21 also runs 2026-11-20's silver) checks both.
 create table if not exists meta.quality_results (
