@@ -71,10 +71,36 @@ Minimum sizes (fits return params=None, converged=False and a message below them
 * Identification: an optimum on the search box (|log parameter| = 15), a Hessian that is not
   positive definite, or a standard error above 5x its estimate (the likelihood runs off along
   a ridge, e.g. a, b -> infinity with a/(a+b) fixed on small samples) gives converged=False,
-  params=None, the estimate kept in `last_params`. penalizer > 0 regularises such ridges.
+  params=None, the estimate kept in `last_params`.
 * Standard errors (`std_errors`) come from the numerical Hessian (central differences of the
   analytic gradient) of the penalised total negative log-likelihood, delta method to the
   natural scale.
+
+Penalty: plain maximum likelihood first, a weak prior only when that fails
+---------------------------------------------------------------------------
+With penalizer lambda the fits minimise the TOTAL (summed, weighted) negative log-likelihood
+plus a penalty on the log of the shape parameters::
+
+    -sum_i w_i ln L_i(theta)  +  lambda * sum_{k in shapes} (ln theta_k)^2
+
+shapes: r, a, b (BG/NBD) and p, q (Gamma-Gamma). This is the negative log-posterior under an
+independent Normal(0, 1/(2 lambda)) prior on each log-shape (lambda = 0.5: standard deviation
+1, shapes within a factor e of 1 a priori), so its pull is fixed while the likelihood grows
+with the customer count n: the shift of the estimate from the plain maximum likelihood is
+O(lambda / n) and vanishes as data grow (a penalty on the MEAN log-likelihood, as before, is
+lambda * n on this scale and never fades). The scale parameters alpha (time) and gamma (money)
+are not penalised: a prior centred on 1 would depend on the time unit and the currency, and
+every ridge of these models (a, b -> inf with a/(a+b) fixed; r, alpha -> inf with r/alpha
+fixed; q, gamma -> inf with gamma/q fixed) is held by a penalised shape.
+
+`penalizer` of fit_bgnbd / fit_gamma_gamma:
+* None (default): plain maximum likelihood; only when it does not converge or is not identified
+  (see above) the fit is repeated with lambda = `fallback_penalizer` (default
+  FALLBACK_PENALIZER); 0 there disables the fallback.
+* 0: plain maximum likelihood, never a penalty. > 0: always this lambda.
+FitResult.penalizer is the lambda of the returned fit, FitResult.penalizer_reason says why:
+'none: plain maximum likelihood converged', 'fallback: plain maximum likelihood ran off along
+a ridge (b -> inf)', 'configured: penalizer = 0.5', ...
 
 Speed: identical rows are compressed (np.unique on the stacked columns) into weights, and
 the gamma/log terms are evaluated once per distinct x, t_x and T; likelihood gradients are
@@ -97,6 +123,7 @@ from scipy import optimize, special
 __all__ = [
     "BGNBD_MIN_CUSTOMERS",
     "BGNBD_MIN_DISTINCT_FREQUENCIES",
+    "FALLBACK_PENALIZER",
     "GG_MIN_DISTINCT_VALUES",
     "GG_MIN_REPEAT_CUSTOMERS",
     "BGNBDParams",
@@ -121,6 +148,7 @@ GG_MIN_DISTINCT_VALUES = 2
 
 LOG_PARAM_BOUND = 15.0  # search box for log-parameters: e^-15 .. e^15
 MAX_LOG_SE = 5.0  # identification: a parameter whose SE exceeds 5x its estimate is not determined
+FALLBACK_PENALIZER = 0.5  # lambda of the refit when plain maximum likelihood fails: log-shapes ~ Normal(0, 1)
 _DIRECT_Z_MAX = 0.5  # paper form of 2F1 up to this z ...
 _DIRECT_RX_MAX = 100.0  # ... and this r + x; the Euler-transformed form beyond
 _A_NEAR_ONE = 1e-3  # eq. 9/10 for |a - 1| below this: interpolated in a ...
@@ -165,14 +193,41 @@ class FitResult:
     message: str
     std_errors: dict[str, float] | None = None  # numerical Hessian of the (penalised) -log-likelihood
     last_params: BGNBDParams | GammaGammaParams | None = None  # the optimiser's final point, always
-    penalizer: float = 0.0
+    penalizer: float = 0.0  # lambda on the total -log-likelihood (module doc); 0 = plain maximum likelihood
+    penalizer_reason: str = ""  # why that lambda: 'none: ...', 'fallback: ...' or 'configured: ...'
     iterations: int = 0
     seconds: float = 0.0
+    problem: str = ""  # why an optimisation gave no params, short ('ran off along a ridge (b -> inf)')
 
 
-def _failed(model: str, message: str, n_customers: float = 0.0, penalizer: float = 0.0) -> FitResult:
+def _failed(model: str, message: str, n_customers: float = 0.0) -> FitResult:
     return FitResult(model=model, params=None, log_likelihood=math.nan, n_customers=float(n_customers),
-                     n_rows=0, converged=False, message=message, penalizer=penalizer)
+                     n_rows=0, converged=False, message=message, penalizer_reason="none: no fit (input refused)")
+
+
+def _check_penalizers(penalizer: float | None, fallback_penalizer: float) -> None:
+    for name, value in (("penalizer", penalizer), ("fallback_penalizer", fallback_penalizer)):
+        if value is not None and not (math.isfinite(float(value)) and value >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def _with_penalty_policy(fit_once, penalizer: float | None, fallback_penalizer: float) -> FitResult:
+    """Run fit_once(lambda) as the `penalizer` policy of the module doc says; sets penalizer_reason."""
+    if penalizer is not None:
+        result = fit_once(float(penalizer))
+        reason = (f"configured: penalizer = {penalizer:g}" if penalizer > 0
+                  else "none: plain maximum likelihood (penalizer = 0 configured)")
+        return replace(result, penalizer_reason=reason)
+    plain = fit_once(0.0)
+    if plain.converged:
+        return replace(plain, penalizer_reason="none: plain maximum likelihood converged")
+    if fallback_penalizer == 0:
+        return replace(plain, penalizer_reason=f"none: plain maximum likelihood {plain.problem}; "
+                       "fallback disabled (fallback_penalizer = 0)")
+    fallback = fit_once(float(fallback_penalizer))
+    return replace(fallback, penalizer_reason=f"fallback: plain maximum likelihood {plain.problem}",
+                   message=f"{fallback.message}; penalised (penalizer {fallback_penalizer:g}) because plain "
+                   f"maximum likelihood {plain.problem}")
 
 
 def _params_of(params, cls):
@@ -256,13 +311,18 @@ def _minimise(objective, start: np.ndarray, names: tuple[str, ...], n_rows: int)
     at_bound = [n for n, v in zip(names, res.x, strict=True) if abs(abs(v) - LOG_PARAM_BOUND) < 1e-6]
     ok = bool(np.all(np.isfinite(res.x)) and np.isfinite(res.fun) and gnorm <= 1e-5 and not at_bound)
     if at_bound:
+        ends = ", ".join(f"{n} -> {'inf' if v > 0 else '0'}" for n, v in zip(names, res.x, strict=True)
+                         if n in at_bound)
         note = (f"estimate on the search bound for {', '.join(at_bound)} (|log| = {LOG_PARAM_BOUND:g}): "
                 "the data do not identify the model")
+        problem = f"ran off to the search bound ({ends})"
     elif not ok:
         note = f"optimiser did not converge (L-BFGS-B: {str(res.message).strip(': ')}; gradient norm {gnorm:.2e})"
+        problem = "did not converge"
     else:
         note = "converged"
-    return res.x, ok, note, iterations
+        problem = ""
+    return res.x, ok, note, problem, iterations
 
 
 def _grad_norm(objective, z: np.ndarray) -> float:
@@ -297,7 +357,7 @@ def _std_errors(total_grad, z: np.ndarray, names: tuple[str, ...]):
     return {n: float(np.exp(v) * s) for n, v, s in zip(names, z, se_log, strict=True)}, se_log
 
 
-def _assemble(model: str, label: str, cls, names, z, ok, note, iterations, total_ll, total_grad,
+def _assemble(model: str, label: str, cls, names, z, ok, note, problem, iterations, total_ll, total_grad,
               n_customers, n_rows, penalizer, started) -> FitResult:
     """The FitResult of an optimisation, after the identification check on the standard errors."""
     estimate = cls(*(float(v) for v in np.exp(z))) if np.all(np.isfinite(z)) else None
@@ -306,17 +366,20 @@ def _assemble(model: str, label: str, cls, names, z, ok, note, iterations, total
         ok = False
         note = ("not identified: the Hessian of the log-likelihood is not positive definite at the optimum "
                 "(try more customers or penalizer > 0)")
+        problem = "is not identified (Hessian not positive definite)"
     elif ok and float(np.max(se_log)) > MAX_LOG_SE:
         ok = False
-        loose = [n for n, v in zip(names, se_log, strict=True) if v > MAX_LOG_SE]
-        note = (f"not identified: standard error of {', '.join(loose)} above {MAX_LOG_SE:g} times the estimate "
-                "(the optimum runs off along a ridge; try more customers or penalizer > 0)")
+        loose = [(n, v) for n, v, s in zip(names, z, se_log, strict=True) if s > MAX_LOG_SE]
+        note = (f"not identified: standard error of {', '.join(n for n, _ in loose)} above {MAX_LOG_SE:g} times "
+                "the estimate (the optimum runs off along a ridge; try more customers or penalizer > 0)")
+        problem = ("ran off along a ridge ("
+                   + ", ".join(f"{n} -> {'inf' if v > 0 else '0'}" for n, v in loose) + ")")
     with np.errstate(all="ignore"):
         ll = total_ll(z) if ok else math.nan
     return FitResult(model=model, params=estimate if ok else None, log_likelihood=ll, n_customers=n_customers,
                      n_rows=n_rows, converged=ok, message=f"{label} {note}", std_errors=se,
                      last_params=estimate, penalizer=penalizer, iterations=iterations,
-                     seconds=time.perf_counter() - started)
+                     seconds=time.perf_counter() - started, problem=problem)
 
 
 # --------------------------------------------------------------------------- BG/NBD
@@ -387,30 +450,33 @@ def bgnbd_log_likelihood(params, x, t_x, T) -> np.ndarray:
     return out
 
 
-def fit_bgnbd(x, t_x, T, weights=None, *, penalizer: float = 0.0, compress: bool = True) -> FitResult:
+def fit_bgnbd(x, t_x, T, weights=None, *, penalizer: float | None = None,
+              fallback_penalizer: float = FALLBACK_PENALIZER, compress: bool = True) -> FitResult:
     """Maximum-likelihood BG/NBD fit.
 
     x: repeat purchase count, t_x: time of the last repeat purchase (0 when x = 0), T: time since
     the first purchase, one time unit throughout. `weights`: number of customers sharing the row.
-    `penalizer`: L2 penalty `penalizer * sum(log(theta)^2)` added to the mean negative
-    log-likelihood (shrinks parameters towards 1; 0 = plain MLE). `compress`: merge identical rows.
-    Never raises on data problems: returns params=None with a message instead.
+    `penalizer`: None (default) = plain maximum likelihood, refit with `fallback_penalizer` only
+    when that does not converge or is not identified; 0 = plain only; lambda > 0 = always
+    minimise  -sum(w ln L) + lambda * (ln(r)^2 + ln(a)^2 + ln(b)^2)  (a penalty on the TOTAL
+    negative log-likelihood, so its effect fades as O(lambda / n); see the module doc).
+    `compress`: merge identical rows. Never raises on data problems: returns params=None with a
+    message instead.
     """
     model = "bgnbd"
     started = time.perf_counter()
-    if not (math.isfinite(penalizer) and penalizer >= 0):
-        raise ValueError(f"penalizer must be a finite number >= 0, got {penalizer!r}")
+    _check_penalizers(penalizer, fallback_penalizer)
     try:
         x, t_x, T = _as_float_arrays(x, t_x, T)
         w = np.ones(len(x)) if weights is None else _as_float_arrays(weights)[0]
         if len(w) != len(x):
             raise ValueError(f"weights has {len(w)} rows, the data {len(x)}")
     except (TypeError, ValueError) as exc:
-        return _failed(model, f"BG/NBD input is not numeric 1-D arrays of one length: {exc}", 0, penalizer)
+        return _failed(model, f"BG/NBD input is not numeric 1-D arrays of one length: {exc}")
     bad = ~_bgnbd_valid(x, t_x, T) | ~np.isfinite(w) | (w < 0)
     if bad.any():
         return _failed(model, f"BG/NBD input has invalid values in {_first_bad(bad)}: need finite x >= 0 "
-                       "integer, 0 <= t_x <= T, weights >= 0", 0, penalizer)
+                       "integer, 0 <= t_x <= T, weights >= 0")
     keep = w > 0
     x, t_x, T, w = x[keep], np.minimum(t_x[keep], T[keep]), T[keep], w[keep]
     t_x = np.where(x > 0, t_x, 0.0)  # t_x is irrelevant (and conventionally 0) without repeat purchases
@@ -419,28 +485,36 @@ def fit_bgnbd(x, t_x, T, weights=None, *, penalizer: float = 0.0, compress: bool
     if n_customers < BGNBD_MIN_CUSTOMERS or n_freq < BGNBD_MIN_DISTINCT_FREQUENCIES:
         return _failed(model, f"BG/NBD needs at least {BGNBD_MIN_CUSTOMERS} customers with at least "
                        f"{BGNBD_MIN_DISTINCT_FREQUENCIES} distinct frequencies; got {n_customers:g} customers "
-                       f"and {n_freq} distinct frequenc{'y' if n_freq == 1 else 'ies'}", n_customers, penalizer)
+                       f"and {n_freq} distinct frequenc{'y' if n_freq == 1 else 'ies'}", n_customers)
     if compress:
         (x, t_x, T), w, _ = _compress([x, t_x, T], w)
     data = _BGNBDData(x, t_x, T, w)
-
-    def objective(theta: np.ndarray):
-        ll, grad = data.terms(theta, gradient=True)
-        value = -float(w @ ll) / data.total_w + penalizer * float(theta @ theta)
-        if not np.isfinite(value):
-            return math.inf, np.zeros_like(theta)
-        return value, -grad / data.total_w + 2 * penalizer * theta
-
     # start: r = 1, alpha so that r/alpha matches the pooled purchase rate, a = 1, b = 3
     rate = max(float(w @ x), 1.0) / max(float(w @ T), 1e-9)
     start = np.log([1.0, float(np.clip(1.0 / rate, 1e-3, 1e6)), 1.0, 3.0])
     names = ("r", "alpha", "a", "b")
-    z, ok, note, iterations = _minimise(objective, start, names, len(x))
-    return _assemble(model, "BG/NBD", BGNBDParams, names, z, ok,
-                     f"{note} on {n_customers:g} customers ({len(x)} distinct rows)", iterations,
-                     lambda th: float(w @ data.terms(th, gradient=False)[0]),
-                     lambda th: -data.terms(th, gradient=True)[1] + 2 * penalizer * data.total_w * th,
-                     n_customers, len(x), penalizer, started)
+    shapes = np.array([1.0, 0.0, 1.0, 1.0])  # r, a, b penalised; alpha (time scale) not
+
+    def fit_once(lam: float) -> FitResult:
+        started = time.perf_counter()
+
+        def objective(theta: np.ndarray):
+            # the mean keeps the optimiser's tolerances independent of n; lambda / n is the same optimum
+            ll, grad = data.terms(theta, gradient=True)
+            value = (-float(w @ ll) + lam * float(shapes @ theta**2)) / data.total_w
+            if not np.isfinite(value):
+                return math.inf, np.zeros_like(theta)
+            return value, (-grad + 2 * lam * shapes * theta) / data.total_w
+
+        z, ok, note, problem, iterations = _minimise(objective, start, names, len(x))
+        return _assemble(model, "BG/NBD", BGNBDParams, names, z, ok,
+                         f"{note} on {n_customers:g} customers ({len(x)} distinct rows)", problem, iterations,
+                         lambda th: float(w @ data.terms(th, gradient=False)[0]),
+                         lambda th: -data.terms(th, gradient=True)[1] + 2 * lam * shapes * th,
+                         n_customers, len(x), lam, started)
+
+    result = _with_penalty_policy(fit_once, penalizer, fallback_penalizer)
+    return replace(result, seconds=time.perf_counter() - started)
 
 
 def _one_minus_g(r: float, a: float, b: float, x: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -577,29 +651,31 @@ def gamma_gamma_log_likelihood(params, x, m) -> np.ndarray:
     return out
 
 
-def fit_gamma_gamma(x, m, weights=None, *, penalizer: float = 0.0, compress: bool = True) -> FitResult:
+def fit_gamma_gamma(x, m, weights=None, *, penalizer: float | None = None,
+                    fallback_penalizer: float = FALLBACK_PENALIZER, compress: bool = True) -> FitResult:
     """Maximum-likelihood Gamma-Gamma fit on repeat customers (rows with x = 0 are ignored).
 
     x: repeat purchase count, m: mean value of the repeat purchases; weights as in fit_bgnbd.
+    `penalizer` / `fallback_penalizer` as in fit_bgnbd; the penalty is lambda * (ln(p)^2 + ln(q)^2)
+    on the total negative log-likelihood (gamma, the money scale, is not penalised).
     Never raises on data problems: returns params=None with a message instead.
     """
     model = "gamma_gamma"
     started = time.perf_counter()
-    if not (math.isfinite(penalizer) and penalizer >= 0):
-        raise ValueError(f"penalizer must be a finite number >= 0, got {penalizer!r}")
+    _check_penalizers(penalizer, fallback_penalizer)
     try:
         x, m = _as_float_arrays(x, m)
         w = np.ones(len(x)) if weights is None else _as_float_arrays(weights)[0]
         if len(w) != len(x):
             raise ValueError(f"weights has {len(w)} rows, the data {len(x)}")
     except (TypeError, ValueError) as exc:
-        return _failed(model, f"Gamma-Gamma input is not numeric 1-D arrays of one length: {exc}", 0, penalizer)
+        return _failed(model, f"Gamma-Gamma input is not numeric 1-D arrays of one length: {exc}")
     with np.errstate(invalid="ignore"):
         bad = (~np.isfinite(x) | (x < 0) | (x != np.floor(x)) | ~np.isfinite(w) | (w < 0)
                | ((x >= 1) & ~(np.isfinite(m) & (m > 0))))
     if bad.any():
         return _failed(model, f"Gamma-Gamma input has invalid values in {_first_bad(bad)}: need integer "
-                       "x >= 0, weights >= 0 and finite m > 0 wherever x >= 1", 0, penalizer)
+                       "x >= 0, weights >= 0 and finite m > 0 wherever x >= 1")
     keep = (x >= 1) & (w > 0)
     x, m, w = x[keep], m[keep], w[keep]
     n_customers = float(w.sum())
@@ -608,28 +684,35 @@ def fit_gamma_gamma(x, m, weights=None, *, penalizer: float = 0.0, compress: boo
         return _failed(model, f"Gamma-Gamma needs at least {GG_MIN_REPEAT_CUSTOMERS} repeat customers (x >= 1) "
                        f"with at least {GG_MIN_DISTINCT_VALUES} distinct mean values; got {n_customers:g} "
                        f"repeat customers and {n_values} distinct value{'s' if n_values != 1 else ''}",
-                       n_customers, penalizer)
+                       n_customers)
     if compress:
         (x, m), w, _ = _compress([x, m], w)
     log_m, log_x, total_w = np.log(m), np.log(x), float(w.sum())
-
-    def objective(theta: np.ndarray):
-        ll, grad = _gg_terms(theta, x, m, log_m, log_x, w)
-        value = -float(w @ ll) / total_w + penalizer * float(theta @ theta)
-        if not np.isfinite(value):
-            return math.inf, np.zeros_like(theta)
-        return value, -grad / total_w + 2 * penalizer * theta
-
     # start: p = 2, q = 3 and gamma matching the population mean spend p*gamma/(q-1) to mean(m)
     mean_m = float(w @ m) / total_w
     start = np.log([2.0, 3.0, mean_m])
     names = ("p", "q", "gamma")
-    z, ok, note, iterations = _minimise(objective, start, names, len(x))
-    result = _assemble(model, "Gamma-Gamma", GammaGammaParams, names, z, ok,
-                       f"{note} on {n_customers:g} repeat customers ({len(x)} distinct rows)", iterations,
-                       lambda th: float(w @ _gg_terms(th, x, m, log_m, log_x, None)[0]),
-                       lambda th: -_gg_terms(th, x, m, log_m, log_x, w)[1] + 2 * penalizer * total_w * th,
-                       n_customers, len(x), penalizer, started)
+    shapes = np.array([1.0, 1.0, 0.0])  # p, q penalised; gamma (money scale) not
+
+    def fit_once(lam: float) -> FitResult:
+        started = time.perf_counter()
+
+        def objective(theta: np.ndarray):
+            ll, grad = _gg_terms(theta, x, m, log_m, log_x, w)
+            value = (-float(w @ ll) + lam * float(shapes @ theta**2)) / total_w
+            if not np.isfinite(value):
+                return math.inf, np.zeros_like(theta)
+            return value, (-grad + 2 * lam * shapes * theta) / total_w
+
+        z, ok, note, problem, iterations = _minimise(objective, start, names, len(x))
+        return _assemble(model, "Gamma-Gamma", GammaGammaParams, names, z, ok,
+                         f"{note} on {n_customers:g} repeat customers ({len(x)} distinct rows)", problem,
+                         iterations, lambda th: float(w @ _gg_terms(th, x, m, log_m, log_x, None)[0]),
+                         lambda th: -_gg_terms(th, x, m, log_m, log_x, w)[1] + 2 * lam * shapes * th,
+                         n_customers, len(x), lam, started)
+
+    result = _with_penalty_policy(fit_once, penalizer, fallback_penalizer)
+    result = replace(result, seconds=time.perf_counter() - started)
     if result.params is not None and result.params.q <= 1:
         result = replace(result, message=result.message + "; q <= 1, so the mean spend is infinite and "
                          "expected_average_spend gives NaN")

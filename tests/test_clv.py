@@ -334,14 +334,125 @@ def test_weights_compressed_fit_equals_the_uncompressed_fit(simulated):
                                                                        rel=1e-5)
 
 
-def test_penalizer_shrinks_log_parameters(simulated):
+def test_penalizer_shrinks_log_shapes(simulated):
     x, t_x, T = simulated["x"], simulated["t_x"], simulated["T"]
     plain = clv.fit_bgnbd(x, t_x, T)
-    shrunk = clv.fit_bgnbd(x, t_x, T, penalizer=0.01)
-    assert shrunk.converged and shrunk.penalizer == 0.01
-    norm = lambda fit: float(np.sum(np.log(list(fit.params.as_dict().values())) ** 2))  # noqa: E731
+    shrunk = clv.fit_bgnbd(x, t_x, T, penalizer=100.0)
+    assert shrunk.converged and shrunk.penalizer == 100.0
+    assert shrunk.penalizer_reason == "configured: penalizer = 100"
+    # the penalty is on the shapes r, a, b only (alpha is a time scale)
+    norm = lambda fit: float(np.sum(np.log([fit.params.r, fit.params.a, fit.params.b]) ** 2))  # noqa: E731
     assert norm(shrunk) < norm(plain)
     assert shrunk.log_likelihood < plain.log_likelihood
+    # the fit minimises -LL + lambda * sum(log shape^2): at the penalised optimum every nudge raises it
+    z = np.log(list(shrunk.params.as_dict().values()))
+    penalised = lambda z: (-clv.bgnbd_log_likelihood(np.exp(z), x, t_x, T).sum()  # noqa: E731
+                           + 100.0 * (z[0] ** 2 + z[2] ** 2 + z[3] ** 2))
+    for j in range(4):
+        for step in (-1e-3, 1e-3):
+            nudged = z.copy()
+            nudged[j] += step
+            assert penalised(nudged) > penalised(z)
+
+
+# --------------------------------------------------------------------------- penalty policy
+
+
+def test_default_fit_is_the_plain_maximum_likelihood(simulated):
+    # data simulated from known parameters: plain maximum likelihood converges, so no penalty at all
+    x, t_x, T, m = simulated["x"], simulated["t_x"], simulated["T"], simulated["m"]
+    for default, plain in ((clv.fit_bgnbd(x, t_x, T), clv.fit_bgnbd(x, t_x, T, penalizer=0)),
+                           (clv.fit_gamma_gamma(x, m), clv.fit_gamma_gamma(x, m, penalizer=0))):
+        assert default.converged, default.message
+        assert default.params == plain.params  # exactly, not approximately
+        assert default.log_likelihood == plain.log_likelihood
+        assert default.penalizer == 0.0
+        assert default.penalizer_reason == "none: plain maximum likelihood converged"
+        assert plain.penalizer_reason == "none: plain maximum likelihood (penalizer = 0 configured)"
+
+
+def little_dropout(seed: int = 3, n: int = 3000):
+    """Customers who almost never drop out (p ~ Beta(1, 300), mean 0.0033): a, b run off to infinity."""
+    rng = np.random.default_rng(seed)
+    T = rng.uniform(26.0, 78.0, n)
+    x, t_x = simulate_bgnbd(rng, T, 0.8, 10.0, 1.0, 300.0)
+    return x, t_x, T
+
+
+def test_ridge_falls_back_to_the_penalty_and_says_why():
+    x, t_x, T = little_dropout()
+    plain = clv.fit_bgnbd(x, t_x, T, penalizer=0)
+    assert plain.params is None and plain.last_params.b > 1e5
+    assert plain.problem == "ran off along a ridge (a -> inf, b -> inf)"
+    fit = clv.fit_bgnbd(x, t_x, T)
+    assert fit.converged, fit.message
+    assert fit.penalizer == clv.FALLBACK_PENALIZER == 0.5
+    assert fit.penalizer_reason == "fallback: plain maximum likelihood ran off along a ridge (a -> inf, b -> inf)"
+    assert fit.message.endswith("; penalised (penalizer 0.5) because plain maximum likelihood ran off along a "
+                                "ridge (a -> inf, b -> inf)")
+    assert fit.params == clv.fit_bgnbd(x, t_x, T, penalizer=0.5).params
+    # the fallback keeps what the data do determine: the purchase rate r/alpha, and p mostly near 0
+    assert fit.params.r / fit.params.alpha == pytest.approx(plain.last_params.r / plain.last_params.alpha, rel=0.01)
+    assert fit.params.a / (fit.params.a + fit.params.b) < 0.02
+    # a fallback of 0 disables it: no params, and the reason says so
+    none = clv.fit_bgnbd(x, t_x, T, fallback_penalizer=0)
+    assert none.params is None and none.penalizer == 0
+    assert none.penalizer_reason == ("none: plain maximum likelihood ran off along a ridge (a -> inf, b -> inf); "
+                                     "fallback disabled (fallback_penalizer = 0)")
+
+
+def test_sample_generator_data_fits_plainly_or_records_the_penalty(tmp_path):
+    from datetime import date
+
+    from pipeline.generate import generate
+
+    generate(tmp_path, date(2026, 11, 1), days=1, customers=2000, orders=6000)
+    sales = pd.read_csv(tmp_path / "2026-11-01" / "erp_sales.csv", dtype=str, on_bad_lines="skip", engine="python")
+    amount = pd.to_numeric(sales.quantity, errors="coerce") * pd.to_numeric(sales.unit_price, errors="coerce")
+    rfm = clv.rfm_from_transactions(sales.customer_id, pd.to_datetime(sales.order_date, errors="coerce",
+                                                                      format="mixed"),
+                                    amount, pd.Timestamp("2026-11-01"), time_unit="weeks")
+    rfm = rfm[rfm.monetary_value >= 0]
+    x, t_x, T, m = (rfm[c].to_numpy(float) for c in ("frequency", "recency", "T", "monetary_value"))
+    for fit, plain in ((clv.fit_bgnbd(x, t_x, T), clv.fit_bgnbd(x, t_x, T, penalizer=0)),
+                       (clv.fit_gamma_gamma(np.where(m > 0, x, 0), m),  # as CustomerClv: no free-only repeats
+                        clv.fit_gamma_gamma(np.where(m > 0, x, 0), m, penalizer=0))):
+        assert fit.converged, fit.message
+        if plain.converged:
+            assert fit.params == plain.params and fit.penalizer == 0
+            assert fit.penalizer_reason == "none: plain maximum likelihood converged"
+        else:
+            assert fit.penalizer == 0.5 and plain.problem
+            assert fit.penalizer_reason == f"fallback: plain maximum likelihood {plain.problem}"
+
+
+def relative_shift(plain: clv.FitResult, penalised: clv.FitResult) -> float:
+    return max(abs(penalised.params.as_dict()[k] / v - 1) for k, v in plain.params.as_dict().items())
+
+
+def test_penalty_effect_shrinks_as_customers_grow():
+    # the same distribution at 500, 5,000 and 50,000 customers (nested samples), fixed lambda:
+    # the penalty is on the total -log-likelihood, so the shift from the plain fit falls as 1/n
+    rng = np.random.default_rng(20240607)
+    n_max = 50_000
+    T = rng.uniform(26.0, 78.0, n_max)
+    x, t_x = simulate_bgnbd(rng, T, 0.5, 8.0, 0.7, 2.5)
+    m = simulate_mean_spend(rng, x, 6.0, 4.0, 15.0)
+    lam = clv.FALLBACK_PENALIZER
+    bg_shifts, gg_shifts = [], []
+    for n in (500, 5_000, 50_000):
+        plain, penalised = clv.fit_bgnbd(x[:n], t_x[:n], T[:n], penalizer=0), clv.fit_bgnbd(
+            x[:n], t_x[:n], T[:n], penalizer=lam)
+        gg_plain, gg_penalised = clv.fit_gamma_gamma(x[:n], m[:n], penalizer=0), clv.fit_gamma_gamma(
+            x[:n], m[:n], penalizer=lam)
+        assert plain.converged and penalised.converged and gg_plain.converged and gg_penalised.converged
+        bg_shifts.append(relative_shift(plain, penalised))
+        gg_shifts.append(relative_shift(gg_plain, gg_penalised))
+    # measured: BG/NBD 9.4e-2, 1.2e-2, 1.3e-3; Gamma-Gamma 1.2e-1, 1.5e-2, 1.7e-3
+    for shifts in (bg_shifts, gg_shifts):
+        assert shifts[0] > shifts[1] > shifts[2]
+        assert shifts[1] < shifts[0] / 5 and shifts[2] < shifts[1] / 5  # about 1/n
+        assert shifts[2] < 0.003
 
 
 # --------------------------------------------------------------------------- degenerate inputs
@@ -353,7 +464,6 @@ def test_penalizer_shrinks_log_parameters(simulated):
     ([0] * 100, [0] * 100, [10.0] * 100, "1 distinct frequency"),
     ([3] * 50, [7.0] * 50, [9.0] * 50, "1 distinct frequency"),
     ([0, 1, 2], [0, 1, 2], [3, 3, 3], "got 3 customers"),
-    ([0] * 19 + [1], [0] * 19 + [1.0], [3.0] * 20, "not identified"),
     ([np.nan] + [1] * 29, [1.0] * 30, [2.0] * 30, "invalid values in 1 row (first at index 0)"),
     ([1] * 29 + [2], [1.0] * 29 + [np.inf], [2.0] * 30, "invalid values"),
     ([1, 0] * 15, [5.0, 0.0] * 15, [4.0, 4.0] * 15, "invalid values"),  # t_x > T
@@ -369,6 +479,24 @@ def test_degenerate_bgnbd_inputs_give_no_params(x, t_x, T, needle):
     assert fit.params is None and not fit.converged
     assert needle in fit.message
     assert math.isnan(fit.log_likelihood)
+
+
+def test_unidentified_plain_fit_gives_no_params_without_the_fallback():
+    x, t_x, T = [0] * 19 + [1], [0] * 19 + [1.0], [3.0] * 20
+    plain = clv.fit_bgnbd(x, t_x, T, penalizer=0)
+    assert plain.params is None and "not identified" in plain.message and math.isnan(plain.log_likelihood)
+    # by default the weak prior decides what 20 customers with one repeat purchase can not, and says so
+    fallback = clv.fit_bgnbd(x, t_x, T)
+    assert fallback.converged and fallback.penalizer == 0.5
+    assert fallback.penalizer_reason == f"fallback: plain maximum likelihood {plain.problem}"
+
+
+def test_penalizer_must_be_a_number_at_least_zero():
+    for bad in (-0.1, math.nan, math.inf):
+        with pytest.raises(ValueError, match="penalizer must be a finite number >= 0"):
+            clv.fit_bgnbd([0, 1] * 15, [0, 1.0] * 15, [3.0] * 30, penalizer=bad)
+        with pytest.raises(ValueError, match="fallback_penalizer must be a finite number >= 0"):
+            clv.fit_gamma_gamma([1, 2] * 15, [3.0, 4.0] * 15, fallback_penalizer=bad)
 
 
 def test_minimum_size_message_is_explicit():
