@@ -39,7 +39,11 @@ class clv(luigi.Config):  # noqa: N801
     horizon_days = luigi.IntParameter(default=365, description="how far predicted CLV looks ahead")
     discount_period_days = luigi.IntParameter(default=30, description="cash flows are discounted per period")
     annual_discount_rate = luigi.FloatParameter(default=0.10)
-    penalizer = luigi.FloatParameter(default=0.001, description="L2 on log-parameters; 0 = plain likelihood")
+    penalizer = luigi.OptionalFloatParameter(
+        default=None, description="unset: plain maximum likelihood, fallback_penalizer only when it fails; "
+        "0: never a penalty; > 0: always this one (on the total -log-likelihood, pipeline/clv.py)")
+    fallback_penalizer = luigi.FloatParameter(
+        default=0.5, description="lambda of the refit when plain maximum likelihood fails; 0: no refit")
 
 
 class postgres(luigi.Config):  # noqa: N801

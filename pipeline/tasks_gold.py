@@ -292,10 +292,12 @@ class CustomerClv(FactAggregate):
             t_x = summary["recency_days"] / unit_days
             t = summary["t_days"] / unit_days
             m = summary["monetary_value"]
-            bg = clv.fit_bgnbd(x, t_x, t, penalizer=config.penalizer)
+            # Plain maximum likelihood; a penalty only as configured or when the plain fit fails.
+            penalty = {"penalizer": config.penalizer, "fallback_penalizer": config.fallback_penalizer}
+            bg = clv.fit_bgnbd(x, t_x, t, **penalty)
             # Repeat days that were all free items carry no spend to learn from: Gamma-Gamma is
             # fit without them, and their expected spend and predicted CLV stay null.
-            gg = clv.fit_gamma_gamma(np.where(m > 0, x, 0), m, penalizer=config.penalizer)
+            gg = clv.fit_gamma_gamma(np.where(m > 0, x, 0), m, **penalty)
             clock.lap("fit")
             horizon = config.horizon_days / unit_days
             period = config.discount_period_days / unit_days
@@ -319,16 +321,25 @@ class CustomerClv(FactAggregate):
             for name, fit in (("bg_nbd", bg), ("gamma_gamma", gg)):
                 params = json.dumps(fit.params.as_dict()) if fit.params is not None else None
                 cur.execute("""insert into gold.clv_model (model, time_unit, params, log_likelihood, n_customers,
-                                                           message, as_of_date)
-                               values (%s, %s, %s, %s, %s, %s, %s)""",
+                                                           penalizer, penalizer_reason, message, as_of_date)
+                               values (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
                             (name, config.time_unit, params, fit.log_likelihood if fit.params else None,
-                             int(fit.n_customers), fit.message, self.date))
+                             int(fit.n_customers), fit.penalizer, fit.penalizer_reason, fit.message, self.date))
             clock.lap("write")
         warnings = [fit.message for fit in (bg, gg) if fit.params is None]
         if warnings:
             logger.warning("CLV for %s: no predictions: %s", self.date, "; ".join(warnings))
         return TaskStats(rows_in=len(x), rows_out=len(x), phase_seconds=clock.laps,
-                         message=("; ".join(f"WARNING: {w}" for w in warnings) or None))
+                         message="; ".join([*(f"WARNING: {w}" for w in warnings), clv_penalty_summary(bg, gg)]))
+
+
+def clv_penalty_summary(bg: clv.FitResult, gg: clv.FitResult) -> str:
+    """One line for the run summary: whether each CLV fit used a penalty, and why."""
+    parts = []
+    for label, fit in (("BG/NBD", bg), ("Gamma-Gamma", gg)):
+        used = f"penalizer {fit.penalizer:g}" if fit.penalizer > 0 else "no penalty"
+        parts.append(f"{label} {used} ({fit.penalizer_reason})")
+    return "CLV fits: " + "; ".join(parts)
 
 
 PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")

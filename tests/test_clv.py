@@ -625,3 +625,52 @@ def test_fit_and_predict_scale_with_duplicates():
     gg = clv.fit_gamma_gamma(x, m)
     values = clv.predicted_clv(fit, gg, x, t_x, T, m, horizon=12, discount_rate_per_period=0.01, time_unit=30.0)
     assert values.shape == (n,) and np.isfinite(values).all() and (values >= 0).all()
+
+
+# --------------------------------------------------------------------------- the CustomerClv task
+
+
+def test_customer_clv_records_the_penalizer_used_and_why(warehouse, query, luigi_setting, tmp_path):
+    from datetime import date
+
+    from pipeline import db
+    from pipeline.generate import generate
+    from pipeline.ops import rerun
+    from pipeline.runner import run_pipeline
+
+    landing = tmp_path / "landing"
+    generate(landing, date(2026, 11, 1), days=1, customers=2000, orders=6000)
+    result = run_pipeline(date(2026, 11, 1), landing=landing, trigger="test")
+    assert result.success
+    # refit here on the summary the task read: the same decision, penalizer and reason
+    x, t_x, T, m = (np.array(column, dtype=float) for column in zip(*query(
+        "select frequency, recency, t, monetary_value from gold.customer_clv order by customer_id"), strict=True))
+    expected = {"bg_nbd": clv.fit_bgnbd(x, t_x, T),
+                "gamma_gamma": clv.fit_gamma_gamma(np.where(m > 0, x, 0), m)}
+    stored = {model: (penalizer, reason, params) for model, penalizer, reason, params in query(
+        "select model, penalizer, penalizer_reason, params from gold.clv_model where as_of_date = '2026-11-01'")}
+    assert set(stored) == set(expected)
+    for model, fit in expected.items():
+        penalizer, reason, params = stored[model]
+        assert fit.converged, fit.message
+        assert (penalizer, reason) == (fit.penalizer, fit.penalizer_reason)
+        assert params == pytest.approx(fit.params.as_dict(), rel=1e-4)
+        assert reason.startswith("none: plain maximum likelihood converged" if penalizer == 0
+                                 else "fallback: plain maximum likelihood ")
+    message = next(t["message"] for t in result.tasks if t["task_family"] == "CustomerClv")
+    assert message == ("CLV fits: BG/NBD " + ("no penalty" if stored["bg_nbd"][0] == 0
+                                              else f"penalizer {stored['bg_nbd'][0]:g}")
+                       + f" ({stored['bg_nbd'][1]}); Gamma-Gamma "
+                       + ("no penalty" if stored["gamma_gamma"][0] == 0 else f"penalizer {stored['gamma_gamma'][0]:g}")
+                       + f" ({stored['gamma_gamma'][1]})")
+    # the console's model list carries them
+    console_sql = (db.SQL_DIR / "console" / "clv_models.sql").read_text()
+    assert [(row[0], row[5], row[6]) for row in query(console_sql)] == [
+        (model, *stored[model][:2]) for model in ("bg_nbd", "gamma_gamma")]
+
+    # [clv] penalizer configured: always that one, and the reason says so
+    luigi_setting("clv", "penalizer", 2.0)
+    result = rerun("CustomerClv", date(2026, 11, 1), downstream=False, landing=landing, trigger="test")
+    assert result.success
+    assert query("select model, penalizer, penalizer_reason from gold.clv_model order by model") == [
+        ("bg_nbd", 2.0, "configured: penalizer = 2"), ("gamma_gamma", 2.0, "configured: penalizer = 2")]

@@ -83,6 +83,13 @@ else:
         reasons = "; ".join(models["message"].dropna().astype(str)) or "the models could not be fit"
         st.warning(f"No predictions for this date ({reasons}). The distribution and the ranking below use "
                    "historical CLV (spend so far).", icon=":material/info:")
+    else:
+        labels = {"bg_nbd": "BG/NBD", "gamma_gamma": "Gamma-Gamma"}
+        fits = [f"{labels.get(row.model, row.model)}: "
+                + (f"penalizer {row.penalizer:g}" if row.penalizer and row.penalizer > 0 else "no penalty")
+                + (f" ({row.penalizer_reason})" if isinstance(row.penalizer_reason, str) else "")
+                for row in models.itertuples()]
+        st.caption("Model fits, maximum likelihood: " + "; ".join(fits) + ".")
     left, right = st.columns(2)
     with left:
         st.markdown(f"**Distribution of {measure} CLV**")

@@ -1,10 +1,12 @@
--- The model fits of the latest CLV date: parameters, log-likelihood, or why there is none.
+-- The model fits of the latest CLV date: parameters, log-likelihood, the penalty used and why, or why there is none.
 select
     model,
     time_unit,
     params::text as params,
     log_likelihood,
     n_customers,
+    penalizer,
+    penalizer_reason,
     message,
     as_of_date
 from gold.clv_model
