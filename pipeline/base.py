@@ -131,6 +131,12 @@ class WarehouseTask(luigi.Task):
         value = luigi.configuration.get_config().get("retries", self.task_family, None)
         return int(value) if value not in (None, "") else None
 
+    def on_failure(self, exception: BaseException) -> str:
+        """What Luigi sends luigid (and its failure e-mails): an expected failure's message, else the traceback."""
+        if is_expected(exception):
+            return failure_text(exception)
+        return super().on_failure(exception)
+
     def report(self, message: str, percent: int | None = None) -> None:
         """Status and progress shown in the luigid visualiser (and the console, through task_runs)."""
         self.set_status_message(message)
@@ -211,13 +217,56 @@ def task_session_settings() -> dict[str, int]:
             "lock_timeout": round(config.lock_timeout_seconds * 1000)}
 
 
-class PermanentFailure(RuntimeError):
+class ExpectedFailure(RuntimeError):
+    """A failure the pipeline reports on purpose: the input or a check says no, not the code.
+
+    Its message names what failed (file and line, rule, table) and `hint` says what to
+    do; runs show both as one message, without a traceback. Retrying can not help.
+    Any exception class with `retryable = False` (and, best, a `hint`) is treated the same.
+    """
+
     retryable = False
+    hint = "correct what the message names, then run the date again"
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        if hint:
+            self.hint = hint
+
+
+class PermanentFailure(ExpectedFailure):
+    hint = "see the task's first failure above; it is not retried within this run"
 
 
 def is_permanent(exc: BaseException) -> bool:
     """Errors that say retrying can not help: their class sets `retryable = False`."""
     return getattr(exc, "retryable", True) is False
+
+
+is_expected = is_permanent  # an expected failure (bad input, a failed check) is one that a retry can not fix
+
+DEFAULT_HINT = ExpectedFailure.hint
+
+
+def failure_text(exc: BaseException) -> str:
+    """A failure as a person reads it: `Type: message`, and for an expected failure a line on what to do.
+
+    No traceback and no blank line: the first paragraph of a task's recorded error is
+    this text, whatever follows it.
+    """
+    message = "\n".join(line.rstrip() for line in str(exc).splitlines() if line.strip()) or "(no message)"
+    text = f"{type(exc).__name__}: {message}"
+    if is_expected(exc):
+        text += f"\nWhat to do: {getattr(exc, 'hint', None) or DEFAULT_HINT}"
+    return text
+
+
+def recorded_error(exc: BaseException) -> str:
+    """meta.task_runs.error: failure_text, and for an unexpected error a blank line and its traceback."""
+    text = failure_text(exc)
+    if is_expected(exc):
+        return text
+    return f"{text}\n\n" + "".join(traceback.format_exception(exc))[-4000:]
 
 
 # Permanent failures seen by this worker process. With several Luigi workers a
@@ -249,6 +298,11 @@ def _failed_permanently(task_id: str) -> bool:
         _permanent_failures.add(task_id)
         return True
     return False
+
+
+def is_failed_permanently(task_id: str) -> bool:
+    """Whether this process saw the task fail permanently in this run (Luigi may still start it once more)."""
+    return task_id in _permanent_failures
 
 
 def forget_permanent_failures() -> None:
@@ -312,7 +366,6 @@ def _finish_task_run(conn, task_run_id: int, stats: TaskStats) -> None:
 
 def _fail_task_run(url: str, task_run_id: int, exc: BaseException) -> bool:
     """Record the failure of a task run (and its pipeline run); returns whether the database took it."""
-    excerpt = "".join(traceback.format_exception(exc))[-4000:]
     try:
         with db.transaction(url) as conn, conn.cursor() as cur:
             cur.execute(
@@ -320,13 +373,13 @@ def _fail_task_run(url: str, task_run_id: int, exc: BaseException) -> bool:
                    set status = 'failed', error = %s, finished_at = clock_timestamp()
                    where task_run_id = %s
                    returning run_id, task_family""",
-                (f"{type(exc).__name__}: {exc}\n\n{excerpt}", task_run_id),
+                (recorded_error(exc), task_run_id),
             )
             run_id, family = cur.fetchone()
             cur.execute(
                 """update meta.pipeline_runs set status = 'failed', error = coalesce(error, %s)
                    where run_id = %s""",
-                (f"{family} failed: {type(exc).__name__}: {exc}", run_id),
+                (f"{family} failed: {failure_text(exc)}", run_id),
             )
         return True
     except Exception:  # noqa: BLE001 - bookkeeping must not mask the task's own error

@@ -32,6 +32,9 @@ class quality(luigi.Config):  # noqa: N801
     rules_file = luigi.Parameter(default="sql/quality_rules.toml")
     threshold = luigi.FloatParameter(default=0.95)
     on_breach = luigi.ChoiceParameter(choices=["fail", "warn"], default="fail")
+    max_quarantined_share = luigi.FloatParameter(
+        default=0.05, description="a silver table losing more of a date's input lines to quarantine breaches the "
+        "gate, whatever the run score")
 
 
 class clv(luigi.Config):  # noqa: N801

@@ -21,7 +21,14 @@ from luigi.execution_summary import LuigiStatusCode
 from psycopg2 import sql
 
 from pipeline import alerts, db, sla
-from pipeline.base import WarehouseTask, forget_permanent_failures
+from pipeline.base import (
+    PermanentFailure,
+    WarehouseTask,
+    failure_text,
+    forget_permanent_failures,
+    is_expected,
+    is_failed_permanently,
+)
 from pipeline.config import landing_dir as default_landing_dir
 from pipeline.config import quality as quality_config
 from pipeline.master import MasterTask
@@ -52,12 +59,13 @@ class _Progress:
     """Prints one line as each warehouse task starts and ends (in whichever process runs it)."""
 
     printer: Printer | None = None
+    log_path: str | None = None
     started: dict[str, float] = {}
 
     @classmethod
     def on_start(cls, task: WarehouseTask) -> None:
         cls.started[task.task_id] = time.perf_counter()
-        if cls.printer:
+        if cls.printer and not is_failed_permanently(task.task_id):  # Luigi's extra attempt, ended at once
             cls.printer(f"  ... {task.table:<32} {task.date}")
 
     @classmethod
@@ -79,9 +87,28 @@ def _task_succeeded(task):
 
 @WarehouseTask.event_handler(luigi.Event.FAILURE)
 def _task_failed(task, exception):
+    if isinstance(exception, PermanentFailure):
+        return  # Luigi's extra attempt after a permanent failure, ended at once: the failure was shown
     _Progress.on_end(task, "FAIL")
     if _Progress.printer:
-        _Progress.printer(f"       {type(exception).__name__}: {exception}")
+        text = failure_text(exception).splitlines()[0]
+        if not is_expected(exception) and _Progress.log_path:
+            text += f" (traceback in {_Progress.log_path})"
+        _Progress.printer(f"       {text}")
+
+
+class _QuietExpectedFailures(logging.Filter):
+    """Drop Luigi's traceback of an expected failure: the run prints its message (and what to do) instead.
+
+    Unexpected errors pass, so their traceback reaches stderr and the run's log file.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return error is None or not is_expected(error)
+
+
+_QUIET = _QuietExpectedFailures()
 
 
 LAYERS = ("bronze", "silver")
@@ -144,7 +171,7 @@ def run_pipeline(run_date: date, *, landing: str | Path | None = None, workers: 
             missing = missing_landing_files(landing_path, run_date)
             forget_permanent_failures()
             watch.start()
-            _Progress.printer = log.say
+            _Progress.printer, _Progress.log_path = log.say, str(log.path)
             options = {"scheduler_url": scheduler_url} if scheduler_url else {"local_scheduler": True}
             # Retries ([scheduler] retry_count / retry_delay) need a worker that stays
             # alive; with an extract missing it would wait forever, so it does not.
@@ -156,13 +183,16 @@ def run_pipeline(run_date: date, *, landing: str | Path | None = None, workers: 
             _alert(url, "run_failed", run_id, run_date, f"run {run_id} crashed", f"{type(exc).__name__}: {exc}", log)
             raise
         finally:
-            _Progress.printer = None
+            _Progress.printer = _Progress.log_path = None
             if watch.is_started:
                 watch.finish()
         seconds = time.perf_counter() - started
         success = result.status in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY)
-        error = None if success else _failure_text(result)
+        error = None
         try:
+            if not success:
+                error = run_error(url, run_id) or _failure_text(result)
+                log.write_summary("Luigi's execution summary:" + result.summary_text)
             finish_run(url, run_id, "success" if success else "failed", error)
             run = RunResult(
                 run_id=run_id, run_date=run_date, success=success, status="success" if success else "failed",
@@ -183,9 +213,8 @@ def run_pipeline(run_date: date, *, landing: str | Path | None = None, workers: 
             return run
         if not success:
             failed = [task for task in run.tasks if task["status"] == "failed"]
-            first = failed[0]["error"].split("\n\n")[0] if failed and failed[0]["error"] else (error or "")
-            what = ", ".join(task["task_family"] for task in failed) or run.luigi_status
-            _alert(url, "run_failed", run_id, run_date, f"run failed: {what}", first, log)
+            what = ", ".join(dict.fromkeys(task["task_family"] for task in failed)) or run.luigi_status
+            _alert(url, "run_failed", run_id, run_date, f"run failed: {what}", error or "", log)
         _alert_quality(url, run, log)
         _push_metrics(url, run_id)
         log.write_summary(format_summary(run))
@@ -230,6 +259,7 @@ class RunLog:
         self._handler: logging.Handler | None = None
 
     def __enter__(self) -> RunLog:
+        logging.getLogger("luigi-interface").addFilter(_QUIET)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("a", encoding="utf-8", buffering=1)
         self._handler = logging.StreamHandler(self._file)
@@ -240,6 +270,7 @@ class RunLog:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        logging.getLogger("luigi-interface").removeFilter(_QUIET)
         for name in _LOGGERS:
             logging.getLogger(name).removeHandler(self._handler)
         if self._file:
@@ -277,14 +308,21 @@ def _alert_sla(url: str, run_id: str, run_date: date, miss: dict, log: RunLog) -
 
 
 def _alert_quality(url: str, run: RunResult, log: RunLog) -> None:
-    threshold = quality_config().threshold
+    config = quality_config()
+    threshold, limit = config.threshold, config.max_quarantined_share
     score = run.quality.get("scores", {}).get(("*", "overall"), (None, 0))[0]
-    if score is not None and float(score) < threshold:
+    lossy = [share for share in run.quality.get("shares", {}).values() if share.exceeds(limit)]
+    low_score = score is not None and float(score) < threshold
+    if low_score or lossy:
         worst = run.quality.get("worst", [])[:5]
-        details = "\n".join(f"{rule['table_name']}.{rule['rule_name']}: {rule['rows_failed']:,} of "
-                            f"{rule['rows_checked']:,} rows failed" for rule in worst)
-        _alert(url, "quality_below_threshold", run.run_id, run.run_date,
-               f"quality score {float(score) * 100:.2f}% below the {threshold * 100:.2f}% threshold", details, log)
+        details = "\n".join([share.describe(limit) for share in lossy] + [
+            f"{rule['table_name']}.{rule['rule_name']}: {rule['rows_failed']:,} of {rule['rows_checked']:,} rows "
+            "failed" for rule in worst])
+        summary = "; ".join(
+            [f"quality score {float(score) * 100:.2f}% below the {threshold * 100:.2f}% threshold"] * low_score
+            + [f"{share.table} quarantined {share.share * 100:.2f}% of its lines (limit {limit * 100:.2f}%)"
+               for share in lossy])
+        _alert(url, "quality_below_threshold", run.run_id, run.run_date, summary, details, log)
 
 
 def _push_metrics(url: str, run_id: str) -> None:
@@ -295,8 +333,30 @@ def _push_metrics(url: str, run_id: str) -> None:
     push_run_metrics(url, run_id)
 
 
+def run_error(url: str, run_id: str) -> str | None:
+    """The run's error as a person reads it: each task whose last attempt failed, with its message.
+
+    A task's recorded error is its message (and for an expected failure what to do),
+    then, for an unexpected one, a blank line and the traceback; only the message is
+    taken. None when no task recorded a failure.
+    """
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            """select task_family, error from (
+                   select distinct on (task_id) task_family, status, error, started_at
+                   from meta.task_runs where run_id = %s
+                   order by task_id, started_at desc
+               ) as latest
+               where status = 'failed' and error is not null
+               order by started_at""",
+            (run_id,),
+        )
+        failed = cur.fetchall()
+    return "\n".join(f"{family} failed: {error.split(chr(10) * 2)[0].strip()}" for family, error in failed) or None
+
+
 def _failure_text(result) -> str:
-    text = result.summary_text or ""
+    text = (result.summary_text or "").strip()
     if result.status == LuigiStatusCode.MISSING_EXT:
         return "missing input: " + ", ".join(_missing_inputs(result)) or text
     return text[-4000:]
@@ -363,12 +423,7 @@ def format_summary(result: RunResult) -> str:
         lines.append("  (no data loaded for this date)")
     scores = result.quality.get("scores", {})
     if scores:
-        lines += ["", f"  {'quality score':<32} {'score':>8} {'rows':>12}"]
-        for (table, dimension), (score, rows) in sorted(scores.items()):
-            if dimension == "overall":
-                label = "run" if table == "*" else table
-                shown = "n/a" if score is None else f"{float(score) * 100:.2f}%"
-                lines.append(f"  {label:<32} {shown:>8} {rows:>12,}")
+        lines += quality_lines(result.quality)
         worst = result.quality.get("worst", [])[:5]
         if worst:
             lines.append("  top failing rules:")
@@ -385,15 +440,42 @@ def format_summary(result: RunResult) -> str:
                 f"{task['rows_out'] or 0:>10,} {task['rows_rejected'] or 0:>9,} {task['seconds'] or 0:>8.2f}")
             if task["status"] == "skipped" and task["message"]:
                 lines.append(f"      {task['message']}")
-            if task["error"]:
-                lines.append("      " + task["error"].splitlines()[0])
     elif result.success:
         lines.append("\n  Nothing to do: every task for this date is already complete.")
-    if not result.success:
-        if result.luigi_status == "MISSING_EXT":
-            lines += ["", f"  {result.error}"]
-        lines += ["", "Luigi's summary:", result.luigi_summary]
+    if not result.success and result.recorded:
+        lines += ["", "FAILED:"] + [f"  {line}" for line in (result.error or result.luigi_status).splitlines()]
+        if result.log_file:
+            lines.append(f"  Log (with Luigi's execution summary and any traceback): {result.log_file}")
     return "\n".join(lines)
+
+
+def quality_lines(quality: dict) -> list[str]:
+    """Score per table and for the run, and beside it the share of the date's input lines quarantined."""
+    scores, shares = quality.get("scores", {}), quality.get("shares", {})
+    limit = quality.get("max_quarantined_share")
+    lines = ["", f"  {'quality score':<32} {'score':>8} {'rows':>12} {'quarantined':>12} {'of lines':>12}"]
+    for (table, dimension), (score, rows) in sorted(scores.items()):
+        if dimension != "overall":
+            continue
+        if table == "*":
+            lost = sum(share.quarantined for share in shares.values())
+            lines_in = sum(share.lines_in for share in shares.values())
+            label, breach = "run", False
+        else:
+            share = shares.get(table)
+            lost, lines_in = (share.quarantined, share.lines_in) if share else (0, 0)
+            label, breach = table, bool(share and limit is not None and share.exceeds(limit))
+        quarantined = f"{lost / lines_in * 100:.2f}%" if lines_in else "n/a"
+        lines.append(f"  {label:<32} {_shown_percent(score):>8} {rows:>12,} {quarantined:>12} {lines_in:>12,}"
+                     + ("  over the limit" if breach else ""))
+    if limit is not None:
+        lines.append(f"  quarantined: input lines of the date that ended in quarantine (broken or dropped by a "
+                     f"rule); limit {limit * 100:.2f}% per table")
+    return lines
+
+
+def _shown_percent(value) -> str:
+    return "n/a" if value is None else f"{float(value) * 100:.2f}%"
 
 
 def print_summary(result: RunResult, out=sys.stdout) -> None:

@@ -397,13 +397,56 @@ SILVER_TASKS = (SilverCustomers, SilverProducts, SilverSales)
 
 
 class QualityGateFailed(RuntimeError):
-    """The run's quality score is below the threshold and luigi.cfg says to fail."""
+    """The run lost too many lines to quarantine, or scored below the threshold, and luigi.cfg says to fail."""
 
-    retryable = False
+    retryable = False  # the same data fails the same way (pipeline/base.py: an expected failure)
+    hint = ("see the quarantined lines and failing rules (console: Data quality; or silver.quarantine for the "
+            "date), correct the extract and run the date again; if the loss is acceptable, raise [quality] "
+            "threshold / max_quarantined_share or set on_breach = warn in luigi.cfg")
+
+
+@dataclass(frozen=True)
+class QuarantinedShare:
+    """How many of a silver table's input lines for one extract date ended in quarantine.
+
+    Input lines are the records of the date's landing files (loaded plus rejected by
+    bronze); quarantined are the broken lines bronze rejected plus the rows silver's
+    drop rules removed. Exact copies and superseded versions are placed, not lost.
+    """
+
+    table: str
+    lines_in: int
+    bronze_rejected: int
+    silver_quarantined: int
+    top_rules: tuple[tuple[str, int], ...] = ()  # (rule, lines) most first, both stages
+
+    @property
+    def quarantined(self) -> int:
+        return self.bronze_rejected + self.silver_quarantined
+
+    @property
+    def share(self) -> float | None:
+        return self.quarantined / self.lines_in if self.lines_in else None
+
+    def exceeds(self, limit: float) -> bool:
+        return self.share is not None and self.share > limit
+
+    def describe(self, limit: float | None = None) -> str:
+        rules = ", ".join(f"{rule} {lines:,}" for rule, lines in self.top_rules[:3])
+        over = f", more than the {_percent(limit)} of [quality] max_quarantined_share" if limit is not None else ""
+        return (f"{self.table} quarantined {_percent(self.share)} of its {self.lines_in:,} input lines{over} "
+                f"({self.quarantined:,}: {self.bronze_rejected:,} broken, {self.silver_quarantined:,} dropped by "
+                f"rules" + (f"; most by {rules}" if rules else "") + ")")
 
 
 class SilverQualityGate(WarehouseTask):
-    """Scores per table and dimension and for the run; fails the run below the threshold."""
+    """Scores per table and dimension and for the run, and the share of lines each table lost to quarantine.
+
+    Fails the run (or warns, [quality] on_breach) when the run score is below
+    [quality] threshold or when any table's quarantined share is above
+    [quality] max_quarantined_share: an averaged score hides a table that lost
+    most of its lines.
+    """
 
     landing_dir = luigi.Parameter(default="", significant=False)
     table = "meta.quality_scores"
@@ -413,22 +456,37 @@ class SilverQualityGate(WarehouseTask):
 
     def execute(self, conn) -> TaskStats:
         scores, worst = compute_scores(conn, self.date)
+        shares = quarantined_shares(conn, self.date)
         run_id = self.effective_run_id
         rows = [(run_id, self.date, table, dimension, score, checked)
                 for (table, dimension), (score, checked) in scores.items()]
         config = quality_config()
+        limit = config.max_quarantined_share
+        share_rows = [(run_id, self.date, share.table, share.lines_in, share.bronze_rejected,
+                       share.silver_quarantined, share.share, limit, share.exceeds(limit))
+                      for share in shares.values()]
         overall, checked = scores.get(("*", "overall"), (None, 0))
-        message = f"run quality score {_percent(overall)} over {checked} rows (threshold {_percent(config.threshold)})"
-        breach = overall is not None and overall < config.threshold
-        if breach:
-            message += "; worst rules: " + ", ".join(
+        score_text = (f"run quality score {_percent(overall)} over {checked} rows "
+                      f"(threshold {_percent(config.threshold)})")
+        low_score = overall is not None and overall < config.threshold
+        if low_score:
+            score_text += "; worst rules: " + ", ".join(
                 f"{r['table_name']}.{r['rule_name']} {_percent(r['pass_rate'])}" for r in worst[:3])
+        lossy = [share for share in shares.values() if share.exceeds(limit)]
+        loss_text = "; ".join(share.describe(limit) for share in lossy)
+        shares_text = ("quarantined " + ", ".join(f"{share.table} {_percent(share.share)}" for share in shares.values())
+                       + f" (limit {_percent(limit)})")
+        breach = low_score or bool(lossy)
         if breach and config.on_breach == "fail":
             with db.transaction() as outside, outside.cursor() as cur:
                 _write_scores(cur, rows)
-            raise QualityGateFailed(message)
+                _write_shares(cur, share_rows)
+            raise QualityGateFailed(f"quality gate for {self.date}: " + "; ".join(
+                text for text in (loss_text, score_text) if text))
         with conn.cursor() as cur:
             _write_scores(cur, rows)
+            _write_shares(cur, share_rows)
+        message = "; ".join(text for text in (loss_text, score_text, shares_text) if text)
         return TaskStats(rows_in=checked, rows_out=len(rows), message=("WARNING: " if breach else "") + message)
 
 
@@ -442,6 +500,57 @@ def _write_scores(cur, rows) -> None:
         values %s
         on conflict (run_id, run_date, table_name, dimension) do update set
             score = excluded.score, rows_checked = excluded.rows_checked, computed_at = now()""", rows)
+
+
+def _write_shares(cur, rows) -> None:
+    if not rows:
+        return
+    execute_values(cur, """
+        insert into meta.quarantined_shares (run_id, run_date, table_name, lines_in, bronze_rejected,
+                                             silver_quarantined, quarantined_share, max_share, is_breach)
+        values %s
+        on conflict (run_id, run_date, table_name) do update set
+            lines_in = excluded.lines_in, bronze_rejected = excluded.bronze_rejected,
+            silver_quarantined = excluded.silver_quarantined, quarantined_share = excluded.quarantined_share,
+            max_share = excluded.max_share, is_breach = excluded.is_breach, computed_at = now()""", rows)
+
+
+def quarantined_shares(conn, run_date) -> dict[str, QuarantinedShare]:
+    """Per silver table, the date's input lines and those that ended in quarantine (see QuarantinedShare).
+
+    Lines in and bronze rejects come from meta.ingested_files (counted as the file
+    was read), silver drops from silver.quarantine.
+    """
+    tables = {task.spec.source.name: task.spec.table for task in SILVER_TASKS}
+    with conn.cursor() as cur:
+        cur.execute(
+            """select files.source_name, coalesce(sum(files.records), 0)::bigint,
+                      coalesce(sum(files.rows_rejected), 0)::bigint,
+                      coalesce(sum((select count(*) from silver.quarantine
+                                    where quarantine.stage = 'silver' and quarantine.load_id = files.load_id)),
+                               0)::bigint
+               from meta.ingested_files as files
+               where files.extract_date = %s
+               group by files.source_name""",
+            (run_date,))
+        counts = {source: row for source, *row in cur.fetchall()}
+        cur.execute(
+            """select files.source_name, quarantine.rule_name, count(*)
+               from silver.quarantine as quarantine
+               inner join meta.ingested_files as files on quarantine.load_id = files.load_id
+               where files.extract_date = %s and quarantine.stage in ('bronze', 'silver')
+               group by files.source_name, quarantine.rule_name
+               order by count(*) desc, quarantine.rule_name""",
+            (run_date,))
+        rules: dict[str, list[tuple[str, int]]] = {}
+        for source, rule, lines in cur.fetchall():
+            rules.setdefault(source, []).append((rule, lines))
+    shares = {}
+    for source, table in tables.items():
+        lines_in, rejected, dropped = counts.get(source, (0, 0, 0))
+        shares[table] = QuarantinedShare(table=table, lines_in=lines_in, bronze_rejected=rejected,
+                                         silver_quarantined=dropped, top_rules=tuple(rules.get(source, ())))
+    return shares
 
 
 def latest_results(conn, run_date) -> list[dict]:
@@ -481,7 +590,11 @@ def compute_scores(conn, run_date) -> tuple[dict[tuple[str, str], tuple[float | 
 
 
 def quality_summary(url: str, run_date) -> dict:
+    """Scores, failing rules and quarantined shares of the date, with the limits they are held to."""
     with db.transaction(url) as conn:
         scores, worst = compute_scores(conn, run_date)
-    return {"scores": scores, "worst": worst}
+        shares = quarantined_shares(conn, run_date)
+    config = quality_config()
+    return {"scores": scores, "worst": worst, "shares": shares, "threshold": config.threshold,
+            "max_quarantined_share": config.max_quarantined_share}
 

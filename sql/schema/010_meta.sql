@@ -170,3 +170,23 @@ create table if not exists meta.schema_versions (
     checksum text primary key,
     applied_at timestamptz not null default now()
 );
+
+-- Per run, extract date and silver table: the date's input lines (records of its
+-- landing files) and how many ended in quarantine: broken lines bronze rejected
+-- plus rows silver's drop rules removed (exact duplicates and superseded versions
+-- are not loss). The quality gate fails the run when quarantined_share exceeds
+-- max_share (luigi.cfg [quality] max_quarantined_share), whatever the run score.
+create table if not exists meta.quarantined_shares (
+    run_id text not null,
+    table_name text not null,
+    lines_in bigint not null,
+    bronze_rejected bigint not null,
+    silver_quarantined bigint not null,
+    quarantined_share numeric(7, 6),  -- null when the date has no input lines
+    max_share numeric(7, 6) not null,
+    is_breach boolean not null,
+    run_date date not null,
+    computed_at timestamptz not null default now(),
+    primary key (run_id, run_date, table_name)
+);
+create index if not exists quarantined_shares_date_idx on meta.quarantined_shares (run_date, table_name);
