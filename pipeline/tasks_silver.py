@@ -31,12 +31,16 @@ class ConservationError(RuntimeError):
     """Some input line ended in no place, or in two."""
 
     retryable = False
+    hint = ("a bug, not bad data: keep the extract, the run's log and the task's error, and report them; "
+            "the date's silver is unchanged")
 
 
 class QualityRuleFailed(RuntimeError):
     """A rule of severity `fail` found failing rows; nothing of the task is committed."""
 
     retryable = False
+    hint = ("the rule and how many rows broke it are in meta.quality_results (console: Data quality); correct "
+            "the extract and run the date again, or change the rule's severity in the rules file")
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,25 @@ def test_a_quality_gate_breach_from_the_cli_has_no_traceback(warehouse, query, t
     assert "What to do: see the quarantined lines" in done.stdout
 
 
+def test_a_fail_severity_rule_reads_as_the_rule_and_what_to_do(warehouse, query, tmp_path, luigi_setting):
+    from pipeline.runner import format_summary, run_pipeline
+    from tests.conftest import REPO_ROOT
+
+    rules = (REPO_ROOT / "sql" / "quality_rules.toml").read_text()
+    strict = tmp_path / "rules.toml"
+    drop = 'name = "quantity_positive"\ndimension = "validity"\nseverity = "drop"'
+    assert drop in rules
+    strict.write_text(rules.replace(drop, drop.replace('"drop"', '"fail"')))
+    luigi_setting("quality", "rules_file", str(strict))
+    result = run_pipeline(DAY, landing=lossy_landing(tmp_path), trigger="test")
+    assert not result.success
+    assert result.error.startswith("SilverSales failed: QualityRuleFailed: silver.sales for 2026-11-20: fail-severity "
+                                   "rule(s) broken: quantity_positive (5 rows)")
+    assert "\nWhat to do: the rule and how many rows broke it are in meta.quality_results" in result.error
+    assert query("select error from meta.pipeline_runs") == [(result.error,)]
+    assert "Traceback" not in format_summary(result)
+
+
 def test_an_unexpected_error_keeps_its_traceback_in_the_log_and_names_the_task(warehouse, query, tmp_path,
                                                                             monkeypatch):
     """An unexpected error: the summary names the task and the message; the traceback is in the log."""
