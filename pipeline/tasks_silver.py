@@ -485,8 +485,7 @@ class SilverQualityGate(WarehouseTask):
             with db.transaction() as outside, outside.cursor() as cur:
                 _write_scores(cur, rows)
                 _write_shares(cur, share_rows)
-            raise QualityGateFailed(f"quality gate for {self.date}: " + "; ".join(
-                text for text in (loss_text, score_text) if text))
+            raise QualityGateFailed("; ".join(text for text in (loss_text, score_text) if text))
         with conn.cursor() as cur:
             _write_scores(cur, rows)
             _write_shares(cur, share_rows)

@@ -708,3 +708,55 @@ def test_without_the_reader_role_pages_read_as_the_pipeline_role_still_masked(wa
     assert "Read-only role unavailable" in " ".join(str(c.value) for c in at.sidebar.caption)
     text = frame_with(at, "line_number").to_csv()
     assert "e***@example.com" in text and "ed@example.com" not in text
+
+
+# ---------------------------------------------------------------- loss and expected failures (tests/test_gate.py)
+
+def test_overview_and_quality_show_the_quarantined_share_and_a_clean_error(warehouse, console_env, tmp_path,
+                                                                           luigi_setting):
+    """Half the sales quarantined (run passes under on_breach = warn), then a file with a broken header."""
+    from console import data
+    from pipeline.runner import run_pipeline
+    from tests.test_gate import DAY, PRODUCTION_LIMIT, expected_shares_by_pandas, lossy_landing
+
+    luigi_setting("quality", "max_quarantined_share", PRODUCTION_LIMIT)
+    luigi_setting("quality", "on_breach", "warn")
+    landing = lossy_landing(tmp_path)
+    assert run_pipeline(DAY, landing=landing, trigger="test").success
+    expected = expected_shares_by_pandas(landing)  # by table, from the landing files read with pandas
+    lines = {table: len(pd.read_csv(landing / DAY.isoformat() / name)) for table, name in (
+        ("silver.customers", "crm_customers.csv"), ("silver.products", "erp_products.csv"),
+        ("silver.sales", "erp_sales.csv"))}
+
+    at = open_page("overview")
+    assert metrics(at)["Quarantined (worst table)"][0] == f"{expected['silver.sales'] * 100:.2f}%" == "50.00%"
+    warnings = " ".join(str(warning.value) for warning in at.warning)
+    assert "silver.sales lost 50.00% of its 10 input lines to quarantine, more than the 5.00%" in warnings
+    at = open_page("quality", at)
+    table = frame_with(at, "quarantined_share").set_index("table")
+    for name, share in expected.items():
+        assert table.loc[name, "quarantined_share"] == pytest.approx(share)
+        assert table.loc[name, "lines_in"] == lines[name]
+    lost = sum(expected[name] * lines[name] for name in lines)
+    assert table.loc["run (all tables)", "quarantined_share"] == pytest.approx(lost / sum(lines.values()))
+    assert table.loc["run (all tables)", "lines_quarantined"] == 5
+
+    day = DAY.replace(day=DAY.day + 1)
+    broken = write_landing(tmp_path / "broken", day.isoformat(), {
+        "crm_customers.csv": (landing / DAY.isoformat() / "crm_customers.csv").read_text(),
+        "erp_products.csv": (landing / DAY.isoformat() / "erp_products.csv").read_text(),
+        "erp_sales.csv": "order_id,customer\nO1,C1\n"})
+    failed = run_pipeline(day, landing=broken, trigger="test")
+    assert not failed.success
+    path = (broken / day.isoformat() / "erp_sales.csv").resolve()
+    (error,) = run_sql(warehouse, "select error from meta.pipeline_runs where run_id = %s", (failed.run_id,))[0]
+    assert error.startswith(f"ErpSalesRaw failed: LandingFileError: {path}:1: ") and "\nWhat to do: " in error
+    data.clear_cache()  # the data version is read at most every few seconds
+    at = open_page("overview", at)
+    assert metrics(at)["Status"][0] == "failed"
+    shown = [str(code.value) for code in at.code]
+    assert error in shown, shown  # the whole message, as recorded, with what to do
+    assert not any("Traceback" in text or "Luigi Execution Summary" in text for text in shown)
+    at = open_page("runs", at)
+    assert str(at.error[0].value) == error.splitlines()[0]
+    assert any(str(caption.value).startswith("What to do: ") for caption in at.caption)

@@ -72,7 +72,7 @@ def test_gate_fails_a_run_that_quarantines_half_its_sales(warehouse, query, tmp_
     assert score >= 0.95
     gate = next(t for t in result.tasks if t["task_family"] == "SilverQualityGate")
     assert gate["status"] == "failed"
-    assert gate["error"].startswith("QualityGateFailed: quality gate for 2026-11-20: silver.sales quarantined "
+    assert gate["error"].startswith("QualityGateFailed: silver.sales quarantined "
                                     "50.00% of its 10 input lines, more than the 5.00% of [quality] "
                                     "max_quarantined_share (5: 0 broken, 5 dropped by rules; most by "
                                     "quantity_positive 5); run quality score 99.23% over 16 rows")
@@ -90,10 +90,10 @@ def test_gate_fails_a_run_that_quarantines_half_its_sales(warehouse, query, tmp_
     assert {table: row[3] for table, row in stored.items()} == pytest.approx(expected)
 
     (error,) = query("select error from meta.pipeline_runs where run_id = %s", (result.run_id,))[0]
-    assert error.startswith("SilverQualityGate failed: QualityGateFailed: quality gate for 2026-11-20: silver.sales "
+    assert error.startswith("SilverQualityGate failed: QualityGateFailed: silver.sales "
                             "quarantined 50.00%")
     summary = format_summary(result)
-    assert "FAILED:\n  SilverQualityGate failed: QualityGateFailed: quality gate" in summary
+    assert "FAILED:\n  SilverQualityGate failed: QualityGateFailed: silver.sales quarantined 50.00%" in summary
     assert "Luigi Execution Summary" not in summary and "Traceback" not in summary
     quality = summary.split("\n  quality score ", 1)[1]
     sales_line = next(line for line in quality.splitlines() if line.strip().startswith("silver.sales"))
@@ -201,7 +201,7 @@ def test_a_quality_gate_breach_from_the_cli_has_no_traceback(warehouse, query, t
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "Traceback" not in output, output
-    assert "QualityGateFailed: quality gate for 2026-11-20: silver.sales quarantined 50.00%" in output
+    assert "QualityGateFailed: silver.sales quarantined 50.00%" in output
     assert "What to do: see the quarantined lines" in done.stdout
 
 
@@ -255,8 +255,8 @@ def test_failure_text_of_expected_and_unexpected_errors():
     assert text.startswith("LandingFileError: /landing/2026-11-20/erp_sales.csv:1: header lacks quantity\n"
                            "What to do: ")
     assert recorded_error(landing) == text
-    gate = failure_text(QualityGateFailed("\nquality gate for 2026-11-20: x\n\nmore"))
-    assert gate.startswith("QualityGateFailed: quality gate for 2026-11-20: x\nmore\nWhat to do: see the")
+    gate = failure_text(QualityGateFailed("\nx\n\nmore"))
+    assert gate.startswith("QualityGateFailed: x\nmore\nWhat to do: see the")
     assert failure_text(ExpectedFailure("bad", hint="do this")) == "ExpectedFailure: bad\nWhat to do: do this"
     try:
         raise ValueError("boom")

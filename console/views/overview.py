@@ -12,7 +12,7 @@ run = data.query("latest_run", masked=masked).iloc[0]
 st.subheader("Latest run")
 st.markdown(f"{ui.badge(run['status'])} run `{run['run_id']}` for extract date **{run['run_date']}**, "
             f"trigger `{run['trigger']}`, started {run['started_at']:%Y-%m-%d %H:%M:%S} UTC")
-columns = st.columns(4)
+columns = st.columns(5)
 columns[0].metric("Status", str(run["status"]))
 columns[1].metric("Duration", ui.duration(run["seconds"]))
 columns[2].metric("Tasks done", f"{int(run['tasks_done'])} of {int(run['tasks'])}")
@@ -24,9 +24,24 @@ else:
     columns[3].metric("Run quality score", ui.percent(score["score"], 2),
                       help=("This run's quality gate." if score["is_this_run"] else
                             f"From run {score['run_id']}: this run found the gate of its date complete."))
+shares = data.query("run_quarantined_shares", run_id=run["run_id"], run_date=run["run_date"])
+if shares.empty:
+    columns[4].metric("Quarantined (worst table)", "n/a", help="No quality gate ran for this date yet.")
+else:
+    worst = shares.iloc[0]
+    columns[4].metric(
+        "Quarantined (worst table)", ui.percent(worst["quarantined_share"], 2),
+        help=(f"{worst['table_name']}: {ui.number(worst['lines_quarantined'])} of {ui.number(worst['lines_in'])} "
+              f"input lines of the date ended in quarantine (broken, or dropped by a rule); the gate allows "
+              f"{ui.percent(worst['max_share'], 2)} per table. "
+              + "; ".join(f"{row.table_name} {ui.percent(row.quarantined_share, 2)}" for row in shares.itertuples())))
+    for row in shares[shares["is_breach"]].itertuples():
+        st.warning(f"{row.table_name} lost {ui.percent(row.quarantined_share, 2)} of its "
+                   f"{ui.number(row.lines_in)} input lines to quarantine, more than the "
+                   f"{ui.percent(row.max_share, 2)} the quality gate allows.", icon=":material/delete_sweep:")
 if run["status"] == "failed" and run["error"]:
     with st.expander("Error", expanded=True, icon=":material/error:"):
-        st.code(run["error"], language="text")
+        st.code(str(run["error"]).strip(), language="text")
 
 
 def sla_state() -> None:

@@ -29,11 +29,26 @@ else:
         ).properties(height=220)
         columns[index % 2].altair_chart(chart, width="stretch")
     latest = history[history["run_date"] == history["run_date"].max()]
-    overall = latest[latest["dimension"] == "overall"][["table", "score", "rows_checked", "run_date"]]
+    overall = latest[latest["dimension"] == "overall"][["table_name", "table", "score", "rows_checked", "run_date"]]
+    lost = data.query("quarantined_history")
+    lost = lost[lost["run_date"] == overall["run_date"].max()]
+    overall = overall.merge(lost[["table_name", "quarantined_share", "lines_quarantined", "lines_in"]],
+                            on="table_name", how="left").drop(columns=["table_name"])
     st.dataframe(overall, hide_index=True, column_config={
         "table": "Table", "score": st.column_config.NumberColumn("Score (latest date)", format="percent"),
+        "quarantined_share": st.column_config.NumberColumn(
+            "Quarantined", format="percent",
+            help="Share of the date's input lines that ended in quarantine (broken lines and rows dropped by a "
+                 "rule; duplicates are not counted). The quality gate fails a run when a table's share is above "
+                 "[quality] max_quarantined_share."),
+        "lines_quarantined": st.column_config.NumberColumn("Lines quarantined", format="localized"),
+        "lines_in": st.column_config.NumberColumn("Input lines", format="localized"),
         "rows_checked": st.column_config.NumberColumn("Rows checked", format="localized"),
         "run_date": "Extract date"})
+    for row in lost[(lost["table_name"] != "*") & lost["is_breach"]].itertuples():
+        st.warning(f"{row.table_name} lost {ui.percent(row.quarantined_share, 2)} of its {ui.number(row.lines_in)} "
+                   f"input lines on {row.run_date} to quarantine, more than the {ui.percent(row.max_share, 2)} the "
+                   "quality gate allows.", icon=":material/delete_sweep:")
 
 st.subheader("Failing rules of a run")
 quality_runs = data.query("quality_runs")

@@ -47,7 +47,11 @@ columns[1].metric("Duration", ui.duration(run["seconds"]))
 columns[2].metric("Tasks", len(tasks))
 columns[3].metric("Failed tasks", int((tasks["status"] == "failed").sum()))
 if run["error"]:
-    st.error(str(run["error"]).splitlines()[0], icon=":material/error:")
+    # The first line says what failed; an expected failure's next one says what to do.
+    first, *rest = str(run["error"]).strip().splitlines()
+    st.error(first, icon=":material/error:")
+    if rest:
+        st.caption("\n\n".join(rest))
 
 if tasks.empty:
     st.info("This run recorded no task: every task of its date was already complete, or it stopped before the "
@@ -86,8 +90,9 @@ else:
     if not failed.empty:
         st.markdown("**Task errors**")
         for task in failed.itertuples():
-            with st.expander(f"{task.task_family}: {str(task.error).splitlines()[0]}", icon=":material/error:"):
-                st.code(task.error, language="text")
+            error = str(task.error).strip()
+            with st.expander(f"{task.task_family}: {error.splitlines()[0]}", icon=":material/error:"):
+                st.code(error, language="text")
 
 st.markdown("**Log of the run**")
 ui.show_log(run["log_file"], is_masked=masked)
