@@ -261,6 +261,26 @@ def failure_text(exc: BaseException) -> str:
     return text
 
 
+class ExpectedFailureLogFilter(logging.Filter):
+    """Luigi logs a failed task with its traceback; for an expected failure, log its message instead.
+
+    On Luigi's `luigi-interface` logger, so a plain `luigi --module pipeline` run
+    prints the file and line or the rule and what to do, not a traceback. The
+    record is marked `is_expected_failure` for filters after this one.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and is_expected(error):
+            record.msg, record.args = f"{record.getMessage()}\n{failure_text(error)}", ()
+            record.exc_info = record.exc_text = None
+            record.is_expected_failure = True
+        return True
+
+
+logging.getLogger("luigi-interface").addFilter(ExpectedFailureLogFilter())
+
+
 def recorded_error(exc: BaseException) -> str:
     """meta.task_runs.error: failure_text, and for an unexpected error a blank line and its traceback."""
     text = failure_text(exc)

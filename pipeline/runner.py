@@ -98,14 +98,14 @@ def _task_failed(task, exception):
 
 
 class _QuietExpectedFailures(logging.Filter):
-    """Drop Luigi's traceback of an expected failure: the run prints its message (and what to do) instead.
+    """Drop Luigi's record of an expected failure: the run prints its message (and what to do) itself.
 
     Unexpected errors pass, so their traceback reaches stderr and the run's log file.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        return error is None or not is_expected(error)
+        return not getattr(record, "is_expected_failure", False) and (error is None or not is_expected(error))
 
 
 _QUIET = _QuietExpectedFailures()

@@ -196,6 +196,22 @@ def test_a_header_contract_violation_is_one_message_without_a_traceback(warehous
     assert f"FAILED:\n  ErpSalesRaw failed: LandingFileError: {path}:1: {reason}\n  What to do: " in done.stdout
 
 
+def test_plain_luigi_prints_the_message_not_a_traceback(warehouse, query, tmp_path):
+    """`luigi --module pipeline MasterTask` (no run summary): Luigi's own log line carries the message."""
+    from tests.conftest import REPO_ROOT
+
+    landing = write_landing(tmp_path / "landing", DAY.isoformat(), {
+        "crm_customers.csv": CUSTOMERS, "erp_products.csv": PRODUCTS, "erp_sales.csv": "order_id,customer\nO1,C1\n"})
+    path = (landing / DAY.isoformat() / "erp_sales.csv").resolve()
+    done = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline", "MasterTask", "--date",  # noqa: S603
+                           DAY.isoformat(), "--landing-dir", str(landing), "--local-scheduler"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300, check=False, env=os.environ.copy())
+    output = done.stdout + done.stderr
+    assert done.returncode == 30, output  # luigi.cfg [retcode] task_failed
+    assert "Traceback" not in output, output
+    assert f"LandingFileError: {path}:1: " in output and "What to do: " in output
+
+
 def test_a_quality_gate_breach_from_the_cli_has_no_traceback(warehouse, query, tmp_path):
     done = metalayer_run(lossy_landing(tmp_path))
     output = done.stdout + done.stderr
