@@ -36,6 +36,8 @@ from pipeline.runs import RunAlreadyRunning, date_lock, finish_run, new_run_id, 
 from pipeline.tasks_silver import quality_summary
 
 Printer = Callable[[str], None]
+# Task families whose message the run summary prints even when they succeed.
+SUMMARY_MESSAGES = frozenset({"CustomerClv"})
 
 
 @dataclass
@@ -438,7 +440,8 @@ def format_summary(result: RunResult) -> str:
             lines.append(
                 f"  {task['task_family']:<20} {task['status']:<8} {task['rows_in'] or 0:>10,} "
                 f"{task['rows_out'] or 0:>10,} {task['rows_rejected'] or 0:>9,} {task['seconds'] or 0:>8.2f}")
-            if task["status"] == "skipped" and task["message"]:
+            # Why a task did nothing, and how the CLV models were fit (plainly, or with which penalty).
+            if task["message"] and (task["status"] == "skipped" or task["task_family"] in SUMMARY_MESSAGES):
                 lines.append(f"      {task['message']}")
     elif result.success:
         lines.append("\n  Nothing to do: every task for this date is already complete.")
