@@ -163,66 +163,191 @@ as $$
 $$;
 
 -- ---------------------------------------------------------------- dates and timestamps
--- The timestamp layouts: YYYY-MM-DDTHH:MM:SSZ, YYYY-MM-DDTHH:MM:SS+HH:MM (or
--- -HH:MM) and YYYY-MM-DD HH:MM:SS, with hours 0-23 and minutes and seconds
--- 0-59 (offset too). like and a digit check on the fixed positions cost a
--- fraction of a regular expression. The date itself is checked by the caller.
-create or replace function silver.is_timestamp_layout(value text)
-returns boolean
+-- The parsers used to take the text alone. An old overload left beside the
+-- new signatures would make every one-argument call ambiguous, so it goes,
+-- with the helpers the new ones replace.
+drop function if exists silver.parse_date(text);
+drop function if exists silver.parse_timestamp(text);
+drop function if exists silver.parse_trimmed_date(text);
+drop function if exists silver.parse_trimmed_timestamp(text);
+drop function if exists silver.is_timestamp_layout(text);
+drop function if exists silver.utc_timestamp_or_null(date, integer, integer, integer, integer, integer);
+
+-- The wall-clock time an ISO 8601 / RFC 3339 timestamp writes, less the
+-- offset it writes: its UTC time when it has an offset or Z, its local time
+-- when it has no zone; NULL when a part is malformed or out of range. The
+-- caller has matched '____-__-_____:__%' (date, separator, HH:MM) and found
+-- the zone in the last zone_length characters: none (0), Z (1), +HH (3),
+-- +HHMM (5) or +HH:MM (6), its Z or sign already checked. Between the
+-- minutes and the zone come seconds_length characters: none, :SS, or :SS.f
+-- with 1 to 9 fractional digits. Digits past the sixth (microseconds) are
+-- dropped, as Python's datetime.fromisoformat drops them, so a time never
+-- rounds up into the next second, or day.
+create or replace function silver.iso_timestamp_or_null(value text, seconds_length integer, zone_length integer)
+returns timestamp
 language sql
 immutable
 parallel safe
 as $$
-    select
-        (
-            value collate "C" like '____-__-__T__:__:__Z'
-            or value collate "C" like '____-__-__ __:__:__'
-            or value collate "C" like '____-__-__T__:__:__+__:__'
-            or value collate "C" like '____-__-__T__:__:__-__:__'
-        )
-        -- substr past the end is '', so the offset fields add nothing to the shorter layouts
-        and silver.is_digits(
-            substr(value, 1, 4) || substr(value, 6, 2) || substr(value, 9, 2)
-            || substr(value, 12, 2) || substr(value, 15, 2) || substr(value, 18, 2)
-            || substr(value, 21, 2) || substr(value, 24, 2)
-        )
-        and substr(value collate "C", 12, 2) <= '23'
-        and substr(value collate "C", 15, 2) <= '59'
-        and substr(value collate "C", 18, 2) <= '59'
-        and substr(value collate "C", 21, 2) <= '23'
-        and substr(value collate "C", 24, 2) <= '59'
+    select case
+        -- a case of its own, so that no substr below gets a negative length, not even folded at plan time
+        when seconds_length in (0, 3) or seconds_length between 5 and 13 then
+            case
+                when substr(value, 11, 1) in ('T', 't', ' ')
+                    and (seconds_length = 0 or substr(value, 17, 1) = ':')
+                    and (seconds_length < 5 or substr(value, 20, 1) = '.')
+                    and (zone_length < 6 or substr(value, 20 + seconds_length, 1) = ':')
+                    and silver.is_digits(
+                        substr(value, 1, 4) || substr(value, 6, 2) || substr(value, 9, 2)
+                        || substr(value, 12, 2) || substr(value, 15, 2)
+                        || substr(value, 18, least(seconds_length, 2))
+                        || substr(value, 21, greatest(seconds_length - 4, 0))
+                        -- the offset's hours and minutes
+                        || substr(value, 18 + seconds_length, case when zone_length >= 3 then 2 else 0 end)
+                        || case when zone_length >= 5 then right(value, 2) else '' end
+                    )
+                    and substr(value collate "C", 12, 2) <= '23'
+                    and substr(value collate "C", 15, 2) <= '59'
+                    and substr(value collate "C", 18, least(seconds_length, 2)) <= '59'
+                    and substr(value collate "C", 18 + seconds_length, least(zone_length, 2)) <= '23'
+                    and (zone_length < 5 or right(value collate "C", 2) <= '59')
+                    then silver.make_date_or_null(
+                        substr(value, 1, 4)::integer, substr(value, 6, 2)::integer, substr(value, 9, 2)::integer
+                    ) + make_interval(
+                        hours => substr(value, 12, 2)::integer,
+                        mins => substr(value, 15, 2)::integer - case
+                            when zone_length >= 5
+                                then 60 * substr(value, 17 + seconds_length, 3)::integer
+                                    + (substr(value, 17 + seconds_length, 1) || right(value, 2))::integer
+                            when zone_length = 3 then 60 * substr(value, 17 + seconds_length, 3)::integer
+                            else 0
+                        end,
+                        secs => case
+                            when seconds_length > 0
+                                then (
+                                    substr(value, 18, 2) || '.' || substr(value, 21, least(greatest(seconds_length - 4, 0), 6))
+                                )::double precision
+                            else 0
+                        end
+                    )
+            end
+    end
+$$;
+
+-- An ISO 8601 / RFC 3339 timestamp (the caller has matched
+-- '____-__-_____:__%') as an instant: in the zone it writes, else as
+-- wall-clock time in zone. The zone is read off the end: a Z, or a sign 6, 5
+-- or 3 characters from the end (+HH:MM, +HHMM, +HH). Seconds hold only
+-- digits, ':' and '.', so a valid value has exactly one reading.
+create or replace function silver.iso_instant_or_null(value text, zone text)
+returns timestamptz
+language sql
+immutable
+parallel safe
+as $$
+    select case
+        -- the most common layouts first, every length known, so that most of the arithmetic folds away
+        when value collate "C" like '____-__-_____:__:__Z'
+            then timezone('UTC', silver.iso_timestamp_or_null(value, 3, 1))
+        when value collate "C" like '____-__-_____:__:__'
+            then timezone(zone, silver.iso_timestamp_or_null(value, 3, 0))
+        when value collate "C" like '____-__-_____:__:__+__:__' or value collate "C" like '____-__-_____:__:__-__:__'
+            then timezone('UTC', silver.iso_timestamp_or_null(value, 3, 6))
+        when right(value collate "C", 1) in ('Z', 'z')
+            then timezone('UTC', silver.iso_timestamp_or_null(value, length(value) - 17, 1))
+        when substr(value collate "C", length(value) - 5, 1) in ('+', '-')
+            then timezone('UTC', silver.iso_timestamp_or_null(value, length(value) - 22, 6))
+        when substr(value collate "C", length(value) - 4, 1) in ('+', '-')
+            then timezone('UTC', silver.iso_timestamp_or_null(value, length(value) - 21, 5))
+        when substr(value collate "C", length(value) - 2, 1) in ('+', '-')
+            then timezone('UTC', silver.iso_timestamp_or_null(value, length(value) - 19, 3))
+        else timezone(zone, silver.iso_timestamp_or_null(value, length(value) - 16, 0))
+    end
+$$;
+
+-- Seconds since 1970-01-01 UTC: digits, maybe a leading '-', maybe a
+-- fraction of up to 9 digits (past the sixth dropped), within the years 1 to
+-- 9999 the other layouts allow.
+create or replace function silver.epoch_or_null(value text)
+returns timestamptz
+language sql
+immutable
+parallel safe
+as $$
+    select case
+        when value collate "C" ~ '^-?[0-9]{1,12}(\.[0-9]{1,9})?$' then
+            case
+                when value::numeric between -62135596800 and 253402300799.999999999
+                    then timezone(
+                        'UTC',
+                        timestamp '1970-01-01' + make_interval(
+                            days => floor(value::numeric / 86400)::integer,
+                            secs => (trunc(value::numeric, 6) - 86400 * floor(value::numeric / 86400))::double precision
+                        )
+                    )
+            end
+    end
 $$;
 
 -- value is already trimmed. Each layout is recognised before anything is
 -- cast: the numeric ones with like and a digit check on their fixed
--- positions, the ones with month names with a short regular expression
--- behind a like guard (a like miss costs next to nothing, a regular
--- expression does not; an alternation of twelve month names costs three
--- times a letter class, so the name is checked by lookup instead).
-create or replace function silver.parse_trimmed_date(value text)
+-- positions, the others with a short regular expression behind a like
+-- guard (a like miss costs next to nothing, a regular expression does not;
+-- an alternation of twelve month names costs three times a letter class, so
+-- the name is checked by lookup instead). day_first decides between MM/DD
+-- and DD/MM and never guesses: 13/01/2025 is no date when months come first.
+create or replace function silver.parse_trimmed_date(value text, day_first boolean)
 returns date
 language sql
 immutable
 parallel safe
 as $$
     select case
-        -- YYYY-MM-DD, alone or as the date of a timestamp
-        when (value collate "C" like '____-__-__' or silver.is_timestamp_layout(value))
+        -- YYYY-MM-DD
+        when value collate "C" like '____-__-__'
             and silver.is_digits(substr(value, 1, 4) || substr(value, 6, 2) || substr(value, 9, 2))
             then silver.make_date_or_null(
                 substr(value, 1, 4)::integer, substr(value, 6, 2)::integer, substr(value, 9, 2)::integer
             )
-        -- MM/DD/YYYY (US)
+        -- the date an ISO 8601 timestamp writes, whatever its zone (no conversion)
+        when value collate "C" like '____-__-_____:__%'
+            then case
+                when silver.iso_instant_or_null(value, 'UTC') is not null
+                    then make_date(substr(value, 1, 4)::integer, substr(value, 6, 2)::integer, substr(value, 9, 2)::integer)
+            end
+        -- MM/DD/YYYY, or DD/MM/YYYY when day_first
         when value collate "C" like '__/__/____'
             and silver.is_digits(substr(value, 1, 2) || substr(value, 4, 2) || substr(value, 7, 4))
             then silver.make_date_or_null(
-                substr(value, 7, 4)::integer, substr(value, 1, 2)::integer, substr(value, 4, 2)::integer
+                substr(value, 7, 4)::integer,
+                substr(value, case when day_first then 4 else 1 end, 2)::integer,
+                substr(value, case when day_first then 1 else 4 end, 2)::integer
             )
         -- YYYY/MM/DD
         when value collate "C" like '____/__/__'
             and silver.is_digits(substr(value, 1, 4) || substr(value, 6, 2) || substr(value, 9, 2))
             then silver.make_date_or_null(
                 substr(value, 1, 4)::integer, substr(value, 6, 2)::integer, substr(value, 9, 2)::integer
+            )
+        -- M/D/YYYY (or D/M/YYYY) with one-digit parts
+        when value collate "C" like '%/%/____'
+            and value collate "C" ~ '^[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}$'
+            then silver.make_date_or_null(
+                right(value, 4)::integer,
+                split_part(value, '/', case when day_first then 2 else 1 end)::integer,
+                split_part(value, '/', case when day_first then 1 else 2 end)::integer
+            )
+        -- DD.MM.YYYY (or D.M.YYYY), only when day_first
+        when day_first
+            and value collate "C" like '%.%.____'
+            and value collate "C" ~ '^[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{4}$'
+            then silver.make_date_or_null(
+                right(value, 4)::integer, split_part(value, '.', 2)::integer, split_part(value, '.', 1)::integer
+            )
+        -- YYYYMMDD, ISO 8601's basic format
+        when value collate "C" like '________' and silver.is_digits(value)
+            then silver.make_date_or_null(
+                left(value, 4)::integer, substr(value, 5, 2)::integer, substr(value, 7, 2)::integer
             )
         -- DD-Mon-YYYY (or D-Mon-YYYY); the name must be the abbreviation of the month it gives
         when (value collate "C" like '__-___-____' or value collate "C" like '_-___-____')
@@ -251,113 +376,60 @@ $$;
 
 -- A value that needs no trimming is passed as it is: the inlined body reads
 -- it a dozen times, and a column reference costs nothing to read again.
-create or replace function silver.parse_date(raw text)
+create or replace function silver.parse_date(raw text, day_first boolean default false)
 returns date
 language sql
 immutable
 parallel safe
 as $$
     select case
-        when btrim(raw, E' \t\r\n') collate "C" = raw then silver.parse_trimmed_date(raw)
-        else silver.parse_trimmed_date(btrim(raw, E' \t\r\n'))
+        when btrim(raw, E' \t\r\n') collate "C" = raw then silver.parse_trimmed_date(raw, day_first)
+        else silver.parse_trimmed_date(btrim(raw, E' \t\r\n'), day_first)
     end
 $$;
 
--- A UTC instant from a date, a wall-clock time and the offset it was written
--- in, or NULL when the time or offset is out of range (make_time raises). The
--- offset is taken off the wall-clock time and the result read as UTC, so the
--- session TimeZone plays no part. The offset parts carry its sign: -05:30 is
--- (-5, -30).
-create or replace function silver.utc_timestamp_or_null(
-    day date,
-    hour integer,
-    minute integer,
-    second integer,
-    offset_hours integer,
-    offset_minutes integer
-)
+-- value is already trimmed. A value of digits alone (maybe signed, maybe
+-- with a fraction) is seconds since 1970 when the source says so, and never
+-- a date (20250307 is a date only to parse_date).
+create or replace function silver.parse_trimmed_timestamp(value text, zone text, epoch boolean)
 returns timestamptz
 language sql
 immutable
 parallel safe
 as $$
     select case
-        when hour between 0 and 23
-            and minute between 0 and 59
-            and second between 0 and 59
-            and offset_hours between -23 and 23
-            and offset_minutes between -59 and 59
-            then timezone(
-                'UTC',
-                day + make_time(hour, minute, second) - make_interval(hours => offset_hours, mins => offset_minutes)
-            )
+        when value collate "C" like '____-__-_____:__%' then silver.iso_instant_or_null(value, zone)
+        when epoch and silver.is_digits(replace(ltrim(value, '-'), '.', '')) then silver.epoch_or_null(value)
+        when value collate "C" like '________' and silver.is_digits(value) then null
+        -- a bare date: midnight in zone
+        else timezone(zone, silver.parse_trimmed_date(value, false)::timestamp)
     end
 $$;
 
--- value is already trimmed. Each layout is recognised with like and a digit
--- check on its fixed positions before anything is cast.
-create or replace function silver.parse_trimmed_timestamp(value text)
+-- zone: the IANA name (or anything else timezone() takes) that a value
+-- written without a zone is wall-clock time in. PostgreSQL reads a time
+-- that a change to summer time skips with the offset from before the
+-- change, and one that the change back repeats with the offset from after
+-- it. An unknown zone is a configuration error, not a bad value: it raises
+-- ("time zone ... not recognized") whatever the values, at plan time when
+-- zone is a constant, which then costs nothing per row.
+create or replace function silver.parse_timestamp(raw text, zone text default 'UTC', epoch boolean default false)
 returns timestamptz
 language sql
 immutable
 parallel safe
 as $$
     select case
-        -- YYYY-MM-DDTHH:MM:SSZ and YYYY-MM-DD HH:MM:SS, both UTC
-        when (value collate "C" like '____-__-__T__:__:__Z' or value collate "C" like '____-__-__ __:__:__')
-            and silver.is_digits(
-                substr(value, 1, 4) || substr(value, 6, 2) || substr(value, 9, 2)
-                || substr(value, 12, 2) || substr(value, 15, 2) || substr(value, 18, 2)
-            )
-            then silver.utc_timestamp_or_null(
-                silver.make_date_or_null(
-                    substr(value, 1, 4)::integer, substr(value, 6, 2)::integer, substr(value, 9, 2)::integer
-                ),
-                substr(value, 12, 2)::integer,
-                substr(value, 15, 2)::integer,
-                substr(value, 18, 2)::integer,
-                0,
-                0
-            )
-        -- YYYY-MM-DDTHH:MM:SS+HH:MM and -HH:MM
-        when (
-            value collate "C" like '____-__-__T__:__:__+__:__'
-            or value collate "C" like '____-__-__T__:__:__-__:__'
-        )
-            and silver.is_digits(
-                substr(value, 1, 4) || substr(value, 6, 2) || substr(value, 9, 2)
-                || substr(value, 12, 2) || substr(value, 15, 2) || substr(value, 18, 2)
-                || substr(value, 21, 2) || substr(value, 24, 2)
-            )
-            then silver.utc_timestamp_or_null(
-                silver.make_date_or_null(
-                    substr(value, 1, 4)::integer, substr(value, 6, 2)::integer, substr(value, 9, 2)::integer
-                ),
-                substr(value, 12, 2)::integer,
-                substr(value, 15, 2)::integer,
-                substr(value, 18, 2)::integer,
-                substr(value, 20, 3)::integer,
-                (substr(value, 20, 1) || substr(value, 24, 2))::integer
-            )
-        -- a bare date: midnight UTC
-        else timezone('UTC', silver.parse_trimmed_date(value)::timestamp)
-    end
-$$;
-
-create or replace function silver.parse_timestamp(raw text)
-returns timestamptz
-language sql
-immutable
-parallel safe
-as $$
-    select case
-        when btrim(raw, E' \t\r\n') collate "C" = raw then silver.parse_trimmed_timestamp(raw)
-        else silver.parse_trimmed_timestamp(btrim(raw, E' \t\r\n'))
+        when zone is not null and timezone(zone, timestamp '2000-01-01') is null then null
+        when btrim(raw, E' \t\r\n') collate "C" = raw then silver.parse_trimmed_timestamp(raw, zone, epoch)
+        else silver.parse_trimmed_timestamp(btrim(raw, E' \t\r\n'), zone, epoch)
     end
 $$;
 
 -- ---------------------------------------------------------------- numbers
--- At most 9 digits, so the cast cannot overflow an integer.
+-- At most 9 digits, so the cast cannot overflow an integer. A zero fraction
+-- (3.0, 3.00) is a whole number: pandas writes an integer column that holds
+-- a null as floats.
 create or replace function silver.parse_integer(raw text)
 returns integer
 language sql
@@ -366,25 +438,65 @@ parallel safe
 as $$
     select case
         when btrim(raw, E' \t\r\n') collate "C" ~ '^[+-]?[0-9]{1,9}$' then btrim(raw, E' \t\r\n')::integer
+        when btrim(raw, E' \t\r\n') collate "C" ~ '^[+-]?[0-9]{1,9}\.0+$'
+            then split_part(btrim(raw, E' \t\r\n'), '.', 1)::integer
     end
 $$;
 
--- "$1,234.56", "-$19.99", "$-19.99", "19.9". At most 10 integer digits and
--- 2 decimals, so numeric(12, 2) always holds the value. Thousands separators,
--- when used, must group every 3 digits.
-create or replace function silver.parse_money(raw text)
+drop function if exists silver.parse_money(text);
+
+-- The regular expression of the number in an amount: at most 10 integer
+-- digits, so numeric(12, 2) always holds the value; thousands separators,
+-- when used, group every 3 digits, one separator throughout: ',' with a
+-- decimal point, or '.', a space, a no-break or a narrow no-break space with
+-- a decimal comma. Past 2 decimals only zeros: 2.5500 is 2.55, and 2.555 no
+-- amount (money is never rounded silently).
+create or replace function silver.money_number_pattern(decimal_comma boolean)
+returns text
+language sql
+immutable
+parallel safe
+as $$
+    select case
+        when decimal_comma then
+            '(?:[0-9]{1,10}'
+            '|[0-9]{1,3}(?:\.[0-9]{3}){1,2}|[0-9](?:\.[0-9]{3}){3}'
+            '|[0-9]{1,3}(?: [0-9]{3}){1,2}|[0-9](?: [0-9]{3}){3}'
+            '|[0-9]{1,3}(?:\u00a0[0-9]{3}){1,2}|[0-9](?:\u00a0[0-9]{3}){3}'
+            '|[0-9]{1,3}(?:\u202f[0-9]{3}){1,2}|[0-9](?:\u202f[0-9]{3}){3}'
+            ')(?:,[0-9]{1,2}0*)?'
+        else '(?:[0-9]{1,10}|[0-9]{1,3}(?:,[0-9]{3}){1,2}|[0-9](?:,[0-9]{3}){3})(?:\.[0-9]{1,2}0*)?'
+    end
+$$;
+
+-- "1234.56", "-19.99", "$1,234.56", "-$19.99", "$-19.99", "19.99 €", and
+-- with decimal_comma "1.234,56" or "12,50 €". A currency symbol ($, €, £)
+-- comes before the number, either side of its sign, or after it, maybe with
+-- a space between. A plain number (no symbol, no space) is checked with a
+-- smaller regular expression first, as a regular expression costs by its size.
+create or replace function silver.parse_money(raw text, decimal_comma boolean default false)
 returns numeric(12, 2)
 language sql
 immutable
 parallel safe
 as $$
     select case
-        when btrim(raw, E' \t\r\n') collate "C" ~ (
-            '^([+-]?\$?|\$[+-])'
-            '([0-9]{1,10}|[0-9]{1,3}(,[0-9]{3}){1,2}|[0-9],[0-9]{3},[0-9]{3},[0-9]{3})'
-            '(\.[0-9]{1,2})?$'
+        when btrim(raw, E' \t\r\n') collate "C" ~ ('^[+-]?' || silver.money_number_pattern(decimal_comma) || '$')
+            then case
+                when decimal_comma then translate(btrim(raw, E' \t\r\n'), E',. \u00a0\u202f', '.')
+                else replace(btrim(raw, E' \t\r\n'), ',', '')
+            end::numeric(12, 2)
+        when btrim(raw, E' \t\r\n') collate "C" ~ replace(
+            '^(?:(?:[+-]?(?:[$\u20ac\u00a3][ \u00a0\u202f]?)?|[$\u20ac\u00a3][ \u00a0\u202f]?[+-])#'
+            '|[+-]?#[ \u00a0\u202f]?[$\u20ac\u00a3])$',
+            '#',
+            silver.money_number_pattern(decimal_comma)
         )
-            then translate(btrim(raw, E' \t\r\n'), '$,', '')::numeric(12, 2)
+            then translate(
+                btrim(raw, E' \t\r\n'),
+                case when decimal_comma then E',.$\u20ac\u00a3 \u00a0\u202f' else E'$\u20ac\u00a3, \u00a0\u202f' end,
+                case when decimal_comma then '.' else '' end
+            )::numeric(12, 2)
     end
 $$;
 
