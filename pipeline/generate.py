@@ -120,7 +120,7 @@ import json
 import math
 import random
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -139,6 +139,14 @@ DELTA_UPDATED_CUSTOMERS_FRACTION = 0.01
 DELTA_NEW_CUSTOMERS_FRACTION = 0.002
 DELTA_PRICE_CHANGES = 2
 NEW_CUSTOMER_BUYS_RATE = 0.6  # a delta's new (valid) customers who buy on their signup day
+# Busier weekends, Monday first: the history's weekday pattern, also that of deltas with delta_weekday.
+WEEKDAY_FACTORS = (1.0, 0.95, 0.95, 1.0, 1.08, 1.2, 1.12)
+
+# --------------------------------------------------------------------------- labelled anomalies
+# Injected only on request (``anomalies``), on delta dates, and listed in that folder's manifest.
+ANOMALY_KINDS: tuple[str, ...] = ("missing_sales", "prices_in_cents", "region_silent", "column_null")
+MISSING_SALES_SHARE = 0.4  # missing_sales: this share of the day's order ids is left out
+NULLABLE_CUSTOMER_COLUMNS = ("phone", "address", "city")  # column_null: warn-rule or free columns only
 
 # --------------------------------------------------------------------------- defects
 CUSTOMER_DEFECT_RATES: dict[str, float] = {
@@ -1569,7 +1577,7 @@ def _history_days(rng: np.random.Generator, n: int, start: date) -> np.ndarray:
         + 0.45 * np.exp(-0.5 * ((doy - 350) / 12) ** 2)
         + 0.35 * np.exp(-0.5 * ((doy - 332) / 4) ** 2)
     )
-    weekday = np.array([1.0, 0.95, 0.95, 1.0, 1.08, 1.2, 1.12])[wd]
+    weekday = np.array(WEEKDAY_FACTORS)[wd]
     w = trend * season * weekday
     return np.sort(ords[rng.choice(HISTORY_DAYS, size=n, p=w / w.sum())])
 
@@ -1799,6 +1807,94 @@ def _file_manifest(fd: _FileData, sha: str, lines: int, jsonl: bool) -> dict:
     }
 
 
+# --------------------------------------------------------------------------- anomalies
+_DUPLICATE_LINE = SALES_DEFECTS.index("duplicate_order_line") + 1
+_INVALID_PHONE = CUSTOMER_DEFECTS.index("invalid_phone") + 1
+
+
+def parse_anomaly(spec: str, folder: int = 0) -> dict:
+    """``kind`` or ``kind=detail``: missing_sales, prices_in_cents, region_silent[=<region>] (default: the
+    region at the folder's index modulo 9), column_null[=phone|address|city] (default phone)."""
+    kind, _, detail = spec.partition("=")
+    kind, detail = kind.strip(), detail.strip()
+    if kind not in ANOMALY_KINDS:
+        raise ValueError(f"unknown anomaly {kind!r}; expected one of {', '.join(ANOMALY_KINDS)}")
+    if kind == "region_silent":
+        region = detail or REGIONS[folder % _N_REGIONS]
+        if region not in REGIONS:
+            raise ValueError(f"region_silent: {region!r} is not one of {', '.join(REGIONS)}")
+        return {"kind": kind, "region": region}
+    if kind == "column_null":
+        column = detail or "phone"
+        if column not in NULLABLE_CUSTOMER_COLUMNS:
+            raise ValueError(f"column_null: {column!r} is not one of {', '.join(NULLABLE_CUSTOMER_COLUMNS)} "
+                             "(a required column would quarantine the whole file)")
+        return {"kind": kind, "source": "crm_customers", "column": column}
+    if detail:
+        raise ValueError(f"{kind} takes no detail, got {detail!r}")
+    return {"kind": kind}
+
+
+def _keep_records(fd: _FileData, keep: np.ndarray) -> _FileData:
+    positions = np.flatnonzero(keep)
+    renumber = {int(p): i for i, p in enumerate(positions)}
+    return _FileData(
+        header=fd.header,
+        cols=[[column[p] for p in positions] for column in fd.cols],
+        broken=fd.broken[positions],
+        broken_text={renumber[p]: text for p, text in fd.broken_text.items() if p in renumber},
+        defect=fd.defect[positions],
+        defect_kinds=fd.defect_kinds,
+        multiline=fd.multiline[positions],
+        region_variant=fd.region_variant[positions],
+        free_item=fd.free_item[positions],
+        date_codes={column: (codes[positions], names) for column, (codes, names) in fd.date_codes.items()},
+    )
+
+
+def _in_cents(price: str) -> str:
+    """"12.34" -> "1234", "-19.99" -> "-1999", "0.00" -> "0"; text that is not a price stays as it is."""
+    whole, dot, cents = price.partition(".")
+    if not (dot and len(cents) == 2 and cents.isdigit() and whole.lstrip("-").isdigit()):
+        return price
+    return str(int(whole + cents))
+
+
+def _inject(anomaly: dict, cust_fd: _FileData, sales_fd: _FileData, st: _Customers,
+            rng: np.random.Generator) -> tuple[_FileData, _FileData, dict]:
+    """Apply one labelled anomaly to a delta's files; returns them and the manifest label."""
+    label = dict(anomaly)
+    kind = anomaly["kind"]
+    if kind == "missing_sales":
+        # Whole order ids go (a duplicated line with its original), so the manifest stays exact.
+        ids = sales_fd.cols[0]
+        groups = np.array([oid if oid else f"#{p}" for p, oid in enumerate(ids)], dtype=object)
+        unique = np.unique(groups)
+        gone = set(rng.choice(unique, size=round(MISSING_SALES_SHARE * unique.size), replace=False).tolist())
+        keep = np.array([g not in gone for g in groups], dtype=bool)
+        label.update(share=MISSING_SALES_SHARE, lines_removed=int((~keep).sum()))
+        sales_fd = _keep_records(sales_fd, keep)
+    elif kind == "prices_in_cents":
+        sales_fd.cols[5] = [_in_cents(price) for price in sales_fd.cols[5]]
+        label.update(factor=100)
+    elif kind == "region_silent":
+        region = _REGION_IDX[anomaly["region"]]
+
+        def of_region(cid: str) -> bool:
+            no = int(cid[1:]) if cid[:1] == "C" and cid[1:].isdigit() else 0
+            return 1 <= no <= len(st) and st.region[no - 1] == region
+
+        keep = np.array([not of_region(cid) for cid in sales_fd.cols[1]], dtype=bool)
+        label.update(lines_removed=int((~keep).sum()))
+        sales_fd = _keep_records(sales_fd, keep)
+    else:  # column_null
+        k = cust_fd.header.index(anomaly["column"])
+        cust_fd.cols[k] = [""] * len(cust_fd.cols[k])
+        if anomaly["column"] == "phone":  # an empty phone is not an invalid one
+            cust_fd.defect[cust_fd.defect == _INVALID_PHONE] = 0
+    return cust_fd, sales_fd, label
+
+
 # --------------------------------------------------------------------------- public API
 def generate(
     out_dir: Path,
@@ -1810,8 +1906,17 @@ def generate(
     seed: int = 42,
     customers_format: str = "csv",
     progress: Callable[[str], None] | None = None,
+    delta_orders: int | None = None,
+    delta_weekday: bool = False,
+    anomalies: Mapping[date, str] | None = None,
 ) -> list[dict]:
-    """Write ``days`` extract folders under ``out_dir`` and return their manifests (see module doc)."""
+    """Write ``days`` extract folders under ``out_dir`` and return their manifests (see module doc).
+
+    ``delta_orders``: sales lines per delta (default 1% of ``orders``). ``delta_weekday``: each
+    delta's count is Poisson around that, times the weekday's factor (``WEEKDAY_FACTORS``).
+    ``anomalies``: {delta date: spec} labelled anomalies (see ``parse_anomaly``), each written
+    into its folder's manifest under "anomalies". Without these three the output is unchanged.
+    """
     if customers_format not in CRM_CUSTOMERS.formats:
         raise ValueError(f"customers_format must be one of {CRM_CUSTOMERS.formats}, not {customers_format!r}")
     for name, v in (("days", days), ("customers", customers), ("orders", orders), ("products", products)):
@@ -1819,8 +1924,16 @@ def generate(
             raise ValueError(f"{name} must be at least 1")
     if int(seed) < 0:
         raise ValueError("seed must be >= 0")
+    if delta_orders is not None and int(delta_orders) < 1:
+        raise ValueError("delta_orders must be at least 1")
     if isinstance(start_date, datetime):
         start_date = start_date.date()
+    injected = {}
+    for day, spec in (anomalies or {}).items():
+        if not 1 <= (day - start_date).days < int(days):
+            raise ValueError(f"anomaly date {day} is not a delta date of this run "
+                             f"({start_date + timedelta(days=1)} .. {start_date + timedelta(days=int(days) - 1)})")
+        injected[day] = parse_anomaly(spec, (day - start_date).days)
     out_dir = Path(out_dir)
     say = progress or (lambda msg: None)
     jsonl = customers_format == "jsonl"
@@ -1833,6 +1946,11 @@ def generate(
         "seed": int(seed),
         "customers_format": customers_format,
     }
+    # Recorded only when used, so that the default manifests stay as they were.
+    if delta_orders is not None:
+        params["delta_orders"] = int(delta_orders)
+    if delta_weekday:
+        params["delta_weekday"] = True
     st, pr = _Customers(), _Products()
     next_order = 1
     manifests = []
@@ -1863,7 +1981,10 @@ def generate(
         else:
             n_upd = max(1, round(DELTA_UPDATED_CUSTOMERS_FRACTION * customers))
             n_new = max(1, round(DELTA_NEW_CUSTOMERS_FRACTION * customers))
-            n_sales = max(1, round(DELTA_NEW_SALES_FRACTION * orders))
+            n_sales = max(1, round(DELTA_NEW_SALES_FRACTION * orders)) if delta_orders is None else int(delta_orders)
+            if delta_weekday:  # a stream of its own: the other draws stay those of the default output
+                n_sales = max(1, int(np.random.default_rng([int(seed), k, 3]).poisson(
+                    n_sales * WEEKDAY_FACTORS[day.weekday()])))
             say(f"{day}: delta: {n_upd} customer updates, {n_new} new customers, {n_sales} sales lines")
             prod_fd = _delta_products(rng_p, pyr_p, pr, day)
             cust_fd, n_upd, new_idx = _delta_customers(rng_c, pyr_c, st, n_upd, n_new, day)
@@ -1884,6 +2005,12 @@ def generate(
                 "changed_products": int(prod_fd.broken.size),
                 "new_sales_lines": n_sales,
             }
+        labels = []
+        if day in injected:
+            cust_fd, sales_fd, label = _inject(injected[day], cust_fd, sales_fd, st,
+                                               np.random.default_rng([int(seed), k, 4]))
+            contents["new_sales_lines"] = int(sales_fd.broken.size - (sales_fd.defect == _DUPLICATE_LINE).sum())
+            labels.append(label)
         next_order += n_sales
         say(f"{day}: sales generated, writing files")
         files = {}
@@ -1906,6 +2033,8 @@ def generate(
             "contents": contents,
             "files": files,
         }
+        if labels:
+            manifest["anomalies"] = labels
         (folder / "manifest.json").write_text(
             json.dumps(manifest, sort_keys=True, indent=2) + "\n", encoding="utf-8"
         )
