@@ -36,7 +36,13 @@ STATUS_BADGES = {
     "failed": ":red-badge[:material/error: failed]",
     "running": ":blue-badge[:material/progress_activity: running]",
     "skipped": ":gray-badge[skipped]",
+    "cancelled": ":orange-badge[:material/cancel: cancelled]",
+    "blocked": ":violet-badge[:material/block: blocked]",
+    "missing": ":orange-badge[:material/folder_off: missing]",
 }
+# Money and counts look the same on every page: 2 decimals for money, thousands separated.
+MONEY_FORMAT = ",.2f"  # altair / d3
+MONEY_COLUMN_FORMAT = "accounting"  # st.column_config.NumberColumn: 1,234.50
 
 
 def masked() -> bool:
@@ -113,6 +119,55 @@ def duration(seconds) -> str:
         return f"{minutes} min {rest:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+def date_grid(is_masked: bool = True) -> list:
+    """The date x task grid (console/grid.py) of every extract date in the landing dir or with a run."""
+    from console import graph, grid
+    from pipeline.config import landing_dir
+    from pipeline.tasks_bronze import extract_dates
+
+    landing = landing_dir()
+    return grid.build(graph.task_graph(), data.query("task_grid", masked=is_masked),
+                      data.query("date_runs", masked=is_masked), landing, extract_dates(landing))
+
+
+def delivery_banner(states: list, *, limit: int = 5) -> None:
+    """Which extract dates are not delivered and why, root cause first, with a way to rerun each."""
+    from console import grid
+
+    waiting = list(reversed(grid.not_delivered(states)))
+    if not states:
+        return
+    if not waiting:
+        st.success(f"Every extract date is delivered ({len(states)} date(s), the latest {states[-1].run_date}).",
+                   icon=":material/task_alt:")
+        return
+    dates = ", ".join(str(state.run_date) for state in waiting)
+    with st.container(border=True):
+        st.markdown(f":red[:material/report: **{len(waiting)} extract date(s) not delivered**]: {dates}")
+        for state in waiting[:limit]:
+            first, *rest = state.cause().splitlines() or [""]
+            st.markdown(f"**{state.run_date}** {badge(state.state)} {state.done} of {len(state.cells)} tasks "
+                        f"done. Cause: `{first}`")
+            if rest:
+                st.caption("\n\n".join(rest))
+            failed = state.cells.get(state.failed_family) if state.failed_family else None
+            fixed = failed is not None and state.files_changed_since(failed.finished_at)
+            if state.state == "running":
+                continue
+            left, right = st.columns([1, 3])
+            left.page_link("views/operations.py", label="Rerun this date" if state.run_id else "Run this date",
+                           icon=":material/replay:", query_params={"date": state.run_date.isoformat()})
+            right.page_link("views/runs.py", label="Open in the date x task grid", icon=":material/grid_on:",
+                            query_params={"date": state.run_date.isoformat(),
+                                          **({"task": state.failed_family} if state.failed_family else {})})
+            if fixed:
+                st.caption(":green[Its landing files changed after the failure: the fix may be in, rerun it.]")
+            elif state.state in ("failed", "missing"):
+                st.caption("Fix the cause first, then rerun the date.")
+        if len(waiting) > limit:
+            st.caption(f"… and {len(waiting) - limit} more: see the grid on the Runs page.")
 
 
 def show_log(path_text: str | None, *, is_masked: bool, max_bytes: int = 30_000) -> None:

@@ -758,5 +758,70 @@ def test_overview_and_quality_show_the_quarantined_share_and_a_clean_error(wareh
     assert error in shown, shown  # the whole message, as recorded, with what to do
     assert not any("Traceback" in text or "Luigi Execution Summary" in text for text in shown)
     at = open_page("runs", at)
-    assert str(at.error[0].value) == error.splitlines()[0]
+    errors = [str(element.value) for element in at.error]
+    assert error.splitlines()[0] in errors  # the run's error
+    # The grid opens on the date's failing task: its own error, file and line first.
+    assert errors[0] == error.splitlines()[0].removeprefix("ErpSalesRaw failed: ")
     assert any(str(caption.value).startswith("What to do: ") for caption in at.caption)
+
+
+# ---------------------------------------------------------------- ops truth: the date x task grid, root causes
+
+def failed_and_missing_landing(tmp_path: Path) -> Path:
+    """DAY1 from the small fixture (fails at the quality gate); DAY2 without its sales file."""
+    landing = tmp_path / "landing"
+    shutil.copytree(SMALL, landing)
+    write_landing(landing, DAY2.isoformat(), {name: text for name, text in DAY2_FILES.items()
+                                              if name != "erp_sales.csv"})
+    return landing
+
+
+def test_grid_shows_blocked_and_missing_cells_and_the_cause_on_overview_and_runs(warehouse, console_env, tmp_path):
+    from pipeline.ops import date_graph
+    from pipeline.runner import run_pipeline
+
+    landing = failed_and_missing_landing(tmp_path)
+    console_env.setenv("METALAYER_LANDING_DIR", str(landing))
+    failed = run_pipeline(DAY1, landing=landing, trigger="test")
+    assert not failed.success
+    graph = date_graph(DAY1, landing)  # family -> (task, families it needs on the date), from Luigi
+    gate_error = run_sql(warehouse, "select error from meta.task_runs where run_id = %s and status = 'failed'",
+                         (failed.run_id,))[0][0].strip()
+    ran = dict(run_sql(warehouse, "select task_family, status from meta.task_runs where run_id = %s",
+                       (failed.run_id,)))
+
+    at = open_page("overview")
+    text = page_text(at)
+    assert "2 extract date(s) not delivered" in text and f"{DAY2}, {DAY1}" in text
+    assert f"SilverQualityGate failed: {gate_error.splitlines()[0]}" in text  # the root cause, first
+    assert "landing file(s) missing" in text and "erp_sales.csv" in text
+    assert "SLA met" not in text and "SLA not met" in text
+    done = sum(status in ("success", "skipped") for status in ran.values())
+    assert metrics(at)["Tasks done"][0] == f"{done} of {len(graph)}"
+    assert [link.label for link in at.get("page_link")][:4] == [  # DAY2 never ran; DAY1 failed
+        "Run this date", "Open in the date x task grid", "Rerun this date", "Open in the date x task grid"]
+
+    at = open_page("runs", at)
+    cells = frame_with(at, "state").set_index("extract_date")
+    assert list(cells.index) == [DAY2, DAY1]  # newest first
+    for family, (_task, needs) in graph.items():
+        if family in ran:
+            expected = f"{'✓' if ran[family] == 'success' else '✗'} {ran[family]}"
+        elif "SilverQualityGate" in needs:
+            expected = "⊘ blocked"
+        assert cells.loc[DAY1, family] == expected, family
+    assert cells.loc[DAY1, "state"] == f"{done} of {len(graph)} done"
+    assert cells.loc[DAY2, "ErpSalesRaw"] == "∅ missing" and cells.loc[DAY2, "CrmCustomersRaw"] == "· not run"
+    for family, (_task, needs) in graph.items():  # everything that needs the sales file: blocked
+        if "ErpSalesRaw" in needs:
+            assert cells.loc[DAY2, family] == "⊘ blocked", family
+    # The cell of the failing task opens its run and error; the query string holds the choice.
+    assert at.selectbox(key="runs_cell_date").value == DAY2
+    at.selectbox(key="runs_cell_date").set_value(DAY1).run()
+    at.selectbox(key="runs_cell_task").set_value("SilverQualityGate").run()
+    assert str(at.error[0].value) == gate_error.splitlines()[0]
+    assert at.query_params["date"] in (DAY1.isoformat(), [DAY1.isoformat()])
+    assert at.query_params["task"] in ("SilverQualityGate", ["SilverQualityGate"])
+    assert at.selectbox(key="runs_pick").value == failed.run_id
+    at.selectbox(key="runs_cell_task").set_value("FactSales").run()
+    assert "Never ran: it needs" in page_text(at)

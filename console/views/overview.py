@@ -8,14 +8,23 @@ st.title("Overview")
 ui.require_runs()
 masked = ui.masked()
 
+states = ui.date_grid(masked)
+ui.delivery_banner(states)
+
 run = data.query("latest_run", masked=masked).iloc[0]
+date_state = next((state for state in states if state.run_date == run["run_date"]), None)
 st.subheader("Latest run")
 st.markdown(f"{ui.badge(run['status'])} run `{run['run_id']}` for extract date **{run['run_date']}**, "
             f"trigger `{run['trigger']}`, started {run['started_at']:%Y-%m-%d %H:%M:%S} UTC")
 columns = st.columns(5)
 columns[0].metric("Status", str(run["status"]))
 columns[1].metric("Duration", ui.duration(run["seconds"]))
-columns[2].metric("Tasks done", f"{int(run['tasks_done'])} of {int(run['tasks'])}")
+if date_state is None:
+    columns[2].metric("Tasks done", f"{int(run['tasks_done'])} of {int(run['tasks'])}")
+else:
+    columns[2].metric("Tasks done", f"{date_state.done} of {len(date_state.cells)}",
+                      help=f"Tasks of extract date {run['run_date']} done, by any run, of every task the date needs; "
+                           f"this run ran {int(run['tasks'])} of them.")
 quality = data.query("run_quality", run_id=run["run_id"], run_date=run["run_date"])
 if quality.empty:
     columns[3].metric("Run quality score", "n/a", help="No quality gate ran for this date yet.")
@@ -60,6 +69,10 @@ def sla_state() -> None:
     took = ui.duration(run["seconds"]) + (f" of the {limit:g} minutes allowed" if limit else "")
     if run["status"] == "running":
         st.info(f"SLA: running, on time so far ({took}).", icon=":material/schedule:")
+    elif run["status"] != "success" or (date_state is not None and not date_state.delivered):
+        # A date that is not delivered has not met its SLA, however fast the run ended.
+        st.error(f"SLA not met: extract date {run['run_date']} is not delivered (the run {run['status']} after "
+                 f"{ui.duration(run['seconds'])}).", icon=":material/alarm_off:")
     else:
         st.success(f"SLA met: the run took {took}; no breach recorded.", icon=":material/alarm_on:")
 

@@ -1,13 +1,94 @@
-"""Runs: history with filters, and for one run its task timeline, rows per task, errors and log."""
+"""Runs: the date x task grid (a cell opens its task's run, error and log), history with filters, one run's detail.
+
+The picked date, task and run are in the query string (?date=&task=&run=), so a link shows the same view.
+"""
+
+from datetime import date
 
 import altair as alt
 import streamlit as st
 
-from console import data, ui
+from console import data, graph, grid, ui
 
 st.title("Runs")
 ui.require_runs()
 masked = ui.masked()
+params = st.query_params
+
+states = ui.date_grid(masked)
+ui.delivery_banner(states)
+order = grid.family_order(graph.task_graph())
+by_date = {state.run_date: state for state in states}
+
+st.subheader("Dates and tasks")
+st.caption("One row per extract date (newest first), one column per task in graph order. **blocked**: never ran "
+           "because a task it needs failed, is missing or is blocked; **missing**: its landing file is not there; "
+           "**not run**: nothing ran it yet. Click a cell to open that task's run, error and log.")
+cells = grid.to_frame(states, order)
+
+
+def cell_colour(value: str) -> str:
+    status = str(value).split(" ", 1)[-1]
+    return f"background-color: {grid.COLOURS.get(status, '#ffffff')}"
+
+
+picked_cell = st.dataframe(
+    cells.style.map(cell_colour, subset=order), hide_index=True, on_select="rerun", selection_mode="single-cell",
+    key="runs_grid", column_config={"extract_date": st.column_config.DateColumn("Extract date", pinned=True),
+                                    "state": st.column_config.TextColumn("Date", pinned=True)})
+clicked = tuple(picked_cell.selection.cells[0]) if picked_cell and picked_cell.selection.cells else None
+if clicked and st.session_state.get("runs_grid_applied") != clicked:  # a new click, not the same one again
+    st.session_state["runs_grid_applied"] = clicked
+    row, column = clicked
+    if column in order:
+        st.session_state["runs_cell_date"] = cells.iloc[row]["extract_date"]
+        st.session_state["runs_cell_task"] = column
+    elif column in ("extract_date", "state"):
+        st.session_state["runs_cell_date"] = cells.iloc[row]["extract_date"]
+elif "runs_cell_date" not in st.session_state and params.get("date"):
+    try:
+        wanted = date.fromisoformat(params["date"])
+    except ValueError:
+        wanted = None
+    if wanted in by_date:
+        st.session_state["runs_cell_date"] = wanted
+    if params.get("task") in order:
+        st.session_state["runs_cell_task"] = params["task"]
+
+dates_newest_first = [state.run_date for state in reversed(states)]
+if dates_newest_first:
+    left, right = st.columns(2)
+    cell_date = left.selectbox("Extract date", dates_newest_first, key="runs_cell_date")
+    state = by_date[cell_date]
+    failing = state.failed_family or next((f for f in order if state.cells[f].status not in grid.DONE), order[-1])
+    if st.session_state.get("runs_cell_task") not in order:
+        st.session_state["runs_cell_task"] = failing
+    cell_task = right.selectbox("Task", order, key="runs_cell_task",
+                                format_func=lambda f: f"{f} · {state.cells[f].status}")
+    params["date"], params["task"] = cell_date.isoformat(), cell_task
+    cell = state.cells[cell_task]
+    with st.container(border=True):
+        st.markdown(f"**{cell_task}** on **{cell_date}**: {ui.badge(cell.status)}"
+                    + (f" in run `{cell.run_id}`" if cell.run_id else ""))
+        if cell.error:
+            first, *rest = cell.error.splitlines()
+            st.error(first, icon=":material/error:")
+            if rest:
+                st.caption("\n\n".join(rest))
+        elif cell.status == "blocked":
+            st.warning(f"Never ran: it needs {cell.cause}, which is not done.", icon=":material/block:")
+        elif cell.status == "missing":
+            st.warning(f"Never ran: landing file {cell.cause} is missing for {cell_date}"
+                       + (f" in `{state.landing}`." if state.landing else "."), icon=":material/folder_off:")
+        elif cell.status == grid.NOT_RUN:
+            st.info("Nothing ran this task for this date yet.", icon=":material/schedule:")
+        if cell.run_id and st.session_state.get("runs_cell_followed") != (cell_date, cell_task):
+            # A newly picked cell shows its run below.
+            st.session_state["runs_cell_followed"] = (cell_date, cell_task)
+            params["run"] = cell.run_id
+            st.session_state.pop("runs_pick", None)
+
+st.subheader("Run history")
 
 bounds = data.query("run_filters").iloc[0]
 triggers, statuses = sorted(bounds["triggers"]), sorted(bounds["statuses"])
@@ -36,7 +117,10 @@ if runs.empty:
     st.stop()
 
 labels = dict(zip(runs["run_id"], runs["run_id"] + " · " + runs["status"] + " · " + runs["trigger"], strict=True))
+if "runs_pick" not in st.session_state and params.get("run") in labels:
+    st.session_state["runs_pick"] = params["run"]
 run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="runs_pick")
+params["run"] = run_id
 run = data.query("run", masked=masked, run_id=run_id).iloc[0]
 tasks = data.query("run_tasks", masked=masked, run_id=run_id)
 

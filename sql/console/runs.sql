@@ -16,7 +16,11 @@ final as (
         coalesce(task_counts.tasks, 0) as tasks,
         coalesce(task_counts.tasks_failed, 0) as tasks_failed,
         extract(epoch from coalesce(runs.finished_at, clock_timestamp()) - runs.started_at)::float8 as seconds,
-        case when %(masked)s then console.mask_text(runs.error) else runs.error end as error,
+        -- The first line: what failed (the rest, what to do, is on the run's detail).
+        split_part(
+            case when %(masked)s then console.mask_text(btrim(runs.error, E' \n')) else btrim(runs.error, E' \n') end,
+            E'\n', 1
+        ) as error,
         runs.run_date,
         runs.started_at,
         runs.finished_at
