@@ -646,10 +646,18 @@ def test_parse_date_matches_the_reference_on_random_calendar_parts(query):
                     f"{y:04d}/{m:02d}/{d:02d}",
                     f"{d:02d}-{month[:3]}-{y:04d}",
                     f"{month} {d}, {y:04d}",
+                    f"{m}/{d}/{y:04d}",
+                    f"{d}.{m}.{y:04d}",
+                    f"{d:02d}.{m:02d}.{y:04d}",
+                    f"{y:04d}{m:02d}{d:02d}",
+                    f"{y:04d}-{m:02d}-{d:02d}T12:00:00+05:30",
                 )
             )
         )
     check(query, "silver.parse_date({x})", [(raw, reference_date(raw)) for raw in inputs])
+    check(
+        query, "silver.parse_date({x}, true)", [(raw, reference_date(raw, day_first=True)) for raw in inputs]
+    )
 
 
 # --------------------------------------------------------------------------- timestamps
@@ -747,6 +755,268 @@ def test_parse_timestamp_does_not_depend_on_the_session_time_zone(query, zone):
     assert [r[0] for r in rows] == [int(reference_timestamp(x).timestamp()) for x in inputs]
 
 
+# --------------------------------------------------------------------------- what people export
+DAYS = ("2025-03-07", "2024-02-29", "2024-12-31")
+SEPARATORS = ("T", "t", " ")
+CLOCKS = (
+    "14:05",
+    "14:05:09",
+    "14:05:09.1",
+    "14:05:09.123",
+    "14:05:09.123456",
+    "14:05:09.1234567",
+    "23:59:59.999999999",
+)
+WRITTEN_ZONES = (
+    "",
+    "Z",
+    "z",
+    "+05:30",
+    "-03:00",
+    "+0530",
+    "-0800",
+    "+05",
+    "-11",
+    "+00:00",
+    "-00:30",
+    "+23:59",
+)
+
+
+def iso_timestamps() -> list[str]:
+    """Every ISO 8601 / RFC 3339 form, on a plain day, a leap day and a year's last day."""
+    return [
+        f"{day}{separator}{clock}{zone}"
+        for day in DAYS
+        for separator in SEPARATORS
+        for clock in CLOCKS
+        for zone in WRITTEN_ZONES
+    ]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata", "Pacific/Chatham"])
+def test_parse_timestamp_every_iso_8601_form_in_every_zone(query, zone):
+    inputs = iso_timestamps()
+    cases = [(raw, reference_timestamp(raw, zone)) for raw in inputs]
+    assert None not in [want for _, want in cases] and len(cases) == 756
+    check(query, f"silver.parse_timestamp({{x}}, '{zone}')", cases)
+
+
+def test_parse_date_is_the_written_date_of_every_iso_8601_form(query):
+    inputs = iso_timestamps()
+    for day_first in (False, True):
+        check(
+            query,
+            f"silver.parse_date({{x}}, {day_first})",
+            [(raw, date.fromisoformat(raw[:10])) for raw in inputs],
+        )
+
+
+def test_parse_timestamp_iso_8601_edge_cases(query):
+    utc = UTC
+    cases = [
+        ("2025-01-01T00:00:00", datetime(2025, 1, 1, tzinfo=utc)),  # Python's isoformat()
+        ("2025-01-01 00:00:00", datetime(2025, 1, 1, tzinfo=utc)),
+        ("2025-03-07T14:05", datetime(2025, 3, 7, 14, 5, tzinfo=utc)),
+        ("2025-03-07T14:05:09.123456789+05:30", datetime(2025, 3, 7, 8, 35, 9, 123456, tzinfo=utc)),
+        ("2025-03-07T14:05+0530", datetime(2025, 3, 7, 8, 35, tzinfo=utc)),
+        ("2025-03-07t14:05:09-05", datetime(2025, 3, 7, 19, 5, 9, tzinfo=utc)),
+        ("2025-03-07 14:05:09.5z", datetime(2025, 3, 7, 14, 5, 9, 500000, tzinfo=utc)),
+        ("2025-03-07T14:05:09.000001Z", datetime(2025, 3, 7, 14, 5, 9, 1, tzinfo=utc)),
+        ("2025-03-07T14:05:09.0000009Z", datetime(2025, 3, 7, 14, 5, 9, tzinfo=utc)),  # dropped, not rounded
+        ("2024-12-31T23:59:59.9999999Z", datetime(2024, 12, 31, 23, 59, 59, 999999, tzinfo=utc)),
+        ("2025-03-07T00:00:00+23:59", datetime(2025, 3, 6, 0, 1, tzinfo=utc)),
+        ("2025-03-07T00:00-0000", datetime(2025, 3, 7, tzinfo=utc)),
+        ("  2025-03-07T14:05:09.5+01  ", datetime(2025, 3, 7, 13, 5, 9, 500000, tzinfo=utc)),
+        ("2025-03-07T14:05:09.1234567890Z", None),  # 10 fractional digits
+        ("2025-03-07T14:05:09.Z", None),
+        ("2025-03-07T14:05:09,5Z", None),
+        ("2025-03-07T14:05:.5Z", None),
+        ("2025-03-07T14:05:9Z", None),
+        ("2025-03-07T14:5:09Z", None),
+        ("2025-03-07T14Z", None),
+        ("2025-03-07T1405", None),
+        ("2025-03-07T14:05:09+5:30", None),
+        ("2025-03-07T14:05:09+05:3", None),
+        ("2025-03-07T14:05:09+053", None),
+        ("2025-03-07T14:05:09+05:30:00", None),
+        ("2025-03-07T14:05:09 +05:30", None),
+        ("2025-03-07T14:05:09ZZ", None),
+        ("2025-03-07T14:05:09+05:30Z", None),
+        ("2025-03-07T14:05:09Z+05:30", None),
+        ("2025-03-07T14:05:09+24", None),
+        ("2025-03-07T14:05:09+0560", None),
+        ("2025-03-07T14:05:60Z", None),
+        ("2025-03-07T14:60Z", None),
+        ("2025-03-07T24:00Z", None),
+        ("2025-03-07T24:00", None),
+        ("2025-02-29T00:00Z", None),
+        ("2025-03-07_14:05:09Z", None),
+        ("2025-03-07T14:05:09.1.2Z", None),
+        ("2025-03-07T14:05:09.-1Z", None),
+        ("2025-03-07T14:05:09.１Z", None),  # a full-width digit
+        ("2025-03-07T14:05:09é", None),
+        ("2025-03-07T14:05:0é", None),
+    ]
+    assert [reference_timestamp(raw) for raw, _ in cases] == [want for _, want in cases]
+    check(query, "silver.parse_timestamp({x})", cases)
+    dates = [(raw, None if want is None else date.fromisoformat(raw.strip()[:10])) for raw, want in cases]
+    check(query, "silver.parse_date({x})", dates)
+
+
+def test_parse_timestamp_zone_less_values_across_new_york_dst_changes(query):
+    """Wall-clock time in America/New_York: EST (-5) in winter, EDT (-4) from 9 March to 2 November 2025."""
+    utc = UTC
+    cases = [
+        ("2025-03-09 01:59:59", datetime(2025, 3, 9, 6, 59, 59, tzinfo=utc)),
+        ("2025-03-09 02:30:00", datetime(2025, 3, 9, 7, 30, tzinfo=utc)),  # skipped: read as 03:30 EDT
+        ("2025-03-09 03:00:00", datetime(2025, 3, 9, 7, 0, tzinfo=utc)),
+        ("2025-03-09T12:00", datetime(2025, 3, 9, 16, 0, tzinfo=utc)),
+        ("2025-11-02 00:30:00", datetime(2025, 11, 2, 4, 30, tzinfo=utc)),
+        ("2025-11-02 01:30:00", datetime(2025, 11, 2, 6, 30, tzinfo=utc)),  # repeated: the second one, EST
+        ("2025-11-02 02:00:00", datetime(2025, 11, 2, 7, 0, tzinfo=utc)),
+        ("2025-03-09", datetime(2025, 3, 9, 5, 0, tzinfo=utc)),  # a bare date: midnight there
+        ("2025-07-01", datetime(2025, 7, 1, 4, 0, tzinfo=utc)),
+        ("07/01/2025", datetime(2025, 7, 1, 4, 0, tzinfo=utc)),
+        ("July 1, 2025", datetime(2025, 7, 1, 4, 0, tzinfo=utc)),
+        ("2025-07-01T12:00:00.25", datetime(2025, 7, 1, 16, 0, 0, 250000, tzinfo=utc)),
+        ("2025-07-01T12:00:00Z", datetime(2025, 7, 1, 12, 0, tzinfo=utc)),  # a written zone wins
+        ("2025-07-01T12:00:00+02:00", datetime(2025, 7, 1, 10, 0, tzinfo=utc)),
+        ("2025-07-01T12:00:00-04", datetime(2025, 7, 1, 16, 0, tzinfo=utc)),
+    ]
+    assert [reference_timestamp(raw, "America/New_York") for raw, _ in cases] == [want for _, want in cases]
+    check(query, "silver.parse_timestamp({x}, 'America/New_York')", cases)
+    # every quarter hour of both change days, against zoneinfo
+    walls = [(datetime(2025, 3, 9) + timedelta(minutes=15 * k)).isoformat() for k in range(96)] + [
+        (datetime(2025, 11, 2) + timedelta(minutes=15 * k)).isoformat(sep=" ") for k in range(96)
+    ]
+    check(
+        query,
+        "silver.parse_timestamp({x}, 'America/New_York')",
+        [(raw, reference_timestamp(raw, "America/New_York")) for raw in walls],
+    )
+
+
+def test_parse_timestamp_epoch_seconds_only_when_configured(query):
+    def at(seconds: float) -> datetime:
+        return datetime.fromtimestamp(seconds, UTC)
+
+    cases = [
+        ("0", datetime(1970, 1, 1, tzinfo=UTC)),
+        ("1741356309", datetime(2025, 3, 7, 14, 5, 9, tzinfo=UTC)),
+        (" 1741356309 ", datetime(2025, 3, 7, 14, 5, 9, tzinfo=UTC)),
+        ("1741356309.5", datetime(2025, 3, 7, 14, 5, 9, 500000, tzinfo=UTC)),
+        ("1741356309.1234567", datetime(2025, 3, 7, 14, 5, 9, 123456, tzinfo=UTC)),
+        ("-1.5", datetime(1969, 12, 31, 23, 59, 58, 500000, tzinfo=UTC)),
+        ("-86400", datetime(1969, 12, 31, tzinfo=UTC)),
+        ("20250307", at(20250307)),  # seconds, not a date, when the column holds seconds
+        ("253402300799", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        ("-62135596800", datetime(1, 1, 1, tzinfo=UTC)),
+        ("253402300800", None),
+        ("-62135596801", None),
+        ("1741356309123", None),  # milliseconds are no seconds
+        ("1741356309.1234567890", None),
+        ("+5", None),
+        ("1e9", None),
+        ("1,000", None),
+        ("1.2.3", None),
+        ("--5", None),
+        ("5.", None),
+        (".5", None),
+        ("0x10", None),
+        ("2025-03-07", datetime(2025, 3, 7, tzinfo=UTC)),
+        ("2025-03-07T14:05:09Z", datetime(2025, 3, 7, 14, 5, 9, tzinfo=UTC)),
+    ]
+    assert [reference_timestamp(raw, epoch=True) for raw, _ in cases] == [want for _, want in cases]
+    check(query, "silver.parse_timestamp({x}, 'UTC', true)", cases)
+    off = [(raw, None) for raw, _ in cases[:-2]] + cases[-2:]  # digits alone are nothing then
+    assert [reference_timestamp(raw) for raw, _ in off] == [want for _, want in off]
+    check(query, "silver.parse_timestamp({x})", off)
+    check(query, "silver.parse_timestamp({x}, 'UTC', false)", off)
+    rng = random.Random(13)
+    seconds = [
+        f"{rng.randrange(-(10**12), 10**12)}.{rng.randrange(10**9):09d}"[: rng.randrange(9, 24)]
+        for _ in range(2000)
+    ]
+    check(
+        query,
+        "silver.parse_timestamp({x}, 'UTC', true)",
+        [(x, reference_timestamp(x, epoch=True)) for x in seconds],
+    )
+
+
+def test_parse_timestamp_unknown_zone_is_a_configuration_error_raised_once(query):
+    """A bad value is NULL; a bad zone name fails the statement, whatever the values, before reading a row."""
+    import psycopg2
+
+    query("create table zone_probe (value text)")
+    for sql_text in (
+        "select silver.parse_timestamp('2025-03-07T14:05:09Z', 'Mars/Olympus')",
+        "select silver.parse_timestamp(value, 'Mars/Olympus') from zone_probe",
+        "select silver.parse_timestamp(value, 'America/New_Yrok', true) from zone_probe",
+    ):
+        with pytest.raises(psycopg2.Error, match="time zone .* not recognized"):
+            query(sql_text)
+    assert query(
+        "select silver.parse_timestamp('2025-03-07 14:05:09', null), silver.parse_timestamp('2025-03-07T14:05:09Z', null)"
+    ) == [(None, datetime(2025, 3, 7, 14, 5, 9, tzinfo=UTC))]
+    # a zone from a column is read row by row
+    rows = query(
+        "select silver.parse_timestamp(value, zone) from (values ('2025-03-07 12:00', 'Asia/Kolkata'), "
+        "('2025-03-07 12:00', 'UTC'), ('2025-03-07 12:00', 'EST')) as t(value, zone)"
+    )
+    assert [r[0] for r in rows] == [
+        datetime(2025, 3, 7, 6, 30, tzinfo=UTC),
+        datetime(2025, 3, 7, 12, tzinfo=UTC),
+        datetime(2025, 3, 7, 17, tzinfo=UTC),
+    ]
+
+
+def test_parse_date_day_first(query):
+    cases = [  # (raw, with months first, with days first)
+        ("03/04/2025", date(2025, 3, 4), date(2025, 4, 3)),
+        ("13/01/2025", None, date(2025, 1, 13)),  # never swapped to make it fit
+        ("01/13/2025", date(2025, 1, 13), None),
+        ("3/7/2025", date(2025, 3, 7), date(2025, 7, 3)),
+        ("03/7/2025", date(2025, 3, 7), date(2025, 7, 3)),
+        ("12/12/2025", date(2025, 12, 12), date(2025, 12, 12)),
+        ("31/12/2024", None, date(2024, 12, 31)),
+        ("02/29/2024", date(2024, 2, 29), None),
+        ("29/02/2024", None, date(2024, 2, 29)),
+        ("29/02/2023", None, None),
+        ("7.3.2025", None, date(2025, 3, 7)),
+        ("07.03.2025", None, date(2025, 3, 7)),
+        ("31.12.2024", None, date(2024, 12, 31)),
+        ("29.02.2024", None, date(2024, 2, 29)),
+        ("29.02.2023", None, None),
+        ("12.31.2024", None, None),
+        ("7.3.25", None, None),
+        ("07.03.2025.", None, None),
+        ("007.03.2025", None, None),
+        ("07-03-2025", None, None),
+        ("003/07/2025", None, None),
+        ("3//2025", None, None),
+        ("a/7/2025", None, None),
+        ("2025-03-07", date(2025, 3, 7), date(2025, 3, 7)),
+        ("2025/03/07", date(2025, 3, 7), date(2025, 3, 7)),
+        ("20250307", date(2025, 3, 7), date(2025, 3, 7)),
+        ("20251307", None, None),
+        ("20240229", date(2024, 2, 29), date(2024, 2, 29)),
+        ("2025030", None, None),
+        ("202503071", None, None),
+        ("7-Mar-2025", date(2025, 3, 7), date(2025, 3, 7)),
+        ("March 7, 2025", date(2025, 3, 7), date(2025, 3, 7)),
+        ("2025-03-07T23:30:00-05:00", date(2025, 3, 7), date(2025, 3, 7)),  # the written date, not UTC's
+        ("2025-03-07T00:30:00+05:30", date(2025, 3, 7), date(2025, 3, 7)),
+        (" 03/04/2025\t", date(2025, 3, 4), date(2025, 4, 3)),
+    ]
+    for day_first, column in ((False, 1), (True, 2)):
+        table = [(case[0], case[column]) for case in cases]
+        assert [reference_date(raw, day_first) for raw, _ in table] == [want for _, want in table]
+        check(query, f"silver.parse_date({{x}}, {day_first})", table)
+    check(query, "silver.parse_date({x})", [(case[0], case[1]) for case in cases])
+
+
 # --------------------------------------------------------------------------- numbers
 def test_parse_integer(query):
     cases = [(str(q), q) for q in range(-12, 13)] + [(q, None) for q in gen._BAD_QUANTITIES]
@@ -821,6 +1091,133 @@ def test_parse_money(query):
     ]
     assert [reference_money(raw) for raw, _ in cases] == [want for _, want in cases]
     check(query, "silver.parse_money({x})", cases)
+
+
+def test_parse_integer_whole_numbers_written_as_floats(query):
+    """pandas writes an integer column that holds a null as floats: 3.0."""
+    cases = [
+        ("3.0", 3),
+        ("3.00", 3),
+        ("-3.0", -3),
+        ("+3.000", 3),
+        (" 12.0 ", 12),
+        ("0.0", 0),
+        ("-0.0", 0),
+        ("999999999.0", 999_999_999),
+        ("1000000000.0", None),
+        ("3.", None),
+        (".0", None),
+        ("3.01", None),
+        ("3.10", None),
+        ("3.0.0", None),
+        ("3,0", None),
+        ("3.0e0", None),
+    ]
+    assert [reference_integer(raw) for raw, _ in cases] == [want for _, want in cases]
+    check(query, "silver.parse_integer({x})", cases)
+
+
+MONEY_GROUPS = {False: (",",), True: (".", " ", "\u00a0", "\u202f")}
+
+
+def money_styles(amount: Decimal, decimal_comma: bool) -> list[str]:
+    """amount written every way the setting allows: grouped or not, a symbol before or after, with or without a space."""
+    plain = f"{abs(amount):.2f}"
+    grouped = f"{abs(amount):,.2f}"
+    if decimal_comma:
+        plain = plain.replace(".", ",")
+        numbers = [plain] + [
+            grouped.replace(",", "_").replace(".", ",").replace("_", g) for g in MONEY_GROUPS[True]
+        ]
+    else:
+        numbers = [plain, grouped]
+    sign = "-" if amount < 0 else ""
+    out = []
+    for number in numbers:
+        out += [
+            f"{sign}{number}",
+            f"{sign}${number}",
+            f"{sign}€ {number}",
+            f"{sign}{number} €",
+            f"{sign}{number}£",
+        ]
+        out += [f"£{sign}{number}", f"{sign}{number}00"]
+    return out
+
+
+@pytest.mark.parametrize("decimal_comma", [False, True])
+def test_parse_money_every_style_of_random_amounts(query, decimal_comma):
+    rng = random.Random(17)
+    amounts = [Decimal(rng.randrange(-(10**12), 10**12)) / 100 for _ in range(300)]
+    amounts += [Decimal("0.00"), Decimal("1000.00"), Decimal("-0.05"), Decimal("9999999999.99")]
+    cases = [(raw, amount) for amount in amounts for raw in money_styles(amount, decimal_comma)]
+    assert [reference_money(raw, decimal_comma) for raw, _ in cases] == [want for _, want in cases]
+    check(query, f"silver.parse_money({{x}}, {decimal_comma})", cases)
+
+
+def test_parse_money_symbols_decimal_comma_and_trailing_zeros(query):
+    cases = [  # (raw, with a decimal point, with a decimal comma)
+        ("1234.56", Decimal("1234.56"), None),
+        ("1234,56", None, Decimal("1234.56")),
+        ("1,234.56", Decimal("1234.56"), None),
+        ("1.234,56", None, Decimal("1234.56")),
+        ("1 234,56", None, Decimal("1234.56")),
+        ("1\u00a0234,56", None, Decimal("1234.56")),
+        ("1\u202f234\u202f567,5", None, Decimal("1234567.50")),
+        ("1.234.567", None, Decimal("1234567.00")),
+        ("1.234", None, Decimal("1234.00")),
+        ("1,234", Decimal("1234.00"), None),
+        ("12,5", None, Decimal("12.50")),
+        ("12.5", Decimal("12.50"), None),
+        ("2.5500", Decimal("2.55"), None),
+        ("2,5500", None, Decimal("2.55")),
+        ("2.5000000", Decimal("2.50"), None),
+        ("2.5501", None, None),
+        ("2.555", None, Decimal("2555.00")),  # with a decimal comma, '.' groups thousands
+        ("2,555", Decimal("2555.00"), None),
+        ("2.500,00", None, Decimal("2500.00")),
+        ("1.234 567,00", None, None),  # one separator throughout
+        ("1 234.567,00", None, None),
+        ("1.23.456,00", None, None),
+        ("12.34,56", None, None),
+        ("1234.567,00", None, None),
+        ("1,234,56", None, None),
+        ("$1,234.56", Decimal("1234.56"), None),
+        ("1.234,56 €", None, Decimal("1234.56")),
+        ("€1.234,56", None, Decimal("1234.56")),
+        ("-1.234,56 €", None, Decimal("-1234.56")),
+        ("€-5", Decimal("-5.00"), Decimal("-5.00")),
+        ("-€5", Decimal("-5.00"), Decimal("-5.00")),
+        ("+£5", Decimal("5.00"), Decimal("5.00")),
+        ("5 £", Decimal("5.00"), Decimal("5.00")),
+        ("5\u00a0€", Decimal("5.00"), Decimal("5.00")),
+        ("€ 5", Decimal("5.00"), Decimal("5.00")),
+        ("$ -5", Decimal("-5.00"), Decimal("-5.00")),
+        ("€5€", None, None),
+        ("$5€", None, None),
+        ("€€5", None, None),
+        ("€  5", None, None),
+        ("5  €", None, None),
+        ("- €5", None, None),
+        ("€5-", None, None),
+        ("5-", None, None),
+        ("(5.00)", None, None),
+        ("EUR 5", None, None),
+        ("¥5", None, None),
+        ("1 234", None, Decimal("1234.00")),
+        ("1 234.56", None, None),
+        ("12 34,56", None, None),
+        (" 1234 ", Decimal("1234.00"), Decimal("1234.00")),
+        ("9.999.999.999,99", None, Decimal("9999999999.99")),
+        ("99.999.999.999,99", None, None),
+        ("9 999 999 999,990", None, Decimal("9999999999.99")),
+        ("", None, None),
+        (None, None, None),
+    ]
+    for decimal_comma, column in ((False, 1), (True, 2)):
+        table = [(case[0], case[column]) for case in cases]
+        assert [reference_money(raw, decimal_comma) for raw, _ in table] == [want for _, want in table]
+        check(query, f"silver.parse_money({{x}}, {decimal_comma})", table)
 
 
 # --------------------------------------------------------------------------- regions
