@@ -39,12 +39,20 @@ def _locked(run) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.runner import print_summary, run_pipeline
+    from pipeline.ops import UsageError
+    from pipeline.runner import print_summary, run_or_join, run_pipeline
+
+    if args.join and (args.wait or args.run_id):
+        raise UsageError("--join works for the run in progress; it does not take --wait or --run-id")
 
     def run() -> int:
-        result = run_pipeline(args.date, landing=args.landing, workers=args.workers,
-                              scheduler_url=args.scheduler_url, trigger=args.trigger, printer=_print,
-                              run_id=args.run_id, wait=args.wait)
+        if args.join:
+            result = run_or_join(args.date, landing=args.landing, workers=args.workers,
+                                 scheduler_url=args.scheduler_url, trigger=args.trigger, printer=_print)
+        else:
+            result = run_pipeline(args.date, landing=args.landing, workers=args.workers,
+                                  scheduler_url=args.scheduler_url, trigger=args.trigger, printer=_print,
+                                  run_id=args.run_id, wait=args.wait)
         print_summary(result)
         return 0 if result.success else 1
 
@@ -196,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--date", type=_date, default=date.today(), help="extract date (default: today)")
     _graph_options(run)
     _run_options(run)
+    run.add_argument("--join", action="store_true",
+                     help="if a run of the date is in progress through a luigid (another host), work for it as one "
+                          "more worker instead of exiting with code 75")
     run.set_defaults(func=cmd_run)
 
     rerun = sub.add_parser("rerun", help="invalidate a task's markers (and downstream) for a date, then run")
@@ -281,6 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"metalayer {args.command}: {exc}", file=sys.stderr)
         return 2
+    except (db.UnsupportedServer, db.EmbeddedServerError) as exc:
+        # The message says what is wrong and what to do; a traceback would only bury it.
+        print(f"metalayer {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

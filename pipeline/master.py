@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import luigi
 
-from pipeline import db
-from pipeline.runs import finish_run, process_run_id
+from pipeline import cooperation, db
+from pipeline.config import landing_dir as default_landing_dir
+from pipeline.runs import adopt_plain_run, finish_run, process_run_id
 from pipeline.tasks_gold import GOLD_TASKS
+
+cooperation.install()
 
 
 class MasterTask(luigi.WrapperTask):
@@ -19,6 +22,27 @@ class MasterTask(luigi.WrapperTask):
     def requires(self):
         # Bronze, silver and the quality gate come in through gold's requirements.
         return [task(date=self.date, run_id=self.run_id, landing_dir=self.landing_dir) for task in GOLD_TASKS]
+
+    def complete(self) -> bool:
+        # Luigi asks this first, in the process of the `luigi` command, before it forks worker
+        # processes: a plain invocation (no run id) adopts its run there.
+        if not self.run_id:
+            adopt_plain_run(self.date, self.plain_run_outcome)
+        return super().complete()
+
+    def plain_run_outcome(self) -> tuple[str, str | None]:
+        """('success', None) when the date's graph is complete, else ('failed', why): missing extracts or the
+        tasks left undone."""
+        from pipeline.runner import missing_landing_files
+
+        undone = [task.task_family for task in self.requires() if not task.complete()]
+        if not undone:
+            return "success", None
+        missing = missing_landing_files(self.landing_dir or default_landing_dir(), self.date)
+        if missing:
+            return "failed", "missing input: " + ", ".join(missing)
+        return "failed", (f"incomplete: the luigi command ended before the graph for {self.date} was done "
+                          f"(not complete: {', '.join(undone)})")
 
     def run(self) -> None:
         # Reached only when every requirement succeeded. `metalayer run` closes its

@@ -32,7 +32,14 @@ from pipeline.base import (
 from pipeline.config import landing_dir as default_landing_dir
 from pipeline.config import quality as quality_config
 from pipeline.master import MasterTask
-from pipeline.runs import RunAlreadyRunning, date_lock, finish_run, new_run_id, start_run
+from pipeline.runs import (
+    RunAlreadyRunning,
+    close_abandoned_runs,
+    date_lock,
+    finish_run,
+    new_run_id,
+    start_run,
+)
 from pipeline.tasks_silver import quality_summary
 
 Printer = Callable[[str], None]
@@ -55,6 +62,7 @@ class RunResult:
     error: str | None = None
     log_file: str | None = None
     recorded: bool = True  # False: the database was unreachable at the end, tables and tasks are not known
+    joined: bool = False  # a worker that joined another process's run (metalayer run --join)
 
 
 class _Progress:
@@ -219,6 +227,89 @@ def run_pipeline(run_date: date, *, landing: str | Path | None = None, workers: 
             _alert(url, "run_failed", run_id, run_date, f"run failed: {what}", error or "", log)
         _alert_quality(url, run, log)
         _push_metrics(url, run_id)
+        log.write_summary(format_summary(run))
+    return run
+
+
+class CannotJoin(RunAlreadyRunning):
+    """The run in progress can not take another worker: it uses a local scheduler."""
+
+    def __init__(self, run_date: date, holder: dict, why: str):
+        super().__init__(run_date, holder)
+        self.args = (f"{self} {why}",)
+
+
+def run_or_join(run_date: date, *, landing: str | Path | None = None, workers: int = 1,
+                scheduler_url: str | None = None, trigger: str = "cli",
+                printer: Printer | None = None) -> RunResult:
+    """Run the date; when a run of it is in progress through a luigid, work for that run instead.
+
+    What a second host does (`metalayer run --join`): it builds the same graph
+    through the run's luigid as one more worker, its tasks recorded under that
+    run's id; the run's own process closes the run. Raises CannotJoin when the
+    run in progress uses a local scheduler.
+    """
+    while True:
+        try:
+            return run_pipeline(run_date, landing=landing, workers=workers, scheduler_url=scheduler_url,
+                                trigger=trigger, printer=printer)
+        except CannotJoin:
+            raise
+        except RunAlreadyRunning as busy:
+            if not busy.holder.get("run_id"):
+                raise
+            joined = join_run(run_date, busy.holder, landing=landing, workers=workers,
+                              scheduler_url=scheduler_url, printer=printer)
+            if joined is not None:
+                return joined
+            # The run ended before this process joined it (or has not recorded itself yet): try again.
+            time.sleep(0.5)
+
+
+def join_run(run_date: date, holder: dict, *, landing: str | Path | None = None, workers: int = 1,
+             scheduler_url: str | None = None, printer: Printer | None = None) -> RunResult | None:
+    """Work for the run in progress `holder` as one more Luigi worker; None when that run has ended."""
+    url = db.ensure_bootstrapped()
+    run_id = holder["run_id"]
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute("select status, scheduler, landing_dir from meta.pipeline_runs where run_id = %s", (run_id,))
+        row = cur.fetchone()
+    if row is None or row[0] != "running":
+        return None
+    _, run_scheduler, run_landing = row
+    scheduler_url = scheduler_url or (run_scheduler if run_scheduler != "local" else None)
+    if not scheduler_url:
+        raise CannotJoin(run_date, holder, "It uses a local scheduler, so no other process can work for it; "
+                                           "start runs with --scheduler-url to let other hosts join them.")
+    landing_path = str(Path(landing).resolve() if landing else run_landing or default_landing_dir())
+    log = RunLog(run_date, run_id, printer)
+    with log:
+        log.say(f"MetaLayer worker joining run {run_id}: extract date {run_date}, landing {landing_path}, "
+                f"{workers} worker(s), scheduler {scheduler_url}; its tasks are recorded under that run")
+        started = time.perf_counter()
+        forget_permanent_failures()
+        _Progress.printer, _Progress.log_path = log.say, str(log.path)
+        try:
+            # Retries are the run's own process's to make: this worker leaves when it has nothing to run
+            # and no other worker runs a task of the graph.
+            with _worker_settings(keep_alive=False):
+                result = luigi.build([MasterTask(date=run_date, run_id=run_id, landing_dir=landing_path)],
+                                     workers=workers, detailed_summary=True, log_level="WARNING",
+                                     scheduler_url=scheduler_url)
+        finally:
+            _Progress.printer = _Progress.log_path = None
+        success = result.status in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY)
+        error = None if success else run_error(url, run_id) or _failure_text(result)
+        if not success:
+            log.write_summary("Luigi's execution summary:" + result.summary_text)
+        # The run's own process closes it; if that process died meanwhile, its run is closed here.
+        close_abandoned_runs(url, run_date)
+        run = RunResult(
+            run_id=run_id, run_date=run_date, success=success, status="success" if success else "failed",
+            seconds=time.perf_counter() - started, luigi_status=result.status.name,
+            luigi_summary=result.summary_text, tasks=task_summary(url, run_id), tables=table_summary(url, run_date),
+            quality=quality_summary(url, run_date), error=error, log_file=str(log.path), joined=True,
+        )
         log.write_summary(format_summary(run))
     return run
 
@@ -413,7 +504,8 @@ def table_summary(url: str, run_date: date) -> list[dict]:
 def format_summary(result: RunResult) -> str:
     lines = [
         "",
-        f"Run {result.run_id}: {result.status.upper()} in {result.seconds:.2f}s (extract date {result.run_date})",
+        f"{'Joined run' if result.joined else 'Run'} {result.run_id}: {result.status.upper()} in "
+        f"{result.seconds:.2f}s (extract date {result.run_date})",
         "",
         f"  {'table':<32} {'rows':>12} {'rejected':>10}",
     ]
