@@ -50,3 +50,68 @@ def test_missing_extract_is_missing_input_not_a_traceback(warehouse, query, tmp_
     assert done.returncode == 20  # luigi.cfg [retcode] missing_data
     assert "Traceback" not in done.stderr + done.stdout
     assert "LandingFile" in done.stderr + done.stdout
+
+
+def seed_day(tmp_path: Path, day: str = "2026-11-20") -> Path:
+    return write_landing(tmp_path / "landing", day, {
+        "crm_customers.csv": CUSTOMERS_HEADER + CUSTOMER_C1, "erp_products.csv": PRODUCTS,
+        "erp_sales.csv": SALES_HEADER + "O1,C1,P1,2026-01-02,2,2.50\n"})
+
+
+def test_forked_workers_record_one_run_of_the_command(warehouse, query, tmp_path):
+    landing = seed_day(tmp_path)
+    command = [LUIGI, "--module", "pipeline", "MasterTask", "--date", "2026-11-20", "--landing-dir", str(landing),
+               "--local-scheduler", "--workers", "2"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    ((run_id, status, host_pid, finished),) = query(
+        "select run_id, status, pid, finished_at is not null from meta.pipeline_runs")
+    assert (status, host_pid, finished) == ("success", process.pid, True)  # the command's process, not a worker's
+    assert query("select distinct run_id from meta.task_runs") == [(run_id,)]
+    assert query("select count(distinct pid) from meta.task_runs")[0][0] > 1  # tasks ran in forked workers
+    assert query("select count(*) from meta.task_runs where status <> 'success'") == [(0,)]
+
+
+def test_missing_extract_closes_the_run_as_failed(warehouse, query, tmp_path):
+    landing = write_landing(tmp_path / "landing", "2026-11-20", {
+        "crm_customers.csv": CUSTOMERS_HEADER + CUSTOMER_C1, "erp_products.csv": PRODUCTS})
+    done = luigi_cli("2026-11-20", landing, tmp_path)
+    assert done.returncode == 20
+    # The other sources loaded under the command's run, which is closed, not left running.
+    ((status, error, finished),) = query("select status, error, finished_at is not null from meta.pipeline_runs")
+    assert (status, finished) == ("failed", True)
+    assert error == f"missing input: {landing / '2026-11-20' / 'erp_sales.csv'}"
+
+
+def test_a_killed_command_is_closed_by_the_next_one(warehouse, query, tmp_path):
+    import signal
+    import time
+
+    landing = seed_day(tmp_path)
+    # A share lock on the loads' table holds the first bronze task inside its transaction.
+    from pipeline import db
+
+    gate = db.connect(warehouse)
+    try:
+        with gate.cursor() as cur:
+            cur.execute("lock table meta.ingested_files in share mode")
+        killed = subprocess.Popen([LUIGI, "--module", "pipeline", "MasterTask", "--date", "2026-11-20",
+                                   "--landing-dir", str(landing), "--local-scheduler"], cwd=tmp_path,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while not query("select 1 from meta.task_runs where status = 'running'"):
+            assert killed.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=20)
+    finally:
+        gate.rollback()
+        gate.close()
+    assert query("select status from meta.pipeline_runs") == [("running",)]
+    done = luigi_cli("2026-11-20", landing, tmp_path)
+    assert done.returncode == 0, done.stderr
+    runs = query("select status, error from meta.pipeline_runs order by started_at")
+    assert runs == [("failed", "abandoned: the process ended without finishing the run"), ("success", None)]
+    assert query("select status, error from meta.task_runs where status not in ('success', 'skipped')") == [
+        ("failed", "abandoned: the process ended while the task was running")]
