@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -119,6 +120,43 @@ def duration(seconds) -> str:
         return f"{minutes} min {rest:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+# One colour per DAMA dimension on every chart; the quarantined share beside them in grey.
+QUARANTINED_SERIES = "quarantined (share of lines)"
+DIMENSION_COLOURS = {"overall": "#000000", "completeness": "#1f77b4", "validity": "#2ca02c",
+                     "uniqueness": "#9467bd", "consistency": "#ff7f0e", "timeliness": "#17becf",
+                     "accuracy": "#8c564b", QUARANTINED_SERIES: "#9e9e9e"}
+
+
+def dimension_colour():
+    import altair as alt
+
+    return alt.Color("dimension:N", title="dimension", scale=alt.Scale(
+        domain=list(DIMENSION_COLOURS), range=list(DIMENSION_COLOURS.values())))
+
+
+def quality_threshold() -> float:
+    from pipeline.config import quality
+
+    return float(quality().threshold)
+
+
+HEADER_MISMATCH = re.compile(r"expected (?P<expected>[^;]*); received (?P<received>[^;]*)")
+
+
+def header_mismatch(error: str) -> pd.DataFrame | None:
+    """The expected and received headers of a LandingFileError 'header does not match the contract', side by side."""
+    found = HEADER_MISMATCH.search(error or "") if "header does not match the contract" in (error or "") else None
+    if not found:
+        return None
+    expected = [name.strip() for name in found["expected"].split(",")]
+    received = [name.strip() for name in found["received"].split(",")]
+    width = max(len(expected), len(received))
+    expected += [""] * (width - len(expected))
+    received += [""] * (width - len(received))
+    return pd.DataFrame({"position": range(1, width + 1), "expected": expected, "received": received,
+                         "matches": [a == b for a, b in zip(expected, received, strict=True)]})
 
 
 def date_grid(is_masked: bool = True) -> list:

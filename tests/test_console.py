@@ -620,10 +620,15 @@ def test_operations_rerun_launches_detached_and_shows_progress_until_it_ends(fil
     url = filled["url"]
     at = ops_page(console_env)
     at.selectbox(key="ops_rerun_target").set_value("BusinessKpis")
-    at.date_input(key="ops_rerun_date").set_value(DAY2)
+    at.selectbox(key="ops_rerun_date").set_value(DAY2)
     at.checkbox(key="ops_rerun_downstream").uncheck()
-    started = time.monotonic()
     submit(at, "Launch rerun")
+    assert "ops_launches" not in at.session_state  # a plan first, to confirm
+    assert "Plan: rerun BusinessKpis for 2026-11-21 (no downstream)**: 1 task(s) over 1 date(s)" in page_text(at)
+    planned = frame_with(at, "task")
+    assert planned[["extract_date", "task"]].values.tolist()[0] == [DAY2, "BusinessKpis"]
+    started = time.monotonic()
+    submit(at, "Confirm launch")
     assert time.monotonic() - started < 10  # the page does not wait for the run
     launch_id = at.session_state["ops_launches"][0]
     assert "Launched rerun BusinessKpis for 2026-11-21 (no downstream)" in page_text(at)
@@ -632,9 +637,9 @@ def test_operations_rerun_launches_detached_and_shows_progress_until_it_ends(fil
     assert metrics(at)["Run status"][0] == "success"
     assert run_sql(url, "select run_date, trigger, status from meta.pipeline_runs where run_id = %s",
                    (launch_id,)) == [(DAY2, "console", "success")]
-    # Only the invalidated task ran again; everything else was complete.
+    # Only the invalidated task (and what is not complete yet) ran again, as the plan said.
     assert run_sql(url, "select task_family, status from meta.task_runs where run_id = %s", (launch_id,)) == [
-        ("BusinessKpis", "success")]
+        (family, "success") for family in planned["task"]]
     # The run shows on the Runs page at once (the launch cleared the cache).
     open_page("runs", at)
     assert launch_id in frame_with(at, "tasks_failed")["run_id"].tolist()
@@ -644,10 +649,11 @@ def test_operations_backfill_runs_each_date_and_follows_them(filled, console_env
 
     url = filled["url"]
     at = ops_page(console_env)
-    at.date_input(key="ops_backfill_start").set_value(DAY1)
-    at.date_input(key="ops_backfill_end").set_value(DAY2)
+    at.selectbox(key="ops_backfill_start").set_value(DAY1)
+    at.selectbox(key="ops_backfill_end").set_value(DAY2)
     before = run_sql(url, "select now()")[0][0]
     submit(at, "Launch backfill")
+    submit(at, "Confirm launch")
     follow(at, at.session_state["ops_launches"][0])
     assert metrics(at)["Dates done"][0] == "2 of 2"
     assert run_sql(url, "select run_date, status from meta.pipeline_runs where trigger = 'console' and "
@@ -665,8 +671,10 @@ def test_operations_refuse_a_date_that_is_already_running(filled, console_env):
                                                                os.getpid()))
     try:
         with date_lock(url, DAY1, holder):
-            at.date_input(key="ops_run_date").set_value(DAY1)
+            at.selectbox(key="ops_run_date").set_value(DAY1)
             submit(at, "Launch run")
+            assert "Every task is already complete" in page_text(at)
+            submit(at, "Confirm launch")
     finally:
         run_sql(url, "delete from meta.pipeline_runs where run_id = %s", (holder,))
     text = page_text(at)
@@ -763,6 +771,53 @@ def test_overview_and_quality_show_the_quarantined_share_and_a_clean_error(wareh
     # The grid opens on the date's failing task: its own error, file and line first.
     assert errors[0] == error.splitlines()[0].removeprefix("ErpSalesRaw failed: ")
     assert any(str(caption.value).startswith("What to do: ") for caption in at.caption)
+    # The header mismatch side by side, on Runs and on Data quality, as the file and the contract have them.
+    from pipeline.sources import SOURCES
+
+    for page in ("runs", "quality"):
+        at = open_page(page, at)
+        headers = frame_with(at, "received")
+        contract = list(SOURCES["erp_sales"].columns)
+        assert headers["expected"].tolist() == contract, page
+        assert headers["received"].tolist() == ["order_id", "customer"] + [""] * (len(contract) - 2), page
+        assert headers["matches"].tolist() == [True] + [False] * (len(contract) - 1), page
+    drift = frame_with(at, "action")  # meta.schema_drift on Data quality
+    recorded = run_sql(warehouse, "select source_name, change, action, string_agg(column_name, ', ' order by "
+                                  "column_name) from meta.schema_drift group by 1, 2, 3 order by 1, 2, 3")
+    assert sorted(map(tuple, drift[["source_name", "change", "action", "columns"]].values.tolist())) == sorted(
+        recorded)
+
+
+def test_quality_charts_share_one_axis_threshold_and_dimension_colours(filled):
+    from console.ui import DIMENSION_COLOURS, QUARANTINED_SERIES
+    from pipeline.config import quality
+
+    at = open_page("quality")
+    charts = elements(at, "vega_lite_chart")
+    assert charts
+    for chart in charts:
+        spec = chart.proto.spec
+        assert '"domain": [0, 1]' in spec.replace("[0.0, 1.0]", "[0, 1]") or '"domain":[0,1]' in spec
+        assert f'"{QUARANTINED_SERIES}"' in spec and DIMENSION_COLOURS["validity"] in spec
+    import pyarrow as pa
+
+    rules = [pa.ipc.open_stream(dataset.data.data).read_all().to_pandas() for chart in charts
+             for dataset in chart.proto.datasets]
+    shares = run_sql(filled["url"], "select sum(bronze_rejected + silver_quarantined)::float8 / sum(lines_in) "
+                                    "from meta.quarantined_shares where run_id = %s", (filled["runs"]["day2"],))[0][0]
+    assert any(frame.get("threshold") is not None and frame["threshold"].tolist() == [quality().threshold]
+               for frame in rules) or str(quality().threshold) in charts[0].proto.spec
+    run_lines = next(frame for frame in rules if "dimension" in frame.columns and
+                     (frame["table"] == "run (all tables)").all())
+    latest = run_lines[(run_lines["dimension"] == QUARANTINED_SERIES) & (run_lines["run_date"] == run_lines[
+        "run_date"].max())]
+    assert latest["score"].tolist() == pytest.approx([shares])
+    groups = frame_with(at, "quarantined_rows")
+    expected = run_sql(filled["url"], "select source_table, source_file, rule_name, count(*) from silver.quarantine "
+                                      "group by 1, 2, 3")
+    assert sorted(map(tuple, groups[["source_table", "source_file", "rule_name", "quarantined_rows"]].values.tolist(
+        ))) == sorted(expected)
+    assert "ed@example.com" not in groups.to_csv()
 
 
 # ---------------------------------------------------------------- ops truth: the date x task grid, root causes
@@ -825,3 +880,81 @@ def test_grid_shows_blocked_and_missing_cells_and_the_cause_on_overview_and_runs
     assert at.selectbox(key="runs_pick").value == failed.run_id
     at.selectbox(key="runs_cell_task").set_value("FactSales").run()
     assert "Never ran: it needs" in page_text(at)
+
+
+def test_operations_refuse_a_date_without_its_landing_files(filled, console_env):
+    from console import data
+
+    day3 = date(2026, 11, 22)
+    folder = write_landing(filled["landing"], day3.isoformat(), {"crm_customers.csv": DAY2_FILES["crm_customers.csv"]})
+    try:
+        data.clear_cache()
+        at = ops_page(console_env)
+        picker = at.selectbox(key="ops_run_date")
+        assert picker.options[0] == f"{day3} · missing · files missing: erp_products.csv, erp_sales.csv"
+        assert f"{DAY2} · delivered · files present" in picker.options
+        picker.set_value(day3)
+        submit(at, "Launch run")
+    finally:
+        shutil.rmtree(folder / day3.isoformat())
+    text = page_text(at)
+    assert (f"Not launched: landing files missing in {filled['landing'].resolve()}: {day3}/erp_products.csv, "
+            f"{day3}/erp_sales.csv") in text
+    assert "Confirm launch" not in [button.label for button in at.button] and "ops_launches" not in at.session_state
+
+
+def test_a_run_that_pulls_in_an_earlier_date_is_planned_and_recorded_as_its_own_run(warehouse, console_env,
+                                                                                     tmp_path):
+    from console.launcher import Action, plan
+    from pipeline.generate import generate
+    from pipeline.ops import date_graph
+    from pipeline.tasks_bronze import extract_dates
+
+    landing = tmp_path / "landing"
+    generate(landing, DAY1, days=2, customers=300, orders=900)  # two dates that pass the gate, neither built
+    day1, day2 = extract_dates(landing)
+    console_env.setenv("METALAYER_LANDING_DIR", str(landing))
+    console_env.setenv("DATABASE_URL", warehouse)
+    planned = plan(Action("run", start=day2), landing)
+    families = sorted(date_graph(day2, landing))
+    assert planned.dates == [day1, day2] and planned.pulled_in == [day1]
+    for day in (day1, day2):  # every task of both dates, as Luigi's graph has them
+        assert sorted(task.task_family for task in planned.tasks if task.run_date == day) == families
+    assert planned.launch_action == Action("backfill", start=day1, end=day2, on_missing="skip")
+
+    at = ops_page(console_env)
+    at.selectbox(key="ops_run_date").set_value(day2)
+    submit(at, "Launch run")
+    assert f"Earlier dates are pulled in: {day1}" in page_text(at)
+    assert len(frame_with(at, "task")) == 2 * len(families)
+    submit(at, "Confirm launch")
+    follow(at, at.session_state["ops_launches"][0], seconds=240)
+    assert run_sql(warehouse, "select run_date, trigger, status from meta.pipeline_runs order by started_at") == [
+        (day1, "console", "success"), (day2, "console", "success")]  # one run per date, the pulled-in one first
+
+
+def test_a_running_launch_can_be_cancelled(warehouse, console_env, tmp_path):
+    from console import data
+    from console.launcher import LAUNCHER
+
+    landing = build_console_landing(tmp_path)
+    console_env.setenv("METALAYER_LANDING_DIR", str(landing))
+    console_env.setenv("DATABASE_URL", warehouse)
+    at = ops_page(console_env)
+    at.selectbox(key="ops_run_date").set_value(DAY1)
+    submit(at, "Launch run")
+    submit(at, "Confirm launch")
+    launch_id = at.session_state["ops_launches"][0]
+    deadline = time.monotonic() + 60
+    while not run_sql(warehouse, "select 1 from meta.task_runs where run_id = %s", (launch_id,)):
+        assert time.monotonic() < deadline and LAUNCHER.get(launch_id).alive, LAUNCHER.get(launch_id).output_tail()
+        time.sleep(0.2)
+    submit(at, "Cancel this launch")
+    assert not LAUNCHER.get(launch_id).alive
+    assert f"recorded as cancelled: `{launch_id}`" in page_text(at)
+    assert run_sql(warehouse, "select status from meta.pipeline_runs where run_id = %s", (launch_id,)) == [
+        ("cancelled",)]
+    assert run_sql(warehouse, "select count(*) from meta.task_runs where run_id = %s and status = 'running'",
+                   (launch_id,)) == [(0,)]
+    data.clear_cache()
+    assert "cancelled" in page_text(open_page("overview", at))

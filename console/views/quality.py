@@ -1,6 +1,7 @@
 """Data quality: scores per table and dimension over time, a run's failing rules, the quarantine browser."""
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from console import data, ui
@@ -16,18 +17,35 @@ history = data.query("quality_history")
 if history.empty:
     st.info("No quality gate has run yet: scores appear after the first run reaches silver.")
 else:
+    threshold = ui.quality_threshold()
+    shares = data.query("quarantined_history")
+    st.caption(f"Every chart on the same fixed axis, 0 to 100%, with the gate's threshold ({ui.percent(threshold, 0)}, "
+               "`[quality] threshold`) dashed; each DAMA dimension keeps its colour on every chart. Beside the "
+               "scores, the share of the date's input lines that ended in quarantine (grey).")
     history = history.assign(table=history["table_name"].replace({"*": "run (all tables)"}))
+    lines = pd.concat([
+        history[["table", "table_name", "run_date", "dimension", "score", "rows_checked", "run_id"]],
+        shares.assign(table=shares["table_name"].replace({"*": "run (all tables)"}),
+                      dimension=ui.QUARANTINED_SERIES, score=shares["quarantined_share"],
+                      rows_checked=shares["lines_in"], run_id=None)[
+            ["table", "table_name", "run_date", "dimension", "score", "rows_checked", "run_id"]],
+    ], ignore_index=True)
     tables = sorted(history["table"].unique(), key=lambda name: (not name.startswith("run"), name))
     columns = st.columns(2)
     for index, table in enumerate(tables):
-        scores = history[history["table"] == table]
+        scores = lines[lines["table"] == table]
         chart = alt.Chart(scores, title=table).mark_line(point=True).encode(
             x=alt.X("run_date:T", title="extract date", axis=alt.Axis(format="%Y-%m-%d", tickCount="day")),
-            y=alt.Y("score:Q", title="score", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
-            color=alt.Color("dimension:N", title="dimension"),
+            y=alt.Y("score:Q", title="score / quarantined share", scale=alt.Scale(domain=[0, 1]),
+                    axis=alt.Axis(format="%")),
+            color=ui.dimension_colour(),
+            strokeDash=alt.condition(alt.datum.dimension == ui.QUARANTINED_SERIES, alt.value([4, 3]),
+                                     alt.value([1, 0])),
             tooltip=["run_date:T", "dimension", alt.Tooltip("score:Q", format=".2%"), "rows_checked", "run_id"],
-        ).properties(height=220)
-        columns[index % 2].altair_chart(chart, width="stretch")
+        )
+        rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(color="#c62828", strokeDash=[6, 4]).encode(
+            y="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", format=".0%", title="gate threshold")])
+        columns[index % 2].altair_chart((chart + rule).properties(height=220), width="stretch")
     latest = history[history["run_date"] == history["run_date"].max()]
     overall = latest[latest["dimension"] == "overall"][["table_name", "table", "score", "rows_checked", "run_date"]]
     lost = data.query("quarantined_history")
@@ -68,6 +86,22 @@ else:
             "rows_checked": "Rows checked", "rows_failed": "Rows failed",
             "pass_rate": st.column_config.NumberColumn("Pass rate", format="percent")})
 
+st.subheader("Schema drift and header mismatches")
+drift = data.query("schema_drift")
+mismatches = [(state.run_date, family, cell.error) for state in ui.date_grid(masked) for family, cell in
+              state.cells.items() if cell.error and ui.header_mismatch(cell.error) is not None]
+if drift.empty and not mismatches:
+    st.success("Every landing file's header matched its source contract.", icon=":material/check:")
+if not drift.empty:
+    st.dataframe(drift, hide_index=True, column_config={
+        "source_name": "Source", "change": "Change", "action": "Action taken", "columns": "Columns",
+        "detail": "Detail", "source_file": "File", "run_id": "Run", "extract_date": "Extract date",
+        "detected_at": "Detected at (UTC)"})
+for run_date, family, error in mismatches:
+    st.markdown(f"**{family} on {run_date}**: the header does not match the contract")
+    st.dataframe(ui.header_mismatch(error), hide_index=True, column_config={
+        "position": "Column", "expected": "Expected (contract)", "received": "Received (file)", "matches": "Same"})
+
 st.subheader("Quarantine")
 facets = data.query("quarantine_facets", masked=masked)
 if facets.empty:
@@ -78,6 +112,13 @@ tables = left.multiselect("Table", sorted(facets["source_table"].unique()), key=
 rules = middle.multiselect("Rule", sorted(facets["rule_name"].unique()), key="quarantine_rules")
 run_ids = right.multiselect("Run", list(dict.fromkeys(facets["run_id"])), key="quarantine_runs")
 filters = {"tables": tables, "rules": rules, "runs": run_ids}
+st.markdown("**By rule and file**")
+groups = data.query("quarantine_groups", masked=masked, **filters)
+st.dataframe(groups, hide_index=True, column_config={
+    "source_table": "Table", "source_file": "File", "rule_name": "Rule",
+    "quarantined_rows": st.column_config.NumberColumn("Rows", format="localized"),
+    "sample_lines": "First lines", "sample_reason": "Sample reason", "sample_record": "Sample record"})
+st.markdown("**Rows**")
 rows = data.query("quarantine", masked=masked, limit=QUARANTINE_ROWS_SHOWN, **filters)
 matching = 0 if rows.empty else int(rows["matching_rows"].iloc[0])
 st.caption(f"{matching:,} quarantined row(s) match; showing the newest {min(matching, QUARANTINE_ROWS_SHOWN):,}."

@@ -75,6 +75,11 @@ if dates_newest_first:
             st.error(first, icon=":material/error:")
             if rest:
                 st.caption("\n\n".join(rest))
+            mismatch = ui.header_mismatch(cell.error)
+            if mismatch is not None:
+                st.dataframe(mismatch, hide_index=True, column_config={
+                    "position": "Column", "expected": "Expected (contract)", "received": "Received (file)",
+                    "matches": "Same"})
         elif cell.status == "blocked":
             st.warning(f"Never ran: it needs {cell.cause}, which is not done.", icon=":material/block:")
         elif cell.status == "missing":
