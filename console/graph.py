@@ -10,13 +10,17 @@ from pathlib import Path
 
 import luigi
 
-STATUS_COLOURS = {  # fill colour per latest meta.task_runs status
+STATUS_COLOURS = {  # fill colour per status of the date (console/grid.py)
     "success": "#c8e6c9",
     "skipped": "#e0e0e0",
     "running": "#bbdefb",
     "failed": "#ffcdd2",
+    "cancelled": "#ffe0b2",
+    "blocked": "#f3e5f5",
+    "missing": "#fff3e0",
     None: "#ffffff",  # never ran
 }
+FONT_SIZE = 14  # points: readable once the drawing is scaled to the page
 LAYERS = ("landing", "bronze", "silver", "gold")
 
 
@@ -96,17 +100,19 @@ def _label(*lines: str) -> str:
     return '"' + "\\n".join(_quote(line)[1:-1] for line in lines if line) + '"'
 
 
-def to_dot(graph: TaskGraph, statuses: dict[str, str]) -> str:
-    """Graphviz DOT, left to right by layer, each task filled by its latest status."""
+def to_dot(graph: TaskGraph, statuses: dict[str, str], links: dict[str, str] | None = None) -> str:
+    """Graphviz DOT, left to right by layer, each task filled by its status; a task links to `links[family]`."""
+    links = links or {}
     lines = ["digraph lineage {", "  rankdir=LR; nodesep=0.25; ranksep=0.6;",
-             '  node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize=11];',
+             f'  node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize={FONT_SIZE}];',
              '  edge [color="#888888"];']
     for layer in LAYERS:
         members = [node for node in graph.nodes.values() if node.layer == layer]
         if not members:
             continue
         lines.append(f"  subgraph cluster_{layer} {{")
-        lines.append(f'    label={_quote(layer)}; style="dashed"; color="#bbbbbb"; fontname="sans-serif";')
+        lines.append(f'    label={_quote(layer)}; style="dashed"; color="#bbbbbb"; fontname="sans-serif"; '
+                     f"fontsize={FONT_SIZE};")
         for node in sorted(members, key=lambda n: n.key):
             if node.layer == "landing":
                 lines.append(f'    {_quote(node.key)} [label={_label(node.label)}, shape=note, fillcolor="#fff8e1"];')
@@ -114,7 +120,10 @@ def to_dot(graph: TaskGraph, statuses: dict[str, str]) -> str:
             status = statuses.get(node.key)
             label = _label(node.label, node.table or "", f"[{status or 'never ran'}]",
                            "needs the previous date's too" if node.key in graph.chained else "")
-            lines.append(f"    {_quote(node.key)} [label={label}, fillcolor={_quote(STATUS_COLOURS.get(status, '#ffffff'))}];")
+            link = (f", URL={_quote(links[node.key])}, target=\"_self\", tooltip={_quote('open ' + node.key)}"
+                    if node.key in links else "")
+            lines.append(f"    {_quote(node.key)} [label={label}, "
+                         f"fillcolor={_quote(STATUS_COLOURS.get(status, '#ffffff'))}{link}];")
         lines.append("  }")
     for upstream, downstream in sorted(graph.edges):
         lines.append(f"  {_quote(upstream)} -> {_quote(downstream)};")

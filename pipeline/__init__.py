@@ -16,6 +16,7 @@ if os.environ.get("LUIGI_CONFIG_PATH"):
     luigi.configuration.add_config_path(os.environ["LUIGI_CONFIG_PATH"])
 
 from pipeline.master import MasterTask  # noqa: E402
+from pipeline.tasks_anomalies import Anomalies  # noqa: E402
 from pipeline.tasks_bronze import CrmCustomersRaw, ErpProductsRaw, ErpSalesRaw, LandingFile  # noqa: E402
 from pipeline.tasks_gold import (  # noqa: E402
     AggDailySales,
@@ -35,4 +36,4 @@ from pipeline.tasks_silver import SilverCustomers, SilverProducts, SilverQuality
 __all__ = ["MasterTask", "CrmCustomersRaw", "ErpProductsRaw", "ErpSalesRaw", "LandingFile", "SilverCustomers",
            "SilverProducts", "SilverSales", "SilverQualityGate", "DimDate", "DimProduct", "DimCustomer",
            "FactSales", "AggDailySales", "AggMonthlySales", "CustomerAnalytics", "ProductAnalytics",
-           "CohortRetention", "CustomerClv", "BusinessKpis"]
+           "CohortRetention", "CustomerClv", "BusinessKpis", "Anomalies"]

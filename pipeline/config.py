@@ -95,3 +95,14 @@ class metrics(luigi.Config):  # noqa: N801
     exporter_cache_seconds = luigi.FloatParameter(
         default=5.0, description="scrapes within this many seconds of a read share it")
     exporter_statement_timeout_seconds = luigi.FloatParameter(default=10.0)
+
+
+class anomalies(luigi.Config):  # noqa: N801
+    history_days = luigi.IntParameter(
+        default=56, description="a metric is compared with its last this many extract dates (8 weeks)")
+    min_history = luigi.IntParameter(
+        default=21, description="dates of history a metric needs before it is scored (3 of each weekday)")
+    threshold = luigi.FloatParameter(default=6.0, description="|robust z-score| from which a metric is an anomaly")
+    min_relative_scale = luigi.FloatParameter(
+        default=0.02, description="smallest scale of ln(1 + value): a steady count or amount moving by less "
+        "than threshold x this (about 12%) is never an anomaly")

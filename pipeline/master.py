@@ -7,6 +7,7 @@ import luigi
 from pipeline import cooperation, db
 from pipeline.config import landing_dir as default_landing_dir
 from pipeline.runs import adopt_plain_run, finish_run, process_run_id
+from pipeline.tasks_anomalies import Anomalies
 from pipeline.tasks_gold import GOLD_TASKS
 
 cooperation.install()
@@ -20,8 +21,9 @@ class MasterTask(luigi.WrapperTask):
     landing_dir = luigi.Parameter(default="", significant=False)
 
     def requires(self):
-        # Bronze, silver and the quality gate come in through gold's requirements.
-        return [task(date=self.date, run_id=self.run_id, landing_dir=self.landing_dir) for task in GOLD_TASKS]
+        # Bronze, silver and the quality gate come in through gold's requirements; anomalies after gold.
+        return [task(date=self.date, run_id=self.run_id, landing_dir=self.landing_dir)
+                for task in (*GOLD_TASKS, Anomalies)]
 
     def complete(self) -> bool:
         # Luigi asks this first, in the process of the `luigi` command, before it forks worker

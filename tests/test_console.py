@@ -391,8 +391,10 @@ def test_lineage_colours_a_failed_task_red_and_unrun_ones_white(warehouse, conso
     assert not run_pipeline(DAY1, landing=landing, trigger="test").success  # fails at the quality gate
     at = open_page("lineage")
     dot = elements(at, "graphviz_chart")[0].proto.spec
-    assert '"SilverQualityGate" [label="SilverQualityGate\\nmeta.quality_scores\\n[failed]", fillcolor="#ffcdd2"]' in dot
-    assert '"FactSales" [label="FactSales\\ngold.fact_sales\\n[never ran]' in dot
+    assert ('"SilverQualityGate" [label="SilverQualityGate\\nmeta.quality_scores\\n[failed]", fillcolor="#ffcdd2", '
+            f'URL="runs?date={DAY1}&task=SilverQualityGate", target="_self"') in dot
+    assert '"FactSales" [label="FactSales\\ngold.fact_sales\\n[blocked]' in dot  # never ran: the gate failed
+    assert "fontsize=14" in dot and "fontsize=11" not in dot  # readable: 14 pt, >= 12 px once drawn
     assert '[success]", fillcolor="#c8e6c9"' in dot  # bronze and silver ran
 
 
@@ -958,3 +960,21 @@ def test_a_running_launch_can_be_cancelled(warehouse, console_env, tmp_path):
                    (launch_id,)) == [(0,)]
     data.clear_cache()
     assert "cancelled" in page_text(open_page("overview", at))
+
+
+def test_business_marks_the_partial_month_explains_kpis_and_keeps_filters_in_the_url(filled):
+    at = open_page("business")
+    text = page_text(at)
+    # By hand (module docstring): 6 fact rows up to 2026-11-21, 6 orders, 3 customers, revenue 425.00, AOV 70.83.
+    assert ("recomputed from the 6 fact rows up to that date: revenue 425.00 (sum of amount = quantity x unit "
+            "price), orders 6 (distinct order_id), customers 3 (distinct customer_id), average order value 70.83") in text
+    assert "from gold.fact_sales" in text  # the SQL itself
+    monthly = next(chart_data(chart) for chart in elements(at, "vega_lite_chart")
+                   if "month_start" in chart_data(chart).columns)
+    assert set(monthly["month"]) == {"2026-11 (partial, to 21)"}
+    assert "The last month is partial" in text
+    at.multiselect(key="business_regions").set_value(["Mountain"]).run()
+    assert at.query_params["region"] in (["Mountain"], "Mountain")
+    monthly = next(chart_data(chart) for chart in elements(at, "vega_lite_chart")
+                   if "month_start" in chart_data(chart).columns)
+    assert monthly[["region", "revenue"]].values.tolist() == [["Mountain", 110.0]]

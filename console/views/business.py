@@ -1,6 +1,7 @@
 """Business KPIs: revenue by month and region, products, regions, CLV and P(alive), cohort retention."""
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from console import data, ui
@@ -25,16 +26,42 @@ tiles[2].metric("Customers", ui.number(latest["customers"]), border=True,
                 help=f"Customers who ever bought; {ui.number(latest['active_customers'])} of them in the last 90 days.")
 tiles[3].metric("Average order value", ui.tile_money(latest["average_order_value"]), border=True)
 tiles[4].metric("Repeat purchase rate", ui.percent(latest["repeat_purchase_rate"]), border=True)
+with st.popover("How are these computed?", icon=":material/functions:"):
+    check = data.query("kpi_check", run_date=latest["run_date"]).iloc[0]
+    st.markdown(f"Read from `gold.business_kpis` for {latest['run_date']}, which BusinessKpis builds from "
+                f"`gold.fact_sales`. The same figures recomputed from the {ui.number(check['fact_rows'])} fact rows "
+                f"up to that date: revenue {ui.money(check['revenue'])} (sum of amount = quantity x unit price), "
+                f"orders {ui.number(check['orders'])} (distinct order_id), customers "
+                f"{ui.number(check['customers'])} (distinct customer_id), average order value "
+                f"{ui.money(check['average_order_value'])} (revenue / orders).")
+    st.code(data.sql_text("kpi_check"), language="sql")
 
 st.subheader("Revenue by month and region")
 monthly = data.query("revenue_by_month")
+regions_all = sorted(monthly["region"].dropna().unique())
+if "business_regions" not in st.session_state and st.query_params.get_all("region"):
+    st.session_state["business_regions"] = [r for r in st.query_params.get_all("region") if r in regions_all]
+picked_regions = st.multiselect("Regions", regions_all, key="business_regions",
+                                help="Empty: every region. The choice is in the page's URL, to share.")
+st.query_params["region"] = picked_regions
+if picked_regions:
+    monthly = monthly[monthly["region"].isin(picked_regions)]
+# The month of the KPI date is partial: it holds orders up to that date only.
+as_of = pd.Timestamp(latest["run_date"])
+month_end = as_of + pd.offsets.MonthEnd(0)
+monthly = monthly.assign(month=monthly["month_start"].astype(str).str[:7])
+monthly["month"] = monthly["month"].where(
+    ~((pd.to_datetime(monthly["month_start"]).dt.to_period("M") == as_of.to_period("M")) & (as_of < month_end)),
+    monthly["month"] + f" (partial, to {as_of:%d})")
 st.altair_chart(alt.Chart(monthly).mark_bar().encode(
-    x=alt.X("yearmonth(month_start):O", title="month", axis=alt.Axis(format="%Y-%m", labelAngle=-45)),
-    y=alt.Y("sum(revenue):Q", title="revenue"),
+    x=alt.X("month:O", title="month", axis=alt.Axis(labelAngle=-45), sort=alt.SortField("month_start")),
+    y=alt.Y("sum(revenue):Q", title="revenue", axis=alt.Axis(format=ui.MONEY_FORMAT)),
     color=alt.Color("region:N", title="region"),
-    tooltip=[alt.Tooltip("yearmonth(month_start):T", title="month"), "region",
-             alt.Tooltip("revenue:Q", format=",.2f"), "orders", "customers"],
+    tooltip=["month", "region", alt.Tooltip("revenue:Q", format=ui.MONEY_FORMAT), alt.Tooltip("orders:Q", format=","),
+             alt.Tooltip("customers:Q", format=",")],
 ).properties(height=320), width="stretch")
+if monthly["month"].str.contains("partial").any():
+    st.caption(f"The last month is partial: orders up to the KPI date {latest['run_date']}.")
 
 left, right = st.columns(2)
 with left:
@@ -44,27 +71,27 @@ with left:
         x=alt.X("revenue:Q", title="revenue"),
         y=alt.Y("product_name:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False)),
         color=alt.Color("category:N", title="category"),
-        tooltip=["product_id", "product_name", "category", alt.Tooltip("revenue:Q", format=",.2f"),
+        tooltip=["product_id", "product_name", "category", alt.Tooltip("revenue:Q", format=ui.MONEY_FORMAT),
                  "total_orders", "total_quantity_sold"],
     ).properties(height=max(120, 28 * len(products))), width="stretch")
     st.dataframe(products, hide_index=True, column_config={
         "product_id": "Product", "product_name": "Name", "category": "Category", "total_orders": "Orders",
         "total_quantity_sold": "Quantity", "customers": "Customers",
-        "revenue": st.column_config.NumberColumn("Revenue", format="%.2f"),
-        "average_unit_price": st.column_config.NumberColumn("Avg unit price", format="%.2f")})
+        "revenue": st.column_config.NumberColumn("Revenue", format=ui.MONEY_COLUMN_FORMAT),
+        "average_unit_price": st.column_config.NumberColumn("Avg unit price", format=ui.MONEY_COLUMN_FORMAT)})
 with right:
     st.subheader("Regional analytics")
     regions = data.query("regional_analytics")
     st.altair_chart(alt.Chart(regions).mark_bar().encode(
         x=alt.X("revenue:Q", title="revenue"),
         y=alt.Y("region:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False)),
-        tooltip=["region", alt.Tooltip("revenue:Q", format=",.2f"), "customers", "orders",
+        tooltip=["region", alt.Tooltip("revenue:Q", format=ui.MONEY_FORMAT), "customers", "orders",
                  alt.Tooltip("revenue_share:Q", format=".1%")],
     ).properties(height=max(120, 28 * len(regions))), width="stretch")
     st.dataframe(regions, hide_index=True, column_config={
         "region": "Region", "customers": "Customers", "orders": "Orders",
-        "revenue": st.column_config.NumberColumn("Revenue", format="%.2f"),
-        "average_order_value": st.column_config.NumberColumn("Avg order value", format="%.2f"),
+        "revenue": st.column_config.NumberColumn("Revenue", format=ui.MONEY_COLUMN_FORMAT),
+        "average_order_value": st.column_config.NumberColumn("Avg order value", format=ui.MONEY_COLUMN_FORMAT),
         "revenue_share": st.column_config.NumberColumn("Revenue share", format="percent")})
 
 st.subheader("Customer lifetime value")
@@ -107,19 +134,19 @@ else:
         segments = data.query("p_alive_segments")
         st.dataframe(segments.drop(columns=["segment_order"]), hide_index=True, column_config={
             "segment": "Segment", "customers": "Customers",
-            "average_predicted_clv": st.column_config.NumberColumn("Avg predicted CLV", format="%.2f"),
-            "predicted_clv": st.column_config.NumberColumn("Predicted CLV (sum)", format="%.2f"),
-            "average_historical_clv": st.column_config.NumberColumn("Avg historical CLV", format="%.2f")})
+            "average_predicted_clv": st.column_config.NumberColumn("Avg predicted CLV", format=ui.MONEY_COLUMN_FORMAT),
+            "predicted_clv": st.column_config.NumberColumn("Predicted CLV (sum)", format=ui.MONEY_COLUMN_FORMAT),
+            "average_historical_clv": st.column_config.NumberColumn("Avg historical CLV", format=ui.MONEY_COLUMN_FORMAT)})
         st.caption("P(alive) is the BG/NBD probability that a customer still buys.")
     st.markdown(f"**Top {TOP_CUSTOMERS} customers by {measure} CLV**")
     customers = data.query("top_customers", masked=masked, limit=TOP_CUSTOMERS)
     st.dataframe(customers, hide_index=True, column_config={
         "customer_id": "Customer", "first_name": "First name", "last_name": "Last name", "email": "E-mail",
         "phone": "Phone", "region": "Region", "frequency": "Repeat days",
-        "predicted_clv": st.column_config.NumberColumn("Predicted CLV", format="%.2f"),
-        "historical_clv": st.column_config.NumberColumn("Historical CLV", format="%.2f"),
+        "predicted_clv": st.column_config.NumberColumn("Predicted CLV", format=ui.MONEY_COLUMN_FORMAT),
+        "historical_clv": st.column_config.NumberColumn("Historical CLV", format=ui.MONEY_COLUMN_FORMAT),
         "p_alive": st.column_config.NumberColumn("P(alive)", format="%.3f"),
-        "expected_purchases": st.column_config.NumberColumn("Expected purchases", format="%.2f"),
+        "expected_purchases": st.column_config.NumberColumn("Expected purchases", format=ui.MONEY_COLUMN_FORMAT),
         "as_of_date": "As of"})
     if masked:
         st.caption("Names, e-mail addresses and phone numbers are masked: log in as ops to see them.")
@@ -138,7 +165,7 @@ else:
         color=alt.Color("retention_rate:Q", title="retention", scale=alt.Scale(scheme="blues", domain=[0, 1]),
                         legend=alt.Legend(format="%")),
         tooltip=["cohort", "months_since_first", "cohort_size", "active_customers",
-                 alt.Tooltip("retention_rate:Q", format=".1%"), alt.Tooltip("revenue:Q", format=",.2f")],
+                 alt.Tooltip("retention_rate:Q", format=".1%"), alt.Tooltip("revenue:Q", format=ui.MONEY_FORMAT)],
     )
     labels = base.mark_text(fontSize=9).encode(
         text=alt.Text("retention_rate:Q", format=".0%"),
