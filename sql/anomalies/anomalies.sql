@@ -187,10 +187,7 @@ weekday_effects as (
             else 0
         end as weekday_effect
     from history
-    inner join levels
-        on history.source_name = levels.source_name
-        and history.metric = levels.metric
-        and history.subject = levels.subject
+    inner join levels using (source_name, metric, subject)
     group by history.source_name, history.metric, history.subject, history.weekday
 ),
 
@@ -202,11 +199,7 @@ adjusted as (
         history.y - weekday_effects.weekday_effect as adjusted_y,
         history.noise
     from history
-    inner join weekday_effects
-        on history.source_name = weekday_effects.source_name
-        and history.metric = weekday_effects.metric
-        and history.subject = weekday_effects.subject
-        and history.weekday = weekday_effects.weekday
+    inner join weekday_effects using (source_name, metric, subject, weekday)
 ),
 
 centers as (
@@ -228,10 +221,7 @@ spreads as (
         adjusted.subject,
         percentile_cont(0.5) within group (order by abs(adjusted.adjusted_y - centers.center)) as mad
     from adjusted
-    inner join centers
-        on adjusted.source_name = centers.source_name
-        and adjusted.metric = centers.metric
-        and adjusted.subject = centers.subject
+    inner join centers using (source_name, metric, subject)
     group by adjusted.source_name, adjusted.metric, adjusted.subject
 ),
 
@@ -267,23 +257,10 @@ expectations as (
                 + case when weekday_effects.weekday_dates >= 2 then 1.0 / weekday_effects.weekday_dates else 0 end))
             as spread_scale
     from today
-    left join centers
-        on today.source_name = centers.source_name
-        and today.metric = centers.metric
-        and today.subject = centers.subject
-    left join spreads
-        on today.source_name = spreads.source_name
-        and today.metric = spreads.metric
-        and today.subject = spreads.subject
-    left join weekday_depth
-        on today.source_name = weekday_depth.source_name
-        and today.metric = weekday_depth.metric
-        and today.subject = weekday_depth.subject
-    left join weekday_effects
-        on today.source_name = weekday_effects.source_name
-        and today.metric = weekday_effects.metric
-        and today.subject = weekday_effects.subject
-        and today.weekday = weekday_effects.weekday
+    left join centers using (source_name, metric, subject)
+    left join spreads using (source_name, metric, subject)
+    left join weekday_depth using (source_name, metric, subject)
+    left join weekday_effects using (source_name, metric, subject, weekday)
 ),
 
 scales as (
