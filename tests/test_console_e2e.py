@@ -67,7 +67,8 @@ def test_every_page_in_headless_chromium_and_a_rerun_from_the_console(sample_war
     expected = {  # page -> texts it must show (beside its last section, which open_page waits for)
         "overview": ["Latest run", latest_run, "SLA met", "Key figures", tile_money(revenue), f"{orders:,}",
                      "Average predicted CLV", "Rows per layer"],
-        "runs": ["Task timeline", "Rows in and out per task", latest_run],
+        "runs": ["Dates and tasks", "Every extract date is delivered", "Task timeline", "Rows in and out per task",
+                 latest_run],
         "quality": ["Scores over time", "Failing rules of a run", "quarantined row(s) match", "are masked"],
         "business": ["Revenue by month and region", "Top products", "Regional analytics", "P(alive) segments",
                      "Top 20 customers by predicted CLV", "Names, e-mail addresses and phone numbers are masked"],
@@ -106,6 +107,9 @@ def test_every_page_in_headless_chromium_and_a_rerun_from_the_console(sample_war
         open_page(page, "operations")
         page.get_by_role("tab", name="Rerun").click()
         main.get_by_role("button", name="Launch rerun").click()
+        main.get_by_text("Plan: rerun MasterTask for 2026-11-21").wait_for(timeout=60_000)
+        page.screenshot(path=ARTIFACTS / "07-operations-plan.png", full_page=True)
+        main.get_by_role("button", name="Confirm launch").click()
         main.get_by_text("Launched rerun MasterTask for 2026-11-21").wait_for(timeout=30_000)
         page.screenshot(path=ARTIFACTS / "07-operations-launched.png", full_page=True)
         main.get_by_text("rerun MasterTask for 2026-11-21: finished").wait_for(timeout=240_000)
