@@ -964,6 +964,7 @@ def test_a_running_launch_can_be_cancelled(warehouse, console_env, tmp_path):
 
 def test_business_marks_the_partial_month_explains_kpis_and_keeps_filters_in_the_url(filled):
     at = open_page("business")
+    at.button(key="business_kpi_check").click().run()
     text = page_text(at)
     # By hand (module docstring): 6 fact rows up to 2026-11-21, 6 orders, 3 customers, revenue 425.00, AOV 70.83.
     assert ("recomputed from the 6 fact rows up to that date: revenue 425.00 (sum of amount = quantity x unit "
