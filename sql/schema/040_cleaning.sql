@@ -173,6 +173,28 @@ drop function if exists silver.parse_trimmed_timestamp(text);
 drop function if exists silver.is_timestamp_layout(text);
 drop function if exists silver.utc_timestamp_or_null(date, integer, integer, integer, integer, integer);
 
+-- make_date_or_null for the fixed-width fields YYYY, MM and DD, already
+-- checked to be digits. They are compared as text, so that only a valid
+-- date is cast: the casts are most of what parsing a date costs.
+create or replace function silver.make_date_from_digits_or_null(year text, month text, day text)
+returns date
+language sql
+immutable
+parallel safe
+as $$
+    select case
+        when year collate "C" >= '0001'
+            and month collate "C" between '01' and '12'
+            and day collate "C" between '01' and case month
+                when '02' then '29' when '04' then '30' when '06' then '30' when '09' then '30' when '11' then '30'
+                else '31'
+            end
+            -- 29 February, in a leap year only
+            and (day <> '29' or month <> '02' or year::integer % 4 = 0 and (year::integer % 100 <> 0 or year::integer % 400 = 0))
+            then make_date(year::integer, month::integer, day::integer)
+    end
+$$;
+
 -- The wall-clock time an ISO 8601 / RFC 3339 timestamp writes, less the
 -- offset it writes: its UTC time when it has an offset or Z, its local time
 -- when it has no zone; NULL when a part is malformed or out of range. The
@@ -211,8 +233,8 @@ as $$
                     and substr(value collate "C", 18, least(seconds_length, 2)) <= '59'
                     and substr(value collate "C", 18 + seconds_length, least(zone_length, 2)) <= '23'
                     and (zone_length < 5 or right(value collate "C", 2) <= '59')
-                    then silver.make_date_or_null(
-                        substr(value, 1, 4)::integer, substr(value, 6, 2)::integer, substr(value, 9, 2)::integer
+                    then silver.make_date_from_digits_or_null(
+                        substr(value, 1, 4), substr(value, 6, 2), substr(value, 9, 2)
                     ) + make_interval(
                         hours => substr(value, 12, 2)::integer,
                         mins => substr(value, 15, 2)::integer - case
@@ -306,9 +328,7 @@ as $$
         -- YYYY-MM-DD
         when value collate "C" like '____-__-__'
             and silver.is_digits(substr(value, 1, 4) || substr(value, 6, 2) || substr(value, 9, 2))
-            then silver.make_date_or_null(
-                substr(value, 1, 4)::integer, substr(value, 6, 2)::integer, substr(value, 9, 2)::integer
-            )
+            then silver.make_date_from_digits_or_null(substr(value, 1, 4), substr(value, 6, 2), substr(value, 9, 2))
         -- the date an ISO 8601 timestamp writes, whatever its zone (no conversion)
         when value collate "C" like '____-__-_____:__%'
             then case
@@ -318,17 +338,15 @@ as $$
         -- MM/DD/YYYY, or DD/MM/YYYY when day_first
         when value collate "C" like '__/__/____'
             and silver.is_digits(substr(value, 1, 2) || substr(value, 4, 2) || substr(value, 7, 4))
-            then silver.make_date_or_null(
-                substr(value, 7, 4)::integer,
-                substr(value, case when day_first then 4 else 1 end, 2)::integer,
-                substr(value, case when day_first then 1 else 4 end, 2)::integer
+            then silver.make_date_from_digits_or_null(
+                substr(value, 7, 4),
+                substr(value, case when day_first then 4 else 1 end, 2),
+                substr(value, case when day_first then 1 else 4 end, 2)
             )
         -- YYYY/MM/DD
         when value collate "C" like '____/__/__'
             and silver.is_digits(substr(value, 1, 4) || substr(value, 6, 2) || substr(value, 9, 2))
-            then silver.make_date_or_null(
-                substr(value, 1, 4)::integer, substr(value, 6, 2)::integer, substr(value, 9, 2)::integer
-            )
+            then silver.make_date_from_digits_or_null(substr(value, 1, 4), substr(value, 6, 2), substr(value, 9, 2))
         -- M/D/YYYY (or D/M/YYYY) with one-digit parts
         when value collate "C" like '%/%/____'
             and value collate "C" ~ '^[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}$'
@@ -346,9 +364,7 @@ as $$
             )
         -- YYYYMMDD, ISO 8601's basic format
         when value collate "C" like '________' and silver.is_digits(value)
-            then silver.make_date_or_null(
-                left(value, 4)::integer, substr(value, 5, 2)::integer, substr(value, 7, 2)::integer
-            )
+            then silver.make_date_from_digits_or_null(left(value, 4), substr(value, 5, 2), substr(value, 7, 2))
         -- DD-Mon-YYYY (or D-Mon-YYYY); the name must be the abbreviation of the month it gives
         when (value collate "C" like '__-___-____' or value collate "C" like '_-___-____')
             and value collate "C" ~ '^[0-9]{1,2}-[A-Za-z]{3}-[0-9]{4}$'
