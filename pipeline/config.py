@@ -12,6 +12,8 @@ from pipeline.db import REPO_ROOT
 
 class metalayer(luigi.Config):  # noqa: N801 - luigi maps the class name to the [metalayer] section
     landing_dir = luigi.Parameter(default="data/landing", description="Landing dir; METALAYER_LANDING_DIR wins.")
+    sources_file = luigi.Parameter(
+        default="sources.toml", description="how each source's files are written; METALAYER_SOURCES_FILE wins")
 
 
 class bronze(luigi.Config):  # noqa: N801

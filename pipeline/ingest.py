@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from psycopg2 import sql
 
-from pipeline.sources import Source
+from pipeline.sources import SourceSettings
 
 csv.field_size_limit(1 << 30)
 
@@ -53,6 +53,8 @@ class LandingFileError(ValueError):
     """
 
     retryable = False  # the same file fails the same way: Luigi does not retry it (pipeline/base.py)
+    hint = ("nothing of the file was loaded: correct or replace it in the landing folder (at the line named), "
+            "or describe its layout in the sources file (sources.toml), then run the date again")
 
     def __init__(self, path: Path, line: int | None, reason: str):
         super().__init__(f"{path}:{line}: {reason}" if line is not None else f"{path}: {reason}")
@@ -86,8 +88,83 @@ def file_digest(path: Path, chunk_bytes: int = 4 << 20) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def parse_header(path: Path, raw_header: bytes, source: Source) -> list[str]:
-    """The file's columns in file order, checked against the contract."""
+@dataclass
+class Drift:
+    """One column in which a file differs from its source's contract (meta.schema_drift)."""
+
+    column: str
+    change: str  # added | missing
+    action: str  # kept | ignored | failed
+    detail: str
+
+
+@dataclass
+class HeaderPlan:
+    """Where each field of a file goes: a contract column, the `_extra` jsonb, or nowhere."""
+
+    columns: list[str]  # the file's column names (lower case, trimmed), in file order
+    targets: list[str | None]  # per file column: its contract column, or None when it is extra
+    extras: list[str]  # file columns the contract does not know, in file order
+    keep_extras: bool
+    drift: list[Drift] = field(default_factory=list)
+
+    @property
+    def is_direct(self) -> bool:
+        """Every field has a contract column: COPY straight into bronze."""
+        return not self.extras
+
+
+def plan_columns(names: list[str], settings: SourceSettings, path: Path) -> HeaderPlan:
+    """Map a file's column names onto the contract (renames, extras, missing optional columns).
+
+    Raises LandingFileError, with the drift attached as `.drift`, when a required column is
+    missing, a column appears twice, or an extra column is refused (extra_columns = "fail").
+    """
+    source = settings.source
+    targets = [settings.rename.get(name, name) for name in names]
+    targets = [t if t in source.columns else None for t in targets]
+    extras = [name for name, target in zip(names, targets, strict=True) if target is None and name]
+    present = [t for t in targets if t]
+    repeated = sorted({c for c in present if present.count(c) > 1})
+    repeated += sorted({c for c in extras if extras.count(c) > 1})
+    missing = [c for c in source.columns if c not in present]
+    missing_required = [c for c in missing if c in settings.required]
+    extra_action = {"keep": "kept", "ignore": "ignored", "fail": "failed"}[settings.extra_columns]
+    drift = [Drift(c, "missing", "failed" if c in missing_required else "empty",
+                   "required column absent: the file is refused" if c in missing_required
+                   else "optional column absent: loaded as empty") for c in missing]
+    drift += [Drift(c, "added", extra_action, {"kept": "stored in bronze _extra", "ignored": "not loaded",
+                                               "failed": "extra_columns = \"fail\": the file is refused"}
+                    [extra_action]) for c in extras]
+    problems = []
+    blank = [str(i) for i, name in enumerate(names, start=1) if not name]
+    if blank:
+        problems.append(f"blank column name at position(s) {', '.join(blank)} (a trailing comma?)")
+    if missing_required:
+        problems.append(f"missing required column(s) {', '.join(missing_required)}")
+    if extras and settings.extra_columns == "fail":
+        problems.append(f"unknown column(s) {', '.join(repr(c) for c in extras)} (extra_columns = \"fail\")")
+    if repeated:
+        problems.append(f"repeated column(s) {', '.join(repeated)}")
+    if problems:
+        delimiter = next((d for d in (";", "\t", "|") if len(names) == 1 and d in names[0]), None)
+        if delimiter:
+            problems.append(f"the header looks {delimiter!r}-delimited: export the file with commas between fields")
+        else:
+            problems.append(f"expected {', '.join(source.columns)}; received {', '.join(names)}; to load it, "
+                            f"map the file's names onto the contract in [sources.{source.name}.rename] of the "
+                            "sources file (sources.toml), or fix the extract")
+        error = LandingFileError(path, 1, f"header does not match the contract for {source.name}: "
+                                 f"{'; '.join(problems)}")
+        error.drift = drift
+        raise error
+    return HeaderPlan(columns=names, targets=targets, extras=extras, keep_extras=settings.extra_columns == "keep",
+                      drift=drift)
+
+
+def parse_header(path: Path, raw_header: bytes, settings: SourceSettings) -> HeaderPlan:
+    """The file's columns in file order, mapped onto the contract."""
+    source = settings.source
     if not raw_header.strip():
         raise LandingFileError(path, 1, "the file is empty or its first line is blank; expected a header row "
                                f"with {', '.join(source.columns)}")
@@ -104,24 +181,7 @@ def parse_header(path: Path, raw_header: bytes, source: Source) -> list[str]:
         fields = next(csv.reader([text], strict=True))
     except csv.Error as exc:
         raise LandingFileError(path, 1, f"unreadable header: {exc}") from exc
-    columns = [name.strip().lower() for name in fields]
-    problems = []
-    missing = [c for c in source.columns if c not in columns]
-    unknown = [c for c in columns if c not in source.columns]
-    repeated = sorted({c for c in columns if columns.count(c) > 1})
-    if missing:
-        problems.append(f"missing required column(s) {', '.join(missing)}")
-    if unknown:
-        problems.append(f"unknown column(s) {', '.join(repr(c) for c in unknown)}")
-    if repeated:
-        problems.append(f"repeated column(s) {', '.join(repeated)}")
-    if problems:
-        delimiter = next((d for d in (";", "\t", "|") if len(fields) == 1 and d in fields[0]), None)
-        if delimiter:
-            problems.append(f"the header looks {delimiter!r}-delimited; fields must be separated by commas")
-        raise LandingFileError(path, 1, "header does not match the contract for "
-                               f"{source.name}: {'; '.join(problems)}")
-    return columns
+    return plan_columns([name.strip().lower() for name in fields], settings, path)
 
 
 class CsvChunker:
@@ -299,9 +359,12 @@ class JsonlChunker(CsvChunker):
     invalid_utf8, since PostgreSQL text can hold neither.
     """
 
-    def __init__(self, fh, columns: tuple[str, ...], load_id: int, **kwargs):
-        super().__init__(fh, len(columns), load_id, first_line_number=1, **kwargs)
+    def __init__(self, fh, settings: SourceSettings, load_id: int, **kwargs):
+        columns = settings.source.columns
+        super().__init__(fh, len(columns) + 1, load_id, first_line_number=1, **kwargs)
         self.columns = columns
+        self.settings = settings
+        self.extra_keys: dict[str, int] = {}  # keys outside the contract, with the lines that held them
 
     def _process(self, chunk: bytes, lines: list[bytes]) -> bytes:
         buffer = io.StringIO()
@@ -330,22 +393,42 @@ class JsonlChunker(CsvChunker):
                 continue
             fields, problem = self._fields(obj)
             if problem:
-                key = obj.get(self.columns[0])
+                key = obj.get(self.settings.source.business_key)
                 self._reject(number, *problem, raw, key[:200] if isinstance(key, str) else "")
                 continue
             self._accept(writer, fields, number)
         return buffer.getvalue().encode("utf-8")
 
     def _fields(self, obj: dict) -> tuple[list[str], tuple[str, str] | None]:
-        """The contract's fields of one object, or the rule and reason that reject it."""
-        unknown = sorted(set(obj) - set(self.columns))
-        if unknown:
-            return [], ("unknown_fields", f"unknown field(s) {', '.join(unknown)}")
-        nested = [k for k in self.columns if isinstance(obj.get(k), dict | list)]
+        """The contract's fields of one object plus its `_extra` JSON, or the rule and reason that reject it.
+
+        Keys are matched in lower case through the source's rename map; keys outside the
+        contract are kept in `_extra`, dropped or reject the line, as extra_columns says.
+        """
+        rename = self.settings.rename
+        mapped: dict[str, object] = {}
+        written_as: dict[str, str] = {}
+        extra: dict[str, object] = {}
+        for key, value in obj.items():
+            name = key.strip().lower()
+            name = rename.get(name, name)
+            if name in self.columns:
+                if name in mapped:
+                    return [], ("invalid_json", f"keys {written_as[name]!r} and {key!r} both give field {name}")
+                mapped[name] = value
+                written_as[name] = key
+            else:
+                extra[key] = value
+        if extra:
+            for key in extra:
+                self.extra_keys[key] = self.extra_keys.get(key, 0) + 1
+            if self.settings.extra_columns == "fail":
+                return [], ("unknown_fields", f"unknown field(s) {', '.join(sorted(extra))}")
+        nested = [k for k in self.columns if isinstance(mapped.get(k), dict | list)]
         if nested:
             return [], ("invalid_json", f"field(s) {', '.join(nested)} hold an array or object; expected a string, "
                                         "number, boolean or null")
-        fields = [_json_text(obj.get(c)) for c in self.columns]
+        fields = [_json_text(mapped.get(c)) for c in self.columns]
         for column, value in zip(self.columns, fields, strict=True):
             if "\x00" in value:
                 return [], ("nul_byte", f"field {column} holds a NUL character (\\u0000)")
@@ -354,7 +437,15 @@ class JsonlChunker(CsvChunker):
             except UnicodeEncodeError as exc:
                 return [], ("invalid_utf8", f"field {column} holds a lone surrogate "
                                             f"(\\u{ord(value[exc.start]):04x}), which is not Unicode text")
+        kept = extra if extra and self.settings.extra_columns == "keep" else None
+        fields.append(_storable(json.dumps(kept, ensure_ascii=False)) if kept else "")
         return fields, None
+
+    def drift(self) -> list[Drift]:
+        action = {"keep": "kept", "ignore": "ignored", "fail": "failed"}[self.settings.extra_columns]
+        detail = {"kept": "stored in bronze _extra", "ignored": "not loaded", "failed": "the line is rejected"}
+        return [Drift(key, "added", action, f"{detail[action]} ({lines} line(s))")
+                for key, lines in sorted(self.extra_keys.items())]
 
 
 def _storable(text: str) -> str:
@@ -434,7 +525,7 @@ class PrefetchStream(io.RawIOBase):
 
 @dataclass
 class LoadContext:
-    source: Source
+    settings: SourceSettings
     path: Path
     extract_date: date
     run_id: str
@@ -442,24 +533,39 @@ class LoadContext:
     max_record_lines: int = 100
     buffer_bytes: int = 4 << 20
 
+    @property
+    def source(self):
+        return self.settings.source
 
-def copy_file(cursor, ctx: LoadContext, progress: Callable[[int], None] | None = None) -> LoadStats:
+
+@dataclass
+class LoadResult:
+    stats: LoadStats
+    drift: list[Drift]
+
+
+def copy_file(cursor, ctx: LoadContext, progress: Callable[[int], None] | None = None) -> LoadResult:
     """COPY the file's good records into bronze and its rejects into silver.quarantine.
 
     Runs inside the caller's transaction; raises LandingFileError before any row
-    is written when the header is wrong.
+    is written when the header is wrong. A file whose header matches the contract
+    (in any order, through the rename map, with optional columns absent) is copied
+    straight into bronze; one with extra columns goes through a temporary table so
+    that the extras land in `_extra` as one jsonb object (or are dropped).
     """
     source = ctx.source
     rejects = tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+b")  # noqa: SIM115 - closed below
     reject_text = io.TextIOWrapper(rejects, encoding="utf-8", newline="")
     reject_writer = csv.writer(reject_text, lineterminator="\n")
     record_label = str(ctx.path)
+    key_position = 0
 
     def on_reject(reject: Reject) -> None:
         text = reject.raw.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
         key = reject.business_key
         if key is None:
-            key = text.split(",", 1)[0].strip().strip('"')[:200] if text.strip() else ""
+            fields = text.split(",")
+            key = fields[key_position].strip().strip('"')[:200] if text.strip() and key_position < len(fields) else ""
         record = {"raw": text[:RAW_TEXT_LIMIT], "raw_length": len(reject.raw)}
         reject_writer.writerow([
             ctx.run_id, "bronze", f"bronze.{source.bronze_table}", record_label, reject.line_number,
@@ -467,16 +573,28 @@ def copy_file(cursor, ctx: LoadContext, progress: Callable[[int], None] | None =
             json.dumps(record, ensure_ascii=False),
         ])
 
+    bronze_rows = sql.Identifier("bronze", f"{source.bronze_table}_rows")
+    chunk_options = {"max_record_lines": ctx.max_record_lines, "buffer_bytes": ctx.buffer_bytes,
+                     "on_reject": on_reject}
     with ctx.path.open("rb") as fh:
+        staged: HeaderPlan | None = None
         if ctx.path.suffix == ".jsonl":
-            columns = list(source.columns)
-            chunker: CsvChunker = JsonlChunker(fh, source.columns, ctx.load_id, max_record_lines=ctx.max_record_lines,
-                                               buffer_bytes=ctx.buffer_bytes, on_reject=on_reject)
+            columns = [*source.columns, "_extra"]
+            chunker: CsvChunker = JsonlChunker(fh, ctx.settings, ctx.load_id, **chunk_options)
+            target = bronze_rows
         else:
-            columns = parse_header(ctx.path, fh.readline(), source)
-            chunker = CsvChunker(fh, len(columns), ctx.load_id, max_record_lines=ctx.max_record_lines,
-                                 buffer_bytes=ctx.buffer_bytes, on_reject=on_reject)
-        target = sql.Identifier("bronze", f"{source.bronze_table}_rows")
+            plan = parse_header(ctx.path, fh.readline(), ctx.settings)
+            chunker = CsvChunker(fh, len(plan.columns), ctx.load_id, **chunk_options)
+            key_position = plan.targets.index(source.business_key)
+            if plan.is_direct:
+                columns, target = list(plan.targets), bronze_rows
+            else:
+                staged = plan
+                columns = [f"field_{i}" for i in range(1, len(plan.columns) + 1)]
+                cursor.execute(sql.SQL("create temp table landing_fields ({}, _load_id bigint, _line_number bigint) "
+                                       "on commit drop").format(
+                    sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns)))
+                target = sql.Identifier("landing_fields")
         column_list = sql.SQL(", ").join(sql.Identifier(c) for c in [*columns, "_load_id", "_line_number"])
         force_null = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
         copy_sql = sql.SQL("copy {} ({}) from stdin with (format csv, force_null ({}))").format(
@@ -493,6 +611,8 @@ def copy_file(cursor, ctx: LoadContext, progress: Callable[[int], None] | None =
             cursor.copy_expert(copy_sql.as_string(cursor), stream, size=ctx.buffer_bytes)
         finally:
             stream.close()
+        if staged is not None:
+            _insert_staged(cursor, bronze_rows, staged)
 
     reject_text.flush()
     if chunker.stats.rows_rejected:
@@ -501,4 +621,23 @@ def copy_file(cursor, ctx: LoadContext, progress: Callable[[int], None] | None =
             sql.SQL(", ").join(sql.Identifier(c) for c in QUARANTINE_COLUMNS))
         cursor.copy_expert(quarantine_sql.as_string(cursor), rejects, size=1 << 20)
     reject_text.close()
-    return chunker.stats
+    drift = chunker.drift() if isinstance(chunker, JsonlChunker) else plan.drift
+    return LoadResult(stats=chunker.stats, drift=drift)
+
+
+def _insert_staged(cursor, bronze_rows: sql.Identifier, plan: HeaderPlan) -> None:
+    """Move a staged file into bronze: contract fields to their columns, extras into `_extra`."""
+    fields = {i: sql.Identifier(f"field_{i}") for i in range(1, len(plan.columns) + 1)}
+    mapped = [(target, fields[i]) for i, target in enumerate(plan.targets, start=1) if target]
+    extras = [(name, fields[i]) for i, (name, target) in enumerate(zip(plan.columns, plan.targets, strict=True),
+                                                                       start=1) if target is None and name]
+    extra_value = sql.SQL("null")
+    if plan.keep_extras and extras:
+        # jsonb_strip_nulls: an empty field is no value, as it is for the contract's columns.
+        extra_value = sql.SQL("nullif(jsonb_strip_nulls(jsonb_build_object({})), '{{}}'::jsonb)").format(
+            sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(name), field) for name, field in extras))
+    cursor.execute(sql.SQL("insert into {} ({}, _extra, _load_id, _line_number) "
+                           "select {}, {}, _load_id, _line_number from landing_fields").format(
+        bronze_rows, sql.SQL(", ").join(sql.Identifier(t) for t, _f in mapped),
+        sql.SQL(", ").join(f for _t, f in mapped), extra_value))
+    cursor.execute("drop table landing_fields")

@@ -20,7 +20,7 @@ RULES_FILE = SQL_DIR / "quality_rules.toml"
 DIMENSIONS = ("completeness", "validity", "uniqueness", "consistency", "timeliness")
 SEVERITIES = ("warn", "drop", "fail")
 ROW_KINDS = ("not_null", "pattern", "parses", "accepted_values", "range", "max_length", "not_in_future", "unique",
-             "references", "expression")
+             "references", "not_before", "expression")
 REASON_VALUE_CHARS = 100  # a failing value longer than this is cut in the reason (the record keeps it whole)
 TABLE_KINDS = ("volume", "freshness")
 
@@ -103,6 +103,9 @@ class Rule:
             table = sql.Identifier(*p["table"].split("."))
             return sql.SQL("{c} is null or {c} in (select {rc} from {t} where first_extract_date <= %(date)s)").format(
                 c=col, rc=sql.Identifier(p["ref_column"]), t=table)
+        if self.kind == "not_before":
+            return sql.SQL("{c} is null or {b} is null or {c} >= {b} - {days}").format(
+                c=col, b=sql.Identifier(p["bound"]), days=sql.Literal(int(p.get("tolerance_days", 0))))
         if self.kind == "expression":
             return sql.SQL(p["sql"])
         raise RulesError(f"{RULES_FILE}: {self.table}.{self.name}: {self.kind} is not a row-level kind")
@@ -132,7 +135,8 @@ _REQUIRED = {
     "not_null": ("column",), "pattern": ("column", "regex"), "parses": ("raw", "column"),
     "accepted_values": ("column", "values"), "range": ("column",), "max_length": ("column", "max"),
     "not_in_future": ("column",),
-    "unique": ("column",), "references": ("column", "table", "ref_column"), "expression": ("sql",),
+    "unique": ("column",), "references": ("column", "table", "ref_column"), "not_before": ("column", "bound"),
+    "expression": ("sql",),
     "volume": ("min_ratio", "max_ratio"), "freshness": ("max_age_days",),
 }
 

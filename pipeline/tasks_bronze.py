@@ -10,10 +10,10 @@ import luigi
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
-from pipeline import ingest
+from pipeline import db, ingest
 from pipeline.base import PhaseClock, TaskStats, WarehouseTask
 from pipeline.config import bronze, landing_dir
-from pipeline.sources import CRM_CUSTOMERS, ERP_PRODUCTS, ERP_SALES, Source
+from pipeline.sources import CRM_CUSTOMERS, ERP_PRODUCTS, ERP_SALES, Source, source_settings
 
 
 class LandingFile(luigi.ExternalTask):
@@ -111,10 +111,21 @@ class BronzeTask(WarehouseTask):
             load_id = cur.fetchone()[0]
             config = bronze()
             context = ingest.LoadContext(
-                source=self.source, path=path, extract_date=self.date, run_id=self.effective_run_id,
-                load_id=load_id, max_record_lines=config.max_record_lines, buffer_bytes=config.copy_buffer_bytes,
+                settings=source_settings(self.source.name), path=path, extract_date=self.date,
+                run_id=self.effective_run_id, load_id=load_id, max_record_lines=config.max_record_lines,
+                buffer_bytes=config.copy_buffer_bytes,
             )
-            stats = ingest.copy_file(cur, context, progress=lambda done: self._progress(done, size))
+            try:
+                loaded = ingest.copy_file(cur, context, progress=lambda done: self._progress(done, size))
+            except ingest.LandingFileError as exc:
+                # The file is refused and this transaction rolls back; the drift that refused it is kept.
+                if getattr(exc, "drift", None):
+                    with db.transaction() as outside, outside.cursor() as outside_cur:
+                        record_drift(outside_cur, self.effective_run_id, self.source.name, self.date, path,
+                                     exc.drift)
+                raise
+            stats = loaded.stats
+            record_drift(cur, self.effective_run_id, self.source.name, self.date, path, loaded.drift)
             clock.lap("copy")
             cur.execute(
                 """update meta.ingested_files
@@ -139,6 +150,19 @@ class BronzeTask(WarehouseTask):
             percent = min(100, int(done_bytes * 100 / total_bytes))
             self.set_progress_percentage(percent)
             self.set_status_message(f"COPY {self.source.name}: {done_bytes / 1e6:.1f} of {total_bytes / 1e6:.1f} MB")
+
+
+def record_drift(cur, run_id: str, source_name: str, extract_date: date, path: Path,
+                 drift: list[ingest.Drift]) -> None:
+    """meta.schema_drift: one row per column in which the file differs from its contract."""
+    # A reprocessed date replaces what its earlier load of the same file recorded.
+    cur.execute("delete from meta.schema_drift where source_name = %s and extract_date = %s and source_file = %s",
+                (source_name, extract_date, str(path)))
+    if drift:
+        execute_values(cur, """insert into meta.schema_drift (run_id, source_name, extract_date, source_file,
+                                                              column_name, change, action, detail) values %s""",
+                       [(run_id, source_name, extract_date, str(path), d.column, d.change, d.action, d.detail)
+                        for d in drift])
 
 
 def profile_load(cur, source: Source, load_id: int, rows: int, sample_rows: int) -> None:

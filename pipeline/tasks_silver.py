@@ -23,7 +23,7 @@ from pipeline.base import PhaseClock, TaskStats, WarehouseTask
 from pipeline.config import quality as quality_config
 from pipeline.config import silver as silver_config
 from pipeline.quality import Rule, dimension_scores, load_rules, run_score, table_score
-from pipeline.sources import CRM_CUSTOMERS, ERP_PRODUCTS, ERP_SALES, Source
+from pipeline.sources import CRM_CUSTOMERS, ERP_PRODUCTS, ERP_SALES, Source, SourceSettings, source_settings
 from pipeline.tasks_bronze import CrmCustomersRaw, ErpProductsRaw, ErpSalesRaw, previous_extract_date
 
 
@@ -118,13 +118,15 @@ class SilverTask(WarehouseTask):
     def table(self) -> str:
         return self.spec.table
 
-    def model_params(self) -> dict:
+    def model_params(self, settings: SourceSettings) -> dict:
+        """The model's own parameters, beside the source's parsing settings."""
         return {}
 
     def execute(self, conn) -> TaskStats:
         spec = self.spec
         clock = PhaseClock()
-        params = {**self.sql_params(), **self.model_params()}
+        settings = source_settings(spec.source.name)
+        params = {**self.sql_params(), **settings.model_params(), **self.model_params(settings)}
         rules = load_rules().rules(spec.name)
         row_rules = [r for r in rules if r.is_row_level]
         with conn.cursor() as cur:
@@ -374,9 +376,11 @@ class SilverCustomers(DimensionSilverTask):
     spec = CUSTOMERS
     raw_task = CrmCustomersRaw
 
-    def model_params(self) -> dict:
+    def model_params(self, settings: SourceSettings) -> dict:
         config = silver_config()
-        return {"calling_code": config.default_calling_code, "national_digits": config.national_number_digits}
+        spellings, values = settings.vocabulary_arrays("region")
+        return {"calling_code": config.default_calling_code, "national_digits": config.national_number_digits,
+                "region_spellings": spellings, "region_values": values}
 
 
 class SilverProducts(DimensionSilverTask):
@@ -392,7 +396,7 @@ class SilverSales(SilverTask):
         # Referential rules read the customers and products merged for this date.
         return [ErpSalesRaw(**common), SilverCustomers(**common), SilverProducts(**common)]
 
-    def model_params(self) -> dict:
+    def model_params(self, settings: SourceSettings) -> dict:
         config = silver_config()
         return {"small_max": config.order_size_small_max, "medium_max": config.order_size_medium_max}
 

@@ -123,15 +123,19 @@ def test_rejected_lines_carry_file_line_reason_and_raw_text(warehouse, query, tm
     assert query("select order_id, _line_number, unit_price from bronze.erp_sales_raw") == [("O1", 2, "2.50")]
 
 
-@pytest.mark.parametrize("header, named", [
-    ("order_id,customer_id,product_id,order_date,quantity\n", "missing required column(s) unit_price"),
-    ("order_id,customer_id,product_id,order_date,quantity,unit_price,discount\n", "unknown column(s) 'discount'"),
-    ("order_id,order_id,product_id,order_date,quantity,unit_price\n", "missing required column(s) customer_id"),
+@pytest.mark.parametrize("header, sources, named", [
+    ("order_id,customer_id,product_id,order_date,quantity\n", "", "missing required column(s) unit_price"),
+    ("order_id,customer_id,product_id,order_date,quantity,unit_price,discount\n",
+     '[sources.erp_sales]\nextra_columns = "fail"\n', "unknown column(s) 'discount'"),
+    ("order_id,order_id,product_id,order_date,quantity,unit_price\n", "", "missing required column(s) customer_id"),
 ])
-def test_header_mismatch_fails_naming_file_and_columns_and_loads_nothing(warehouse, query, tmp_path, header, named):
-    landing = write_landing(tmp_path, DAY.isoformat(), {
+def test_header_mismatch_fails_naming_file_and_columns_and_loads_nothing(warehouse, query, tmp_path, monkeypatch,
+                                                                         header, sources, named):
+    landing = write_landing(tmp_path / "landing", DAY.isoformat(), {
         "crm_customers.csv": CUSTOMERS_HEADER, "erp_products.csv": PRODUCTS,
         "erp_sales.csv": header + "O1,C1,P1,2026-01-02,2,2.50,x\n"})
+    (tmp_path / "sources.toml").write_text(sources)
+    monkeypatch.setenv("METALAYER_SOURCES_FILE", str(tmp_path / "sources.toml"))
     result = run_pipeline(DAY, landing=landing, trigger="test", upto="bronze")
     assert not result.success
     failed = [t for t in result.tasks if t["status"] == "failed"]
@@ -144,6 +148,45 @@ def test_header_mismatch_fails_naming_file_and_columns_and_loads_nothing(warehou
     assert query("select count(*) from silver.quarantine") == [(0,)]
     assert query("select count(*) from meta.table_updates where target_table = 'bronze.erp_sales_raw'") == [(0,)]
     assert query("select status from meta.pipeline_runs where run_id = %s", (result.run_id,)) == [("failed",)]
+    # The drift that refused the file is kept although the load rolled back.
+    assert ("failed",) in query("select action from meta.schema_drift where source_name = 'erp_sales'")
+
+
+def test_extra_missing_and_renamed_columns_load_and_are_recorded_as_drift(warehouse, query, tmp_path, monkeypatch):
+    """Default policy: an added column is kept in _extra, an absent optional column loads empty, a renamed
+    column is mapped; each difference is a meta.schema_drift row, and no line is lost."""
+    landing = write_landing(tmp_path / "landing", DAY.isoformat(), {
+        # phone and address absent (optional), cust_ref renamed, loyalty_tier and notes added
+        "crm_customers.csv": "Cust_Ref,first_name,last_name,email,city,state,region,signup_date,updated_at,"
+                             "loyalty_tier,notes\n"
+                             "C1,Ann,Lee,ann@example.com,Boston,MA,New England,2026-01-01,2026-01-01 00:00:00,gold,\n"
+                             "C2,Bo,Ng,bo@example.com,Salem,OR,Pacific,2026-01-02,2026-01-02 00:00:00,,vip\n",
+        "erp_products.csv": PRODUCTS, "erp_sales.csv": SALES_HEADER})
+    (tmp_path / "sources.toml").write_text('[sources.crm_customers.rename]\n"cust_ref" = "customer_id"\n')
+    monkeypatch.setenv("METALAYER_SOURCES_FILE", str(tmp_path / "sources.toml"))
+    result = run_pipeline(DAY, landing=landing, trigger="test", upto="bronze")
+    assert result.success, result.error
+    assert query("select customer_id, phone, address, city, _extra from bronze.crm_customers_raw "
+                 "order by _line_number") == [
+        ("C1", None, None, "Boston", {"loyalty_tier": "gold"}), ("C2", None, None, "Salem", {"notes": "vip"})]
+    assert sorted(query("select column_name, change, action from meta.schema_drift "
+                        "where source_name = 'crm_customers'")) == [
+        ("address", "missing", "empty"), ("loyalty_tier", "added", "kept"), ("notes", "added", "kept"),
+        ("phone", "missing", "empty")]
+    assert query("select rows_loaded, rows_rejected from meta.ingested_files "
+                 "where source_name = 'crm_customers'") == [(2, 0)]
+
+
+def test_ignored_extra_columns_are_not_stored(warehouse, query, tmp_path, monkeypatch):
+    landing = write_landing(tmp_path / "landing", DAY.isoformat(), {
+        "crm_customers.csv": CUSTOMERS_HEADER, "erp_products.csv": PRODUCTS,
+        "erp_sales.csv": "discount,order_id,customer_id,product_id,order_date,quantity,unit_price\n"
+                         "5%,O1,C1,P1,2026-01-02,2,2.50\n"})
+    (tmp_path / "sources.toml").write_text('[defaults]\nextra_columns = "ignore"\n')
+    monkeypatch.setenv("METALAYER_SOURCES_FILE", str(tmp_path / "sources.toml"))
+    assert run_pipeline(DAY, landing=landing, trigger="test", upto="bronze").success
+    assert query("select order_id, unit_price, _extra from bronze.erp_sales_raw") == [("O1", "2.50", None)]
+    assert query("select column_name, action from meta.schema_drift") == [("discount", "ignored")]
 
 
 def test_rerunning_a_date_loads_nothing_twice(warehouse, query, seed_landing):
@@ -250,10 +293,28 @@ def test_jsonl_customers_load_with_broken_lines_quarantined(warehouse, query, tm
     landing = write_landing(tmp_path, DAY.isoformat(), {
         "crm_customers.jsonl": "\n".join(lines) + "\n", "erp_products.csv": PRODUCTS, "erp_sales.csv": SALES_HEADER})
     assert run_pipeline(DAY, landing=landing, trigger="test", upto="bronze").success
-    assert query("select customer_id, first_name, last_name, email, _line_number from bronze.crm_customers_raw "
-                 "order by 1") == [("C1", "Zoë", "Nguyễn", "z@x.com", 1), ("C4", None, None, None, 5)]
-    assert dict(query("select line_number, rule_name from silver.quarantine")) == {
-        2: "invalid_json", 3: "invalid_json", 4: "unknown_fields"}
+    # An unknown key is kept in _extra (sources.toml extra_columns = "keep", the default) and recorded as drift.
+    assert query("select customer_id, first_name, last_name, email, _line_number, _extra from bronze.crm_customers_raw "
+                 "order by 1") == [("C1", "Zoë", "Nguyễn", "z@x.com", 1, None),
+                                   ("C3", "Zoë", "Nguyễn", "z@x.com", 4, {"loyalty": "gold"}),
+                                   ("C4", None, None, None, 5, None)]
+    assert dict(query("select line_number, rule_name from silver.quarantine")) == {2: "invalid_json", 3: "invalid_json"}
+    assert query("select column_name, change, action, detail from meta.schema_drift") == [
+        ("loyalty", "added", "kept", "stored in bronze _extra (1 line(s))")]
+
+
+def test_jsonl_unknown_keys_reject_the_line_when_extra_columns_fail(warehouse, query, tmp_path, monkeypatch):
+    good = {"Customer_ID": "C1", "mail": "z@x.com", "updated_at": "2024-01-01T00:00:00"}
+    lines = [json.dumps(good), json.dumps({**good, "customer_id": "C3", "loyalty": "gold"})]
+    landing = write_landing(tmp_path / "landing", DAY.isoformat(), {
+        "crm_customers.jsonl": "\n".join(lines) + "\n", "erp_products.csv": PRODUCTS, "erp_sales.csv": SALES_HEADER})
+    (tmp_path / "sources.toml").write_text('[sources.crm_customers]\nextra_columns = "fail"\n'
+                                           '[sources.crm_customers.rename]\n"mail" = "email"\n')
+    monkeypatch.setenv("METALAYER_SOURCES_FILE", str(tmp_path / "sources.toml"))
+    assert run_pipeline(DAY, landing=landing, trigger="test", upto="bronze").success
+    assert query("select customer_id, email from bronze.crm_customers_raw") == [("C1", "z@x.com")]
+    assert query("select line_number, rule_name, reason from silver.quarantine") == [
+        (2, "invalid_json", "keys 'Customer_ID' and 'customer_id' both give field customer_id")]
 
 
 def test_profile_matches_pandas(warehouse, query, seed_landing):

@@ -101,9 +101,10 @@ def test_small_fixture_quality_scores_by_hand(warehouse, query, tmp_path):
     customers = (21 / 22 + 66 / 70 + 0.5 * 1) / 2.5
     # products: 3 rows. completeness 3/3, validity 18/18, consistency 2/3 (P2 costs more than its price).
     products = (1 + 1 + 2 / 3) / 3
-    # sales: 12 rows. completeness 73/73, uniqueness 11/12, validity 9 x 12 = 108 checks with 4 failures,
-    # consistency 24 checks with 3 failures, timeliness 1/1 (weight 0.5).
-    sales = (1 + 11 / 12 + 104 / 108 + 21 / 24 + 0.5) / 4.5
+    # sales: 12 rows. completeness 73/73, uniqueness 11/12, validity 8 x 12 = 96 checks with 4 failures,
+    # consistency 3 x 12 = 36 checks with 3 failures (no order is over a year before its customer's signup),
+    # timeliness 1/1 (weight 0.5).
+    sales = (1 + 11 / 12 + 92 / 96 + 33 / 36 + 0.5) / 4.5
     assert scores[("silver.customers", "completeness")] == pytest.approx(21 / 22, abs=1e-6)
     assert scores[("silver.customers", "validity")] == pytest.approx(66 / 70, abs=1e-6)
     assert scores[("silver.customers", "overall")] == pytest.approx(customers, abs=1e-6)
@@ -117,11 +118,11 @@ def test_small_fixture_quality_scores_by_hand(warehouse, query, tmp_path):
 
 def test_threshold_gate_fails_or_warns_as_configured(warehouse, query, tmp_path):
     landing = small_landing(tmp_path)
-    failed = run_pipeline(SMALL_DAY, landing=landing, trigger="test")  # run score 0.942 < 0.95
+    failed = run_pipeline(SMALL_DAY, landing=landing, trigger="test")  # run score 0.9465 < 0.95
     assert not failed.success
     gate = next(t for t in failed.tasks if t["task_family"] == "SilverQualityGate")
     assert gate["status"] == "failed"
-    assert "run quality score 94.20%" in gate["error"] and "worst rules: silver.products." in gate["error"]
+    assert "run quality score 94.65%" in gate["error"] and "worst rules: silver.products." in gate["error"]
     # Silver itself is committed; the failed gate keeps the run (and later layers) from passing.
     assert query("select count(*) from silver.sales") == [(4,)]
     with luigi_setting("quality", "threshold", "0.9"):
@@ -314,10 +315,13 @@ def test_empty_table_does_not_weigh_in_the_run_score(warehouse, query, tmp_path)
         "select table_name, dimension, score, rows_checked from meta.quality_scores where dimension = 'overall'")}
     assert scores[("silver.customers", "overall")][1] == 0
     products, sales = scores[("silver.products", "overall")], scores[("silver.sales", "overall")]
-    # sales: one line, its customer unknown: consistency 1 of 2 checks passes.
-    assert float(sales[0]) == pytest.approx((1 + 1 + 1 + 0.5 + 0.5) / 4.5, abs=1e-6)
+    # sales: one line, its customer unknown: consistency 2 of 3 checks pass (an unknown customer has no signup
+    # date to be before).
+    assert float(sales[0]) == pytest.approx((1 + 1 + 1 + 2 / 3 + 0.5) / 4.5, abs=1e-6)
     assert float(scores[("*", "overall")][0]) == pytest.approx((float(products[0]) + float(sales[0])) / 2, abs=1e-6)
-    assert not result.success  # 0.944 < 0.95
+    # 0.963 >= 0.95: the averaged score passes; losing the only sales line is the share limit's business
+    # (tests/test_gate.py; this suite's luigi.test.cfg lifts the limit).
+    assert result.success
 
 
 def test_customer_versions_keep_every_valid_version(warehouse, query, tmp_path):

@@ -85,7 +85,8 @@ create table if not exists meta.column_profiles (
 
 -- Schema drift: a landing file's header differing from its source's contract
 -- (sources.toml). One row per column that differs; `action` says what the load
--- did about it: kept (in the bronze `_extra` jsonb), ignored, or failed (the file
+-- did about it: kept (in the bronze `_extra` jsonb), ignored, empty (an absent
+-- optional column loads as empty), or failed (the file
 -- was refused: a required column is missing or extra columns are refused).
 create table if not exists meta.schema_drift (
     drift_id bigint generated always as identity primary key,
@@ -95,7 +96,7 @@ create table if not exists meta.schema_drift (
     source_file text not null,
     column_name text not null,
     change text not null check (change in ('added', 'missing', 'renamed')),
-    action text not null check (action in ('kept', 'ignored', 'failed', 'mapped')),
+    action text not null check (action in ('kept', 'ignored', 'failed', 'empty')),
     detail text,
     detected_at timestamptz not null default now()
 );

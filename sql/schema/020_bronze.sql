@@ -23,6 +23,8 @@ create table if not exists bronze.crm_customers_raw_rows (
     _line_number bigint not null
 );
 -- BRIN: loads append in _load_id order, so the index costs almost nothing to keep.
+-- File columns outside the contract, kept as one object (sources.toml extra_columns = "keep").
+alter table bronze.crm_customers_raw_rows add column if not exists _extra jsonb;
 create index if not exists crm_customers_raw_rows_load_idx on bronze.crm_customers_raw_rows using brin (_load_id);
 
 create or replace view bronze.crm_customers_raw as
@@ -44,7 +46,8 @@ create or replace view bronze.crm_customers_raw as
         ingested_files.file_sha256 as _file_sha256,
         ingested_files.ingested_at as _ingested_at,
         raw_rows._load_id,
-        ingested_files.extract_date as _extract_date
+        ingested_files.extract_date as _extract_date,
+        raw_rows._extra
     from bronze.crm_customers_raw_rows as raw_rows
     inner join meta.ingested_files as ingested_files
         on raw_rows._load_id = ingested_files.load_id;
@@ -60,6 +63,8 @@ create table if not exists bronze.erp_products_raw_rows (
     _line_number bigint not null
 );
 -- BRIN: loads append in _load_id order, so the index costs almost nothing to keep.
+-- File columns outside the contract, kept as one object (sources.toml extra_columns = "keep").
+alter table bronze.erp_products_raw_rows add column if not exists _extra jsonb;
 create index if not exists erp_products_raw_rows_load_idx on bronze.erp_products_raw_rows using brin (_load_id);
 
 create or replace view bronze.erp_products_raw as
@@ -76,7 +81,8 @@ create or replace view bronze.erp_products_raw as
         ingested_files.file_sha256 as _file_sha256,
         ingested_files.ingested_at as _ingested_at,
         raw_rows._load_id,
-        ingested_files.extract_date as _extract_date
+        ingested_files.extract_date as _extract_date,
+        raw_rows._extra
     from bronze.erp_products_raw_rows as raw_rows
     inner join meta.ingested_files as ingested_files
         on raw_rows._load_id = ingested_files.load_id;
@@ -92,6 +98,8 @@ create table if not exists bronze.erp_sales_raw_rows (
     _line_number bigint not null
 );
 -- BRIN: loads append in _load_id order, so the index costs almost nothing to keep.
+-- File columns outside the contract, kept as one object (sources.toml extra_columns = "keep").
+alter table bronze.erp_sales_raw_rows add column if not exists _extra jsonb;
 create index if not exists erp_sales_raw_rows_load_idx on bronze.erp_sales_raw_rows using brin (_load_id);
 
 create or replace view bronze.erp_sales_raw as
@@ -108,7 +116,8 @@ create or replace view bronze.erp_sales_raw as
         ingested_files.file_sha256 as _file_sha256,
         ingested_files.ingested_at as _ingested_at,
         raw_rows._load_id,
-        ingested_files.extract_date as _extract_date
+        ingested_files.extract_date as _extract_date,
+        raw_rows._extra
     from bronze.erp_sales_raw_rows as raw_rows
     inner join meta.ingested_files as ingested_files
         on raw_rows._load_id = ingested_files.load_id;

@@ -6,15 +6,35 @@
 -- This model builds those columns itself from `key_ranks` (the ranks of the few
 -- lines whose key repeats), so that its cleaning runs in parallel (see cleaned).
 -- The task then evaluates the quality rules on this and merges the survivors.
--- Parameters: %(calling_code)s, %(national_digits)s.
+-- Parameters: %(calling_code)s, %(national_digits)s, and the source's settings
+-- (sources.toml): %(time_zone)s, %(day_first)s, %(epoch)s, and the region
+-- vocabulary as two arrays, %(region_spellings)s and %(region_values)s.
 with
 
 -- Signup dates repeat a lot: each distinct text is parsed once.
 signup_dates as (
     select
         signup_date as signup_date_text,
-        silver.parse_date(signup_date) as signup_date
+        silver.parse_date(signup_date, %(day_first)s) as signup_date
     from (select distinct signup_date from source) as distinct_values
+),
+
+-- Each spelling of the source's region vocabulary with the value it stands for.
+region_vocabulary as (
+    select distinct
+        silver.vocabulary_key(vocabulary.spelling) as region_key,
+        vocabulary.region
+    from unnest(%(region_spellings)s::text[], %(region_values)s::text[]) as vocabulary (spelling, region)
+),
+
+-- Regions repeat a lot: each distinct text is looked up once.
+regions as (
+    select
+        distinct_values.region as region_text,
+        region_vocabulary.region
+    from (select distinct region from source) as distinct_values
+    left join region_vocabulary
+        on silver.vocabulary_key(distinct_values.region) = region_vocabulary.region_key
 ),
 
 -- Only the bronze line in the from clause, and "offset 0" so the planner keeps
@@ -31,11 +51,11 @@ cleaned as (
         nullif(regexp_replace(btrim(source.address), '[ \t]+', ' ', 'g'), '') as address,
         silver.clean_name(source.city) as city,
         upper(nullif(btrim(source.state), '')) as state,
-        silver.canonical_region(source.region) as region,
+        source.region as region_text,
         nullif(btrim(source.region), '') as region_raw,
         source.signup_date as signup_date_text,
         nullif(btrim(source.signup_date), '') as signup_date_raw,
-        silver.parse_timestamp(source.updated_at) as updated_at,
+        silver.parse_timestamp(source.updated_at, %(time_zone)s, %(epoch)s) as updated_at,
         nullif(btrim(source.updated_at), '') as updated_at_raw,
         source._extract_date,
         source._load_id,
@@ -56,7 +76,7 @@ final as (
         cleaned.address,
         cleaned.city,
         cleaned.state,
-        cleaned.region,
+        regions.region,
         cleaned.region_raw,
         cleaned.phone is not null as is_phone_valid,
         signup_dates.signup_date,
@@ -76,6 +96,8 @@ final as (
         and cleaned._line_number = key_ranks._line_number
     left join signup_dates
         on cleaned.signup_date_text = signup_dates.signup_date_text
+    left join regions
+        on cleaned.region_text = regions.region_text
 )
 
 select * from final

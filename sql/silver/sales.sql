@@ -1,14 +1,15 @@
 -- Model of silver.sales for one extract date (see customers.sql for the provided
 -- CTEs `source` and `lines`). Dates, quantities and prices are parsed once per
 -- distinct text, not once per line.
--- Parameters: %(small_max)s, %(medium_max)s.
+-- Parameters: %(small_max)s, %(medium_max)s, and the source's settings
+-- (sources.toml): %(day_first)s, %(decimal_comma)s.
 with
 
 -- Dates, quantities and prices repeat a lot: each distinct text is parsed once.
 order_dates as (
     select
         order_date as order_date_text,
-        silver.parse_date(order_date) as order_date
+        silver.parse_date(order_date, %(day_first)s) as order_date
     from (select distinct order_date from source) as distinct_values
 ),
 
@@ -22,8 +23,17 @@ quantities as (
 unit_prices as (
     select
         unit_price as unit_price_text,
-        silver.parse_money(unit_price) as unit_price
+        silver.parse_money(unit_price, %(decimal_comma)s) as unit_price
     from (select distinct unit_price from source) as distinct_values
+),
+
+-- Each known customer's signup date, for the rule order_date_after_signup.
+customer_signups as (
+    select
+        customer_id,
+        signup_date
+    from silver.customers
+    where first_extract_date <= %(date)s
 ),
 
 typed as (
@@ -37,6 +47,7 @@ typed as (
         nullif(btrim(source.unit_price), '') as unit_price_raw,
         order_dates.order_date,
         nullif(btrim(source.order_date), '') as order_date_raw,
+        customer_signups.signup_date as customer_signup_date,
         source._extract_date,
         source._load_id,
         source._line_number,
@@ -51,6 +62,8 @@ typed as (
         on source.quantity = quantities.quantity_text
     left join unit_prices
         on source.unit_price = unit_prices.unit_price_text
+    left join customer_signups
+        on nullif(btrim(source.customer_id), '') = customer_signups.customer_id
 ),
 
 final as (
@@ -71,6 +84,7 @@ final as (
         case when abs(quantity * unit_price) < 1e12 then (quantity * unit_price)::numeric(14, 2) end as amount,
         order_date,
         order_date_raw,
+        customer_signup_date,
         _extract_date,
         _load_id,
         _line_number,
