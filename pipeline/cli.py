@@ -124,7 +124,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     manifests = generate(Path(args.out), args.date, days=args.days, customers=args.customers, orders=args.orders,
                          products=args.products, seed=args.seed, customers_format=args.customers_format,
-                         progress=lambda message: print(message, file=sys.stderr))
+                         progress=lambda message: print(message, file=sys.stderr), delta_orders=args.delta_orders,
+                         delta_weekday=args.delta_weekday, anomalies=dict(args.anomaly or []))
     for manifest in manifests:
         files = manifest["files"]
         counts = ", ".join(f"{name}: {info['records']:,} records" for name, info in sorted(files.items()))
@@ -196,6 +197,17 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
                         help=argparse.SUPPRESS)
 
 
+def _anomaly(text: str) -> tuple[date, str]:
+    from pipeline.generate import parse_anomaly
+
+    day, _, spec = text.partition(":")
+    try:
+        parse_anomaly(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return _date(day), spec
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metalayer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -253,6 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--products", type=int, default=88)
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--customers-format", choices=["csv", "jsonl"], default="csv")
+    gen.add_argument("--delta-orders", type=int, help="sales lines per daily delta (default: 1%% of --orders)")
+    gen.add_argument("--delta-weekday", action="store_true",
+                     help="delta sizes vary: Poisson around --delta-orders times a weekday factor")
+    gen.add_argument("--anomaly", action="append", type=_anomaly, metavar="DATE:KIND[=DETAIL]",
+                     help="inject a labelled anomaly on a delta date (repeatable): missing_sales, prices_in_cents, "
+                          "region_silent[=REGION], column_null[=phone|address|city]")
     gen.set_defaults(func=cmd_generate)
 
     dbp = sub.add_parser("db", help="the warehouse database")
