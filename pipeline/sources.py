@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import string
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -92,8 +92,12 @@ REGIONS: tuple[str, ...] = (
 EXTRA_POLICIES = ("keep", "ignore", "fail")
 TIMESTAMP_COLUMNS = {"updated_at"}
 _SOURCE_KEYS = {"rename", "required", "extra_columns", "time_zone", "day_first", "decimal_comma", "epoch_columns",
-                "vocabularies"}
-_DEFAULT_KEYS = _SOURCE_KEYS - {"rename", "required", "vocabularies", "epoch_columns"}
+                "vocabularies", "kind", "extract"}
+_DEFAULT_KEYS = _SOURCE_KEYS - {"rename", "required", "vocabularies", "epoch_columns", "kind", "extract"}
+# Where a source's extract comes from: landing files (the default), a PostgreSQL table
+# or query, or an HTTP JSON API. `extract` holds the kind's own settings, checked by
+# its extractor (pipeline/extractors/).
+SOURCE_KINDS = ("file", "postgres", "http")
 # Columns a file must carry: without them no line of the file could become a row.
 DEFAULT_REQUIRED: dict[str, tuple[str, ...]] = {
     "crm_customers": ("customer_id", "email", "updated_at"),
@@ -136,6 +140,8 @@ class SourceSettings:
     decimal_comma: bool
     epoch_columns: tuple[str, ...]
     vocabularies: dict[str, dict[str, tuple[str, ...]]]
+    kind: str = "file"
+    extract: dict = field(default_factory=dict, hash=False, compare=False)
 
     def vocabulary_arrays(self, name: str) -> tuple[list[str], list[str]]:
         """(spellings, canonical values) of a vocabulary, for the silver models: every canonical value
@@ -245,7 +251,15 @@ def _settings(source: Source, raw: dict, where: str) -> SourceSettings:
                     raise SourceConfigError(f"{where}: vocabularies.{name}: {spelling!r} would mean both "
                                             f"{owner[key]!r} and {value!r} (spellings are compared ignoring case, "
                                             "spaces and punctuation)")
-    return SourceSettings(source=source, rename=rename, required=required, extra_columns=extra, time_zone=zone,
+    kind = raw.get("kind", "file")
+    if kind not in SOURCE_KINDS:
+        raise SourceConfigError(f"{where}: kind must be one of {', '.join(SOURCE_KINDS)}, not {kind!r}")
+    extract = raw.get("extract", {})
+    if not isinstance(extract, dict) or (kind == "file" and extract):
+        raise SourceConfigError(f"{where}: extract must be a table of the {kind} extractor's settings"
+                                + (" (a file source has none)" if kind == "file" else ""))
+    return SourceSettings(source=source, kind=kind, extract=extract, rename=rename, required=required,
+                          extra_columns=extra, time_zone=zone,
                           day_first=bool(raw.get("day_first", False)),
                           decimal_comma=bool(raw.get("decimal_comma", False)), epoch_columns=epoch,
                           vocabularies=vocabularies)

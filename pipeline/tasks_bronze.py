@@ -10,7 +10,7 @@ import luigi
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
-from pipeline import db, ingest
+from pipeline import db, extractors, ingest
 from pipeline.base import PhaseClock, TaskStats, WarehouseTask
 from pipeline.config import bronze, landing_dir
 from pipeline.sources import CRM_CUSTOMERS, ERP_PRODUCTS, ERP_SALES, Source, source_settings
@@ -76,11 +76,21 @@ class BronzeTask(WarehouseTask):
     def table(self) -> str:
         return f"bronze.{self.source.bronze_table}"
 
-    def requires(self) -> LandingFile:
+    def requires(self):
+        if source_settings(self.source.name).kind != "file":
+            return []  # a database or API source is extracted when the task runs
         return LandingFile(date=self.date, source_name=self.source.name, landing_dir=self.landing_dir)
 
     def execute(self, conn) -> TaskStats:
-        path = Path(self.input().path).resolve()
+        settings = source_settings(self.source.name)
+        extracted = None
+        if settings.kind == "file":
+            path = Path(self.input().path).resolve()
+        else:
+            workdir = db.metalayer_home() / "extracts" / self.source.name / self.date.isoformat()
+            workdir.mkdir(parents=True, exist_ok=True)
+            extracted = extractors.extract(settings, self.date, workdir)
+            path = extracted.path.resolve()
         clock = PhaseClock()
         check_landing_file(path, self.source)
         try:
@@ -126,6 +136,8 @@ class BronzeTask(WarehouseTask):
                 raise
             stats = loaded.stats
             record_drift(cur, self.effective_run_id, self.source.name, self.date, path, loaded.drift)
+            if extracted is not None:
+                extracted.on_commit(cur, load_id)  # e.g. the new watermark, in the load's transaction
             clock.lap("copy")
             cur.execute(
                 """update meta.ingested_files
