@@ -315,11 +315,13 @@ def join_run(run_date: date, holder: dict, *, landing: str | Path | None = None,
 
 
 def missing_landing_files(landing: str | Path, run_date: date) -> list[str]:
-    """The date's source files that are not in the landing folder (any accepted format)."""
-    from pipeline.sources import SOURCES
+    """The date's source files that are not in the landing folder (any accepted format); a database or
+    API source (sources.toml kind) has none."""
+    from pipeline.sources import SOURCES, source_settings
     from pipeline.tasks_bronze import landing_file
 
-    paths = (landing_file(landing, run_date, source) for source in SOURCES.values())
+    paths = (landing_file(landing, run_date, source) for source in SOURCES.values()
+             if source_settings(source.name).kind == "file")
     return [str(path) for path in paths if not path.exists()]
 
 
