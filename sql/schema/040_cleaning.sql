@@ -517,25 +517,19 @@ as $$
 $$;
 
 -- ---------------------------------------------------------------- regions
--- Compared on a normalized key (lower case, non-letters collapsed to one
--- space, trimmed), so 'pacific', ' PACIFIC', 'Mid Atlantic' and 'New-England'
--- all match. Each key is the normalized form of a name in
--- pipeline.sources.REGIONS; tests check the two lists agree.
-create or replace function silver.canonical_region(raw text)
+-- canonical_region gave way to the per-source vocabularies of sources.toml.
+drop function if exists silver.canonical_region(text);
+
+-- Vocabularies (sources.toml `vocabularies`): a value is matched onto its
+-- canonical spelling by a normalized key: ASCII letters lower-cased, every run
+-- of characters other than ASCII letters and digits one space, trimmed. So 'pacific', ' PACIFIC', 'Mid
+-- Atlantic' and 'New-England' all match their division. pipeline.sources
+-- computes the same key in Python to refuse two canonical values sharing a key.
+create or replace function silver.vocabulary_key(raw text)
 returns text
 language sql
 immutable
 parallel safe
 as $$
-    select case btrim(regexp_replace(lower(raw collate "C"), '[^a-z]+', ' ', 'g'))
-        when 'new england' then 'New England'
-        when 'mid atlantic' then 'Mid-Atlantic'
-        when 'east north central' then 'East North Central'
-        when 'west north central' then 'West North Central'
-        when 'south atlantic' then 'South Atlantic'
-        when 'east south central' then 'East South Central'
-        when 'west south central' then 'West South Central'
-        when 'mountain' then 'Mountain'
-        when 'pacific' then 'Pacific'
-    end
+    select nullif(btrim(regexp_replace(lower(raw collate "C"), '[^a-z0-9]+', ' ', 'g')), '')
 $$;
