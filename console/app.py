@@ -17,6 +17,7 @@ PAGES = {
                 default=True),
         st.Page("views/runs.py", title="Runs", icon=":material/timeline:", url_path="runs"),
         st.Page("views/quality.py", title="Data quality", icon=":material/rule:", url_path="quality"),
+        st.Page("views/anomalies.py", title="Anomalies", icon=":material/troubleshoot:", url_path="anomalies"),
         st.Page("views/lineage.py", title="Lineage", icon=":material/account_tree:", url_path="lineage"),
     ],
     "Business": [

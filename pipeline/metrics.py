@@ -180,6 +180,19 @@ def warehouse_metrics(cur) -> list[Metric]:
         last_miss.add_metric([row["layer"]], row["last_detected_seconds"])
     families += [misses, last_miss]
 
+    high_water = _gauge("metalayer_source_high_watermark", "The high-water mark of a database source's latest "
+                        "extract: Unix seconds for a timestamp watermark, the value for a numeric one", ["source"])
+    lag = _gauge("metalayer_source_watermark_lag_seconds", "How far a database source's latest extract was "
+                 "behind the source's clock when taken (timestamp watermarks)", ["source"])
+    extracted = _gauge("metalayer_source_last_extract_timestamp_seconds",
+                       "When a database source's latest committed extract was taken (the source's clock)", ["source"])
+    for row in read_rows(cur, "source_watermarks"):
+        high_water.add_metric([row["source_name"]], row["high_watermark"])
+        if row["lag_seconds"] is not None:
+            lag.add_metric([row["source_name"]], row["lag_seconds"])
+        extracted.add_metric([row["source_name"]], row["extracted_seconds"])
+    families += [high_water, lag, extracted]
+
     extract = _gauge("metalayer_source_latest_extract_timestamp_seconds",
                      "The newest extract date of the source loaded into bronze (midnight UTC)", ["source"])
     age = _gauge("metalayer_source_latest_extract_age_seconds",
@@ -189,7 +202,24 @@ def warehouse_metrics(cur) -> list[Metric]:
         extract.add_metric([row["source_name"]], row["extract_seconds"])
         age.add_metric([row["source_name"]], row["age_seconds"])
     families += [extract, age]
+    families += anomaly_families(read_rows(cur, "anomalies"))
     return families
+
+
+def anomaly_families(rows: list[dict]) -> list[Metric]:
+    """Anomalies of the newest scored extract date per source and metric (meta.anomalies)."""
+    count = _gauge("metalayer_anomalies", "Metrics flagged as anomalies on the newest scored extract date, per "
+                   "source ('gold' for revenue and price) and metric", ["source", "metric"])
+    score = _gauge("metalayer_anomaly_max_abs_score", "Largest |robust z-score| on the newest scored extract "
+                   "date, per source and metric", ["source", "metric"])
+    date = _gauge("metalayer_anomalies_extract_date_timestamp_seconds",
+                  "The newest extract date with anomaly scores (midnight UTC)")
+    for row in rows:
+        count.add_metric([row["source_name"], row["metric"]], row["anomalies"])
+        score.add_metric([row["source_name"], row["metric"]], row["max_abs_score"])
+    if rows:
+        date.add_metric([], rows[0]["extract_seconds"])
+    return [count, score, date]
 
 
 def run_metrics(cur, run_id: str) -> tuple[str, list[Metric]] | None:

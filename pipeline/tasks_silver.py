@@ -52,6 +52,7 @@ class SilverSpec:
     version: tuple[str, ...]  # newest first: the merge keeps the row with the greatest tuple
     first_seen: bool  # keep first_extract_date (the key's earliest extract)
     keeps_history: bool = False  # every valid version also goes to silver.<name-singular>_versions
+    tracks_deletes: bool = False  # keys absent from a database source's key snapshot are soft-deleted
 
     @property
     def table(self) -> str:
@@ -62,11 +63,12 @@ CUSTOMERS = SilverSpec(
     name="customers", source=CRM_CUSTOMERS, key="customer_id",
     columns=("customer_id", "first_name", "last_name", "email", "phone", "phone_raw", "address", "city", "state",
              "region", "is_phone_valid", "signup_date", "updated_at"),
-    version=("updated_at", "_extract_date", "_load_id", "_line_number"), first_seen=True, keeps_history=True)
+    version=("updated_at", "_extract_date", "_load_id", "_line_number"), first_seen=True, keeps_history=True,
+    tracks_deletes=True)
 PRODUCTS = SilverSpec(
     name="products", source=ERP_PRODUCTS, key="product_id",
     columns=("product_id", "product_name", "category", "unit_cost", "list_price", "updated_at"),
-    version=("updated_at", "_extract_date", "_load_id", "_line_number"), first_seen=True)
+    version=("updated_at", "_extract_date", "_load_id", "_line_number"), first_seen=True, tracks_deletes=True)
 SALES = SilverSpec(
     name="sales", source=ERP_SALES, key="order_id",
     columns=("order_id", "customer_id", "product_id", "order_size", "quantity", "unit_price", "amount",
@@ -162,6 +164,8 @@ class SilverTask(WarehouseTask):
             inserted, updated, exact, superseded = self._merge(cur, params)
             clock.lap("merge")
             self._check_conservation(cur, loads, staged)
+            deleted, restored = self._apply_deletes(cur, loads) if spec.tracks_deletes else (0, 0)
+            clock.lap("deletes")
             results = self._results(cur, rules, counts, staged - exact, staged)
             if failing:
                 self._record_results_outside(results)
@@ -175,7 +179,8 @@ class SilverTask(WarehouseTask):
             rows_in=staged, rows_out=inserted + updated, rows_rejected=quarantined, rows_duplicate=duplicates,
             phase_seconds=clock.laps,
             message=(f"{staged} lines: {inserted} inserted, {updated} updated, {quarantined} quarantined, "
-                     f"{exact} exact duplicates, {superseded} superseded"),
+                     f"{exact} exact duplicates, {superseded} superseded"
+                     + (f"; {deleted} deleted at the source, {restored} back" if deleted or restored else "")),
         )
 
     # -- steps -------------------------------------------------------------------------------------------
@@ -300,6 +305,43 @@ class SilverTask(WarehouseTask):
                 f"{spec.table} for {self.date}: {staged} bronze lines but {in_silver} silver rows + {quarantined} "
                 f"quarantined + {duplicates} duplicates = {placed}, {placed_twice} line(s) in two places; "
                 "nothing was committed")
+
+    def _apply_deletes(self, cur, loads: list[int]) -> tuple[int, int]:
+        """Soft deletes from the date's latest key snapshot; returns (keys deleted, deleted keys back).
+
+        Deleted rows stay in silver (flagged), so the line conservation above is
+        unchanged; the deletions are checked on their own: after this, every row is
+        live and in the snapshot (or merged after it) or deleted and absent from it.
+        A date older than the source's latest extract leaves deletions as the later
+        dates set them (they saw the source later).
+        """
+        spec = self.spec
+        # File sources have no watermarks and no snapshots: nothing to do, and no scan of silver.
+        cur.execute("select count(*), count(*) filter (where extract_date > %s) from meta.source_watermarks "
+                    "where source_name = %s", (self.date, spec.source.name))
+        extracts, later = cur.fetchone()
+        if not extracts or later:
+            return 0, 0
+        cur.execute("select max(load_id) from meta.source_watermarks where load_id = any(%s) and has_key_snapshot",
+                    (loads,))
+        args = {"loads": loads, "snapshot_load": cur.fetchone()[0]}
+        parts = self._parts()
+        cur.execute(step("deletes_reset", **parts), args)
+        cur.execute(step("deletes_restore", **parts), args)
+        restored = cur.rowcount
+        deleted = 0
+        if args["snapshot_load"] is not None:
+            cur.execute(step("deletes_detect", **parts), args)
+            deleted = cur.rowcount
+        cur.execute(step("deletes_flag", **parts), args)
+        cur.execute(step("deletes_check", **parts), args)
+        flagged, open_deletions, missed, wrongly_deleted = cur.fetchone()
+        if flagged != open_deletions or missed or wrongly_deleted:
+            raise ConservationError(
+                f"{spec.table} for {self.date}: {flagged} rows flagged deleted but {open_deletions} open deletions; "
+                f"{missed} row(s) absent from key snapshot load {args['snapshot_load']} not deleted, "
+                f"{wrongly_deleted} in it but deleted; nothing was committed")
+        return deleted, restored
 
     def _results(self, cur, rules: tuple[Rule, ...], counts: dict[str, int], checked: int,
                  staged: int) -> list[dict]:

@@ -181,6 +181,7 @@ TASK_DATA = {
     "CustomerClv": "select (select count(*) from gold.clv_model where as_of_date = %(date)s) = 2 "
                    "and exists (select 1 from gold.customer_clv where as_of_date = %(date)s)",
     "BusinessKpis": "select exists (select 1 from gold.business_kpis where run_date = %(date)s)",
+    "Anomalies": "select exists (select 1 from meta.anomalies where extract_date = %(date)s)",
 }
 for _table, (_source, _family) in SILVER_SOURCES.items():
     TASK_DATA[_family] = (f"select exists (select 1 from silver.{_table} where _extract_date = %(date)s) "  # noqa: S608

@@ -24,10 +24,11 @@ DAY1, DAY2 = date(2026, 11, 20), date(2026, 11, 21)
 WAREHOUSE_FAMILIES = {
     "CrmCustomersRaw", "ErpProductsRaw", "ErpSalesRaw", "SilverCustomers", "SilverProducts", "SilverSales",
     "SilverQualityGate", "DimDate", "DimProduct", "DimCustomer", "FactSales", "AggDailySales", "AggMonthlySales",
-    "CustomerAnalytics", "ProductAnalytics", "CohortRetention", "CustomerClv", "BusinessKpis",
+    "CustomerAnalytics", "ProductAnalytics", "CohortRetention", "CustomerClv", "BusinessKpis", "Anomalies",
 }
 GOLD_FAMILIES = {"DimDate", "DimProduct", "DimCustomer", "FactSales", "AggDailySales", "AggMonthlySales",
-                 "CustomerAnalytics", "ProductAnalytics", "CohortRetention", "CustomerClv", "BusinessKpis"}
+                 "CustomerAnalytics", "ProductAnalytics", "CohortRetention", "CustomerClv", "BusinessKpis",
+                 "Anomalies"}  # anomalies are scored after gold
 
 
 def metalayer(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -128,3 +128,15 @@ with right:
         "hours_since_load": st.column_config.NumberColumn("Hours since load", format="%.1f"),
         "latest_extract_date": "Latest extract", "last_loaded_at": "Loaded at (UTC)",
     })
+    watermarks = data.query("source_watermarks")
+    if not watermarks.empty:
+        st.caption("Database sources: the high-water mark of the latest extract, and its lag behind the "
+                   "source's clock when taken.")
+        st.dataframe(watermarks, hide_index=True, column_config={
+            "source_name": "Source", "watermark_column": "Watermark column", "high_watermark": "High-water mark",
+            "rows_extracted": st.column_config.NumberColumn("Rows extracted", format="localized"),
+            "keys_in_snapshot": st.column_config.NumberColumn("Keys in snapshot", format="localized"),
+            "lag_minutes": st.column_config.NumberColumn("Lag (minutes)", format="%.1f"),
+            "hours_since_extract": st.column_config.NumberColumn("Hours since extract", format="%.1f"),
+            "extract_date": "Extract date", "extracted_at": "Extracted at (UTC)",
+        })

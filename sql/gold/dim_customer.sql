@@ -4,10 +4,22 @@
 -- same dimension. Consecutive versions with the same tracked attributes are one
 -- version; an unchanged re-send adds nothing. A version's keys are stable: rows
 -- are matched on (customer_id, valid_from).
+--
+-- Deletes (a database source's key snapshots, silver.deletions) close the
+-- version current at the deletion (valid_to = deleted_at, no current row while
+-- deleted); a key that comes back starts a new version, with its new attributes,
+-- or its last ones when it came back unchanged.
 create temp table touched_customers on commit drop as
-select distinct customer_id
+select customer_id
 from silver.customer_versions
-where _extract_date = %(date)s;
+where _extract_date = %(date)s
+union
+select deletion.business_key
+from silver.deletions as deletion
+inner join meta.ingested_files as files
+    on files.load_id in (deletion.deleted_load_id, deletion.restored_load_id)
+where deletion.source_table = 'silver.customers'
+    and files.extract_date = %(date)s;
 
 create temp table desired_versions on commit drop as
 with
@@ -39,31 +51,103 @@ per_instant as (
     order by customer_id, updated_at, _extract_date desc, _load_id desc, _line_number desc
 ),
 
-changes as (
+deletions as (
     select
-        per_instant.*,
-        lag(attribute_hash) over (partition by customer_id order by updated_at) as previous_hash
-    from per_instant
+        business_key as customer_id,
+        deleted_at,
+        restored_at
+    from silver.deletions
+    where source_table = 'silver.customers'
+        and business_key in (select customer_id from touched_customers)
 ),
 
-starts as (
-    select * from changes where previous_hash is distinct from attribute_hash
+-- a key back without a new version at its return: its last attributes again
+returns_unchanged as (
+    select distinct on (deletions.customer_id, deletions.restored_at)
+        per_instant.customer_id,
+        per_instant.first_name,
+        per_instant.last_name,
+        per_instant.email,
+        per_instant.phone,
+        per_instant.city,
+        per_instant.state,
+        per_instant.region,
+        per_instant.attribute_hash,
+        deletions.restored_at as event_at
+    from deletions
+    inner join per_instant
+        on deletions.customer_id = per_instant.customer_id
+        and per_instant.updated_at <= deletions.restored_at
+    where not exists (
+        select 1 from per_instant as at_return
+        where at_return.customer_id = deletions.customer_id
+            and at_return.updated_at = deletions.restored_at
+    )
+    order by deletions.customer_id, deletions.restored_at, per_instant.updated_at desc
+),
+
+events as (
+    select
+        customer_id, first_name, last_name, email, phone, city, state, region, attribute_hash,
+        updated_at as event_at,
+        false as is_deletion
+    from per_instant
+
+    union all
+
+    select
+        customer_id, first_name, last_name, email, phone, city, state, region, attribute_hash, event_at,
+        false as is_deletion
+    from returns_unchanged
+
+    union all
+
+    select
+        customer_id, null, null, null, null, null, null, null, null,
+        deleted_at as event_at,
+        true as is_deletion
+    from deletions
+),
+
+-- a deletion has no attributes, so the first version after it always starts anew
+changes as (
+    select
+        events.*,
+        lag(attribute_hash) over (partition by customer_id order by event_at, is_deletion) as previous_hash
+    from events
+),
+
+starts_and_ends as (
+    select * from changes where is_deletion or previous_hash is distinct from attribute_hash
+),
+
+timeline as (
+    select
+        starts_and_ends.*,
+        lead(event_at) over (partition by customer_id order by event_at, is_deletion) as next_event_at
+    from starts_and_ends
+),
+
+-- a version ends where the next one starts or where the customer was deleted
+final as (
+    select
+        customer_id,
+        first_name,
+        last_name,
+        email,
+        phone,
+        city,
+        state,
+        region,
+        attribute_hash,
+        next_event_at is null as is_current,
+        event_at as valid_from,
+        next_event_at as valid_to
+    from timeline
+    where not is_deletion
 )
 
-select
-    customer_id,
-    first_name,
-    last_name,
-    email,
-    phone,
-    city,
-    state,
-    region,
-    attribute_hash,
-    lead(updated_at) over (partition by customer_id order by updated_at) is null as is_current,
-    updated_at as valid_from,
-    lead(updated_at) over (partition by customer_id order by updated_at) as valid_to
-from starts;
+select * from final;
 
 delete from gold.dim_customer as current_version
 where current_version.customer_id in (select customer_id from touched_customers)

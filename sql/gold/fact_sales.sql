@@ -26,7 +26,9 @@ orders as (
         or customer_id in (select customer_id from touched_customers)
 ),
 
--- Each version's range; the first one reaches back to the start of time.
+-- Each version's range; the first one reaches back to the start of time, and each
+-- reaches to the next one's start: an order placed while its customer was deleted
+-- at the source (a gap in the dimension) keeps the version before the deletion.
 customer_ranges as (
     select
         customer_key,
@@ -37,7 +39,9 @@ customer_ranges as (
                 then '-infinity'::timestamptz
             else valid_from
         end as range_from,
-        coalesce(valid_to, 'infinity'::timestamptz) as range_to
+        coalesce(
+            lead(valid_from) over (partition by customer_id order by valid_from), 'infinity'::timestamptz
+        ) as range_to
     from gold.dim_customer
 ),
 

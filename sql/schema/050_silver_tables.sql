@@ -126,3 +126,24 @@ select
     signup_date, updated_at, _extract_date, _load_id, _line_number
 from silver.customers
 where not exists (select 1 from silver.customer_versions);
+
+-- Soft deletes (a database source's key snapshots, sources.toml key_snapshot_every):
+-- a key absent from the source's latest snapshot stays in silver, flagged, with the
+-- time of the snapshot that missed it. silver.deletions keeps every deletion, and
+-- when the key came back (restored_at), for the SCD2 customer dimension.
+alter table silver.customers add column if not exists is_deleted boolean not null default false;
+alter table silver.customers add column if not exists deleted_at timestamptz;
+alter table silver.products add column if not exists is_deleted boolean not null default false;
+alter table silver.products add column if not exists deleted_at timestamptz;
+
+create table if not exists silver.deletions (
+    source_table text not null,  -- silver.customers | silver.products
+    business_key text not null,
+    deleted_at timestamptz not null,  -- the source's clock at the snapshot that missed the key
+    deleted_load_id bigint not null,  -- the load holding that snapshot
+    restored_at timestamptz,  -- the key's return: its new version's updated_at, else the extract's time
+    restored_load_id bigint,
+    primary key (source_table, business_key, deleted_at)
+);
+create index if not exists deletions_deleted_load_idx on silver.deletions (deleted_load_id);
+create index if not exists deletions_restored_load_idx on silver.deletions (restored_load_id);

@@ -21,6 +21,9 @@ create table if not exists gold.dim_product (
     list_price numeric(12, 2),
     updated_at timestamptz
 );
+-- Type 1, so a product deleted at its source keeps its row (its facts refer to it), flagged.
+alter table gold.dim_product add column if not exists is_deleted boolean not null default false;
+alter table gold.dim_product add column if not exists deleted_at timestamptz;
 
 -- SCD Type 2. A version is valid from its updated_at (inclusive) to the next
 -- version's updated_at (exclusive); valid_to is null for the current version.
