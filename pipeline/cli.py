@@ -177,6 +177,18 @@ def cmd_luigid(args: argparse.Namespace) -> int:
     os.execve(command[0], command, env)  # noqa: S606 - fixed argv, no shell
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from pipeline.config import landing_dir, watch
+    from pipeline.watch import Watcher
+
+    config = watch()
+    watcher = Watcher(Path(args.landing).resolve() if args.landing else landing_dir(),
+                      quiet_seconds=config.quiet_seconds if args.quiet_seconds is None else args.quiet_seconds,
+                      poll_seconds=config.poll_seconds if args.poll_seconds is None else args.poll_seconds,
+                      workers=args.workers, scheduler_url=args.scheduler_url, printer=_print)
+    return watcher.serve()
+
+
 def cmd_exporter(args: argparse.Namespace) -> int:
     from pipeline.exporter import serve
 
@@ -293,6 +305,15 @@ def build_parser() -> argparse.ArgumentParser:
     luigid.add_argument("--port", type=int, default=8082)
     luigid.add_argument("--address", default="0.0.0.0", help="listen address (default: all interfaces)")  # noqa: S104
     luigid.set_defaults(func=cmd_luigid)
+
+    watch = sub.add_parser("watch", help="run each landing date once, as soon as its folder is complete")
+    _graph_options(watch)
+    watch.add_argument("--quiet-seconds", type=float,
+                       help="a folder without _SUCCESS runs when its contract files are unchanged this long "
+                            "(default: luigi.cfg [watch] quiet_seconds, 30)")
+    watch.add_argument("--poll-seconds", type=float,
+                       help="how often the landing dir is looked at (default: luigi.cfg [watch] poll_seconds, 5)")
+    watch.set_defaults(func=cmd_watch)
 
     exporter = sub.add_parser("exporter", help="serve Prometheus metrics read from the meta tables")
     exporter.add_argument("--port", type=int, default=9108)

@@ -16,6 +16,14 @@ class metalayer(luigi.Config):  # noqa: N801 - luigi maps the class name to the 
         default="sources.toml", description="how each source's files are written; METALAYER_SOURCES_FILE wins")
 
 
+class watch(luigi.Config):  # noqa: N801
+    quiet_seconds = luigi.FloatParameter(
+        default=30.0, description="`metalayer watch`: a folder without _SUCCESS runs once unchanged this long")
+    poll_seconds = luigi.FloatParameter(default=5.0, description="`metalayer watch` looks this often")
+    ready_quiet_seconds = luigi.FloatParameter(
+        default=0.0, description="> 0: plain luigi runs wait (LandingReady) for a folder unchanged this long")
+
+
 class bronze(luigi.Config):  # noqa: N801
     max_record_lines = luigi.IntParameter(default=100)
     copy_buffer_bytes = luigi.IntParameter(default=1024 * 1024)

@@ -43,6 +43,13 @@ class MasterTask(luigi.WrapperTask):
         missing = missing_landing_files(self.landing_dir or default_landing_dir(), self.date)
         if missing:
             return "failed", "missing input: " + ", ".join(missing)
+        from pipeline.config import watch
+        from pipeline.tasks_bronze import LandingReady
+
+        landing = LandingReady(date=self.date, landing_dir=self.landing_dir)
+        state = landing.readiness()
+        if watch().ready_quiet_seconds > 0 and not state.ready:
+            return "failed", f"missing input: {landing.folder} is not complete ({state.reason})"
         return "failed", (f"incomplete: the luigi command ended before the graph for {self.date} was done "
                           f"(not complete: {', '.join(undone)})")
 

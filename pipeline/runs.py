@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 
 from pipeline import db
 
-TRIGGERS = ("cli", "cron", "console", "backfill", "test")
+TRIGGERS = ("cli", "cron", "console", "backfill", "test", "watch")
 
 
 def new_run_id(run_date: date) -> str:

@@ -12,7 +12,7 @@ from psycopg2.extras import execute_values
 
 from pipeline import db, extractors, ingest
 from pipeline.base import PhaseClock, TaskStats, WarehouseTask
-from pipeline.config import bronze, landing_dir
+from pipeline.config import bronze, landing_dir, watch
 from pipeline.sources import CRM_CUSTOMERS, ERP_PRODUCTS, ERP_SALES, Source, source_settings
 
 
@@ -25,6 +25,28 @@ class LandingFile(luigi.ExternalTask):
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(landing_file(self.landing_dir, self.date, _source(self.source_name))))
+
+
+class LandingReady(luigi.ExternalTask):
+    """A day's landing folder is complete by the landing watcher's rule (pipeline/watch.py): `_SUCCESS`,
+    or every file-kind source's file present and none written within luigi.cfg [watch]
+    ready_quiet_seconds. The file bronze tasks require it when that is above 0, so a plain `luigi` run
+    reports a folder still being written as missing input instead of loading half a file."""
+
+    date = luigi.DateParameter()
+    landing_dir = luigi.Parameter(default="", significant=False)
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.landing_dir or landing_dir()) / self.date.isoformat()
+
+    def readiness(self):
+        from pipeline.watch import readiness
+
+        return readiness(self.folder, watch().ready_quiet_seconds)
+
+    def complete(self) -> bool:
+        return self.readiness().ready
 
 
 def _source(name: str) -> Source:
@@ -79,13 +101,16 @@ class BronzeTask(WarehouseTask):
     def requires(self):
         if source_settings(self.source.name).kind != "file":
             return []  # a database or API source is extracted when the task runs
-        return LandingFile(date=self.date, source_name=self.source.name, landing_dir=self.landing_dir)
+        landing = LandingFile(date=self.date, source_name=self.source.name, landing_dir=self.landing_dir)
+        if watch().ready_quiet_seconds > 0:
+            return [landing, LandingReady(date=self.date, landing_dir=self.landing_dir)]
+        return landing
 
     def execute(self, conn) -> TaskStats:
         settings = source_settings(self.source.name)
         extracted = None
         if settings.kind == "file":
-            path = Path(self.input().path).resolve()
+            path = landing_file(self.landing_dir, self.date, self.source).resolve()
         else:
             workdir = db.metalayer_home() / "extracts" / self.source.name / self.date.isoformat()
             workdir.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from pipeline.cli import build_parser
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
-APP_SERVICES = {"migrate", "luigid", "scheduler", "console", "exporter"}
+APP_SERVICES = {"migrate", "luigid", "scheduler", "console", "exporter", "watcher"}
 IMAGE_SERVICES = {"postgres", "prometheus", "pushgateway", "grafana"}
 # Service keys this file may use (a subset of the Compose specification); a typo
 # such as `depends-on` or `healthcheck.intervall` would be silently ignored by old Compose versions.
@@ -112,6 +112,7 @@ def test_app_commands_are_ones_the_metalayer_cli_accepts(compose):
         "luigid": ["metalayer", "luigid", "--port", "8082"],
         "console": ["metalayer", "console", "--port", "8501"],
         "exporter": ["metalayer", "exporter", "--port", "9108"],
+        "watcher": ["metalayer", "watch", "--scheduler-url", "http://luigid:8082"],
     }
     for name, command in commands.items():
         args = parser.parse_args(command[1:])
