@@ -51,7 +51,7 @@ METALAYER = str(Path(sys.executable).with_name("metalayer"))
 FAMILIES = ("CrmCustomersRaw", "ErpProductsRaw", "ErpSalesRaw", "SilverCustomers", "SilverProducts", "SilverSales",
             "SilverQualityGate", "DimDate", "DimProduct", "DimCustomer", "FactSales", "AggDailySales",
             "AggMonthlySales", "CustomerAnalytics", "ProductAnalytics", "CohortRetention", "CustomerClv",
-            "BusinessKpis")
+            "BusinessKpis", "Anomalies")
 MERGE_TABLES = {"SilverCustomers": "customers", "SilverProducts": "products", "SilverSales": "sales"}
 
 

@@ -28,9 +28,9 @@ def test_success_exits_zero_and_records_the_run(warehouse, query, tmp_path):
     done = luigi_cli("2026-11-20", landing, tmp_path)
     assert done.returncode == 0, done.stderr
     assert query("select trigger, status from meta.pipeline_runs") == [("cli", "success")]
-    # Three bronze loads, three silver merges, the quality gate, three gold dimensions, the fact and
-    # seven aggregates and marts.
-    assert query("select count(*) from meta.table_updates") == [(18,)]
+    # Three bronze loads, three silver merges, the quality gate, three gold dimensions, the fact,
+    # seven aggregates and marts, and the anomaly scores.
+    assert query("select count(*) from meta.table_updates") == [(19,)]
     assert query("select score from meta.quality_scores where table_name = '*'") == [(1,)]
 
 
