@@ -363,6 +363,7 @@ def test_ops_login_unmasks_personal_data(filled, console_env):
 
 
 def test_lineage_graph_comes_from_luigi_and_shows_latest_status(filled):
+    from pipeline.tasks_anomalies import Anomalies
     from pipeline.tasks_bronze import BRONZE_TASKS
     from pipeline.tasks_gold import GOLD_TASKS
     from pipeline.tasks_silver import SILVER_TASKS, SilverQualityGate
@@ -370,7 +371,7 @@ def test_lineage_graph_comes_from_luigi_and_shows_latest_status(filled):
     at = open_page("lineage")
     (chart,) = elements(at, "graphviz_chart")
     dot = chart.proto.spec
-    families = {task.__name__ for task in (*BRONZE_TASKS, *SILVER_TASKS, SilverQualityGate, *GOLD_TASKS)}
+    families = {task.__name__ for task in (*BRONZE_TASKS, *SILVER_TASKS, SilverQualityGate, *GOLD_TASKS, Anomalies)}
     table = frame_with(at, "task_family")
     assert set(table["task_family"]) == families
     assert set(table["status"]) == {"success"}  # the latest run of every task succeeded
