@@ -71,6 +71,9 @@ REVIEWED = {
     ("pipeline/tasks_gold.py", "'\\n'.join((line for line in statement.splitlines() if not "
                                "line.lstrip().startswith('--'))).strip()"):
         "one statement of a psycopg2.sql-composed script (its as_string), comment lines dropped",
+    ("pipeline/extractors/postgres.py", "str(self.query).strip().rstrip(';')"):
+        "a database source's `query` from sources.toml: reviewed configuration like the .sql files, run "
+        "read-only on the source, never data",
 }
 
 

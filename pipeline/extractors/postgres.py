@@ -43,6 +43,10 @@ from pipeline.sources import SourceConfigError, SourceSettings
 EXTRACT_KEYS = {"dsn_env", "table", "query", "watermark_column", "lookback", "key_snapshot_every", "key_column"}
 TIMESTAMP_TYPES = {"timestamp with time zone", "timestamp without time zone", "date"}
 NUMBER_TYPES = {"smallint", "integer", "bigint", "numeric"}
+# The SQL each accepted watermark type is cast to (a constant: the catalog's name never reaches the query).
+WATERMARK_CASTS = {"timestamp with time zone": "timestamptz", "timestamp without time zone": "timestamp",
+                   "date": "date", "smallint": "smallint", "integer": "integer", "bigint": "bigint",
+                   "numeric": "numeric"}
 SOURCE_CONNECT_TIMEOUT_SECONDS = 10
 SOURCE_STATEMENT_TIMEOUT_MS = 2 * 3600 * 1000
 
@@ -221,10 +225,10 @@ def extract(settings: SourceSettings, extract_date: date, workdir: Path) -> Extr
                 where = sql.SQL("true")
             else:
                 where = sql.SQL("{column} > cast(%(high_water)s as {type}) - {lookback}").format(
-                    column=column, type=sql.SQL(type_name), lookback=lookback)
+                    column=column, type=sql.SQL(WATERMARK_CASTS[type_name]), lookback=lookback)
             try:
                 cur.execute(sql.SQL("select (cast(%(high_water)s as {type}) - {lookback})::text").format(
-                    type=sql.SQL(type_name), lookback=lookback), params)
+                    type=sql.SQL(WATERMARK_CASTS[type_name]), lookback=lookback), params)
             except psycopg2.DataError as exc:
                 raise SourceExtractError(f"{config.source_name}: lookback {config.lookback!r} does not fit a "
                                          f"{kind} watermark: {exc.diag.message_primary}") from None
