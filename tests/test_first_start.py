@@ -136,7 +136,7 @@ def test_first_start_interrupted_with_ctrl_c_recovers(home):
     assert_next_command_works(home)
 
 
-def test_half_made_cluster_of_an_older_version_is_rebuilt(home):
+def test_half_made_cluster_of_an_older_version_is_rebuilt(home, monkeypatch):
     """What the wheel's in-place initdb left when killed with its children: the issue's 'line_vars' state."""
     home.mkdir()
     pgdata = home / "pgdata"
@@ -154,6 +154,7 @@ def test_half_made_cluster_of_an_older_version_is_rebuilt(home):
 
     with pytest.raises(AssertionError, match="line_vars"):
         PostmasterInfo.read_from_pgdata(pgdata)  # what failed every later command before
+    monkeypatch.setenv("METALAYER_HOME", str(home))  # this home, not the test session's running server
     assert not db.embedded_is_running()  # a negative pid is no process group to ask about
     assert_next_command_works(home)
 

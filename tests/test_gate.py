@@ -75,7 +75,7 @@ def test_gate_fails_a_run_that_quarantines_half_its_sales(warehouse, query, tmp_
     assert gate["error"].startswith("QualityGateFailed: silver.sales quarantined "
                                     "50.00% of its 10 input lines, more than the 5.00% of [quality] "
                                     "max_quarantined_share (5: 0 broken, 5 dropped by rules; most by "
-                                    "quantity_positive 5); run quality score 99.23% over 16 rows")
+                                    "quantity_positive 5); run quality score 99.13% over 16 rows")
     assert "\nWhat to do: " in gate["error"] and "Traceback" not in gate["error"]
     # Silver is committed, gold is not built on it.
     assert query("select count(*) from silver.sales") == [(5,)]
