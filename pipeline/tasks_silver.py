@@ -164,8 +164,10 @@ class SilverTask(WarehouseTask):
             inserted, updated, exact, superseded = self._merge(cur, params)
             clock.lap("merge")
             self._check_conservation(cur, loads, staged)
+            clock.lap("conservation")
             deleted, restored = self._apply_deletes(cur, loads) if spec.tracks_deletes else (0, 0)
-            clock.lap("deletes")
+            if spec.tracks_deletes:
+                clock.lap("deletes")
             results = self._results(cur, rules, counts, staged - exact, staged)
             if failing:
                 self._record_results_outside(results)
