@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import luigi
 
 from pipeline import cooperation, db
@@ -28,7 +31,7 @@ class MasterTask(luigi.WrapperTask):
     def complete(self) -> bool:
         # Luigi asks this first, in the process of the `luigi` command, before it forks worker
         # processes: a plain invocation (no run id) adopts its run there.
-        if not self.run_id:
+        if not self.run_id and _is_luigi_command():
             adopt_plain_run(self.date, self.plain_run_outcome)
         return super().complete()
 
@@ -58,3 +61,10 @@ class MasterTask(luigi.WrapperTask):
         # own run record; a plain `luigi` invocation has its run closed here.
         if not self.run_id:
             finish_run(db.database_url(), process_run_id(), "success")
+
+
+def _is_luigi_command() -> bool:
+    """This process is the `luigi` command (or `python -m luigi`), not a library caller such as the console
+    working out a launch plan, which must not open a run of its own."""
+    entry = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    return entry.name == "luigi" or entry.parent.name == "luigi"
