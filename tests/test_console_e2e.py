@@ -54,6 +54,8 @@ def one(url: str, text: str, params=None):
 
 
 def test_every_page_in_headless_chromium_and_a_rerun_from_the_console(sample_warehouse, seed_landing):
+    from playwright.sync_api import expect
+
     from console.bench import PAGES, chromium, console_server, open_page, wait_rendered
     from console.graph import task_graph
     from console.ui import tile_money
@@ -112,7 +114,11 @@ def test_every_page_in_headless_chromium_and_a_rerun_from_the_console(sample_war
         main.get_by_role("button", name="Confirm launch").click()
         main.get_by_text("Launched rerun MasterTask for 2026-11-21").wait_for(timeout=30_000)
         page.screenshot(path=ARTIFACTS / "07-operations-launched.png", full_page=True)
-        main.get_by_text("rerun MasterTask for 2026-11-21: finished").wait_for(timeout=240_000)
+        finished = main.get_by_text("rerun MasterTask for 2026-11-21: finished")
+        # While the finished fragment hands over to the full-page rerun, Streamlit briefly shows the old status
+        # box (stale) beside the new one: wait for either, then for the page to settle on exactly one.
+        finished.first.wait_for(timeout=240_000)
+        expect(finished).to_have_count(1, timeout=30_000)
         page.screenshot(path=ARTIFACTS / "08-operations-finished.png", full_page=True)
     assert not page_errors, page_errors
     run_id, status, tasks = one(sample_warehouse, """
