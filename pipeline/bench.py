@@ -58,6 +58,30 @@ FLOOR_TYPES = {
 }
 
 
+def valid_input(cur) -> sql.Composable:
+    """pg_input_is_valid(text, type) on PostgreSQL 16 and later; on 15 a stand-in of the same name and meaning
+    in pg_temp (a cast in an exception block: slower, so the floor on 15 is somewhat higher)."""
+    cur.execute("select current_setting('server_version_num')::int >= 160000")
+    if cur.fetchone()[0]:
+        return sql.SQL("pg_input_is_valid")
+    cur.execute("""
+        create or replace function pg_temp.pg_input_is_valid(value text, type_name text) returns boolean
+        language plpgsql as $$
+        begin
+            case type_name  -- FLOOR_TYPES, cast without dynamic SQL
+                when 'date' then perform value::date;
+                when 'timestamptz' then perform value::timestamptz;
+                when 'integer' then perform value::integer;
+                when 'numeric(12, 2)' then perform value::numeric(12, 2);
+                else execute format('select %L::%s', value, type_name);
+            end case;
+            return true;
+        exception when others then
+            return false;
+        end $$""")
+    return sql.SQL("pg_temp.pg_input_is_valid")
+
+
 def raw_floor(url: str, landing: Path, extract_date: date) -> dict:
     """What PostgreSQL alone takes to load the same files: per source, a plain COPY of the file (minus the
     lines bronze rejected, which plain COPY cannot load) into an unlogged all-text table, then one typed
@@ -84,8 +108,9 @@ def raw_floor(url: str, landing: Path, extract_date: date) -> dict:
                 sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(FLOOR_TYPES.get(c, "text")))
                 for c in source.columns)
             casts = sql.SQL(", ").join(
-                sql.SQL("case when pg_input_is_valid({c}, {t}) then {c}::{type} end").format(
-                    c=sql.Identifier(c), t=sql.Literal(FLOOR_TYPES[c]), type=sql.SQL(FLOOR_TYPES[c]))
+                sql.SQL("case when {valid}({c}, {t}) then {c}::{type} end").format(
+                    valid=valid_input(cur), c=sql.Identifier(c), t=sql.Literal(FLOOR_TYPES[c]),
+                    type=sql.SQL(FLOOR_TYPES[c]))
                 if c in FLOOR_TYPES else sql.Identifier(c) for c in source.columns)
             cur.execute(sql.SQL("drop table if exists {t}, {typed}; create unlogged table {t} ({c}); "
                                 "create unlogged table {typed} ({tc})").format(

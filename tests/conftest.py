@@ -16,7 +16,8 @@ os.environ["LUIGI_CONFIG_PATH"] = str(REPO_ROOT / "tests" / "luigi.test.cfg")
 
 @pytest.fixture(scope="session")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The server tests create their databases on: DATABASE_URL's, else an embedded one of their own."""
+    """The server tests create their databases on: DATABASE_URL's; else, with METALAYER_TEST_POSTGRES=15 (or
+    16, 17), a password-authenticated Debian PostgreSQL of that version on TCP; else an embedded 18 of their own."""
     from pipeline import db
 
     if os.environ.get("DATABASE_URL"):
@@ -24,6 +25,17 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
         return
     home = tmp_path_factory.mktemp("metalayer-home")
     os.environ["METALAYER_HOME"] = str(home)
+    if os.environ.get("METALAYER_TEST_POSTGRES"):
+        from tests.debian_postgres import debian_postgres
+
+        with debian_postgres(int(os.environ["METALAYER_TEST_POSTGRES"])) as maintenance:
+            url = db.create_database(db.EMBEDDED_DATABASE, maintenance)  # where the embedded one would put it
+            os.environ["DATABASE_URL"] = url  # every process of the session, as on a managed server
+            # as a deployment sets it: the console gives the read-only role this password and logs in with it
+            os.environ.setdefault("METALAYER_READER_PASSWORD", "reader-" + uuid.uuid4().hex[:12])
+            yield url
+            os.environ.pop("DATABASE_URL", None)
+        return
     url = db.database_url()
     yield url
     os.environ.pop("DATABASE_URL", None)

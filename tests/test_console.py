@@ -477,6 +477,9 @@ def test_reader_role_reads_gold_and_meta_but_no_personal_column(filled):
     from console import data
     from pipeline import db
 
+    # The console first: on a server that asks for passwords it sets METALAYER_READER_PASSWORD on the role.
+    house = data.warehouse()
+    assert house.reader_note is None and house.reader.engine.url.username == "metalayer_reader"
     reader = db.reader_url(filled["url"])
     with db.transaction(reader) as conn, conn.cursor() as cur:
         cur.execute("select count(*) from gold.fact_sales")
@@ -489,8 +492,6 @@ def test_reader_role_reads_gold_and_meta_but_no_personal_column(filled):
                       "create table gold.scratch (x int)"):
         with pytest.raises(psycopg2.errors.InsufficientPrivilege), db.transaction(reader) as conn, conn.cursor() as cur:
             cur.execute(statement)
-    house = data.warehouse()
-    assert house.reader_note is None and house.reader.engine.url.username == "metalayer_reader"
 
 
 @pytest.mark.parametrize(("text", "masked"), [
