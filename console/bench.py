@@ -43,6 +43,7 @@ PAGES = {
     "business": ("Business KPIs", "Cohort retention"),
     "lineage": ("Lineage", "never ran"),
     "operations": ("Operations", "Operations"),
+    "anomalies": ("Anomalies", "Anomalies"),
 }
 
 

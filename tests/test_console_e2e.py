@@ -76,6 +76,7 @@ def test_every_page_in_headless_chromium_and_a_rerun_from_the_console(sample_war
                      "Top 20 customers by predicted CLV", "Names, e-mail addresses and phone numbers are masked"],
         "lineage": ["Derived from Luigi"],
         "operations": ["Reruns and backfills need an ops login"],
+        "anomalies": ["Anomalies per extract date", "A metric against its baseline"],
     }
     page_errors: list[str] = []
     with console_server(env, ARTIFACTS / "server.log") as url, chromium((1400, 2400)) as page:
@@ -110,21 +111,21 @@ def test_every_page_in_headless_chromium_and_a_rerun_from_the_console(sample_war
         page.get_by_role("tab", name="Rerun").click()
         main.get_by_role("button", name="Launch rerun").click()
         main.get_by_text("Plan: rerun MasterTask for 2026-11-21").wait_for(timeout=60_000)
-        page.screenshot(path=ARTIFACTS / "07-operations-plan.png", full_page=True)
+        page.screenshot(path=ARTIFACTS / "08-operations-plan.png", full_page=True)
         main.get_by_role("button", name="Confirm launch").click()
         main.get_by_text("Launched rerun MasterTask for 2026-11-21").wait_for(timeout=30_000)
-        page.screenshot(path=ARTIFACTS / "07-operations-launched.png", full_page=True)
+        page.screenshot(path=ARTIFACTS / "08-operations-launched.png", full_page=True)
         finished = main.get_by_text("rerun MasterTask for 2026-11-21: finished")
         # While the finished fragment hands over to the full-page rerun, Streamlit briefly shows the old status
         # box (stale) beside the new one: wait for either, then for the page to settle on exactly one.
         finished.first.wait_for(timeout=240_000)
         expect(finished).to_have_count(1, timeout=30_000)
-        page.screenshot(path=ARTIFACTS / "08-operations-finished.png", full_page=True)
+        page.screenshot(path=ARTIFACTS / "09-operations-finished.png", full_page=True)
     assert not page_errors, page_errors
     run_id, status, tasks = one(sample_warehouse, """
         select runs.run_id, runs.status, count(tasks.*)
         from meta.pipeline_runs as runs left join meta.task_runs as tasks using (run_id)
         where runs.trigger = 'console' group by 1, 2""")
     assert status == "success" and run_id.startswith("2026-11-21") and tasks >= 18  # every task ran again
-    assert sorted(path.name for path in ARTIFACTS.glob("*.png"))[:6] == [
+    assert sorted(path.name for path in ARTIFACTS.glob("*.png"))[:len(PAGES)] == [
         f"{index:02d}-{name}.png" for index, name in enumerate(PAGES, start=1)]
