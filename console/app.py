@@ -7,7 +7,7 @@ the warehouse through console/data.py.
 import sqlalchemy.exc
 import streamlit as st
 
-from console import auth, data
+from console import auth, data, prefetch
 
 st.set_page_config(page_title="MetaLayer console", page_icon=":material/layers:", layout="wide")
 
@@ -29,6 +29,7 @@ PAGES = {
 }
 
 page = st.navigation(PAGES)
+prefetch.warm_server()
 
 with st.sidebar:
     auth.login_box()
@@ -41,6 +42,7 @@ except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
     st.caption(str(getattr(exc, "orig", exc)).strip().splitlines()[0])
 
 with st.sidebar:
+    prefetch.prefetch()  # the other pages' element code, while the browser is idle
     note = data.warehouse().reader_note
     if note:
         st.caption(f":orange[Read-only role unavailable]: {note}.")

@@ -981,3 +981,53 @@ def test_business_marks_the_partial_month_explains_kpis_and_keeps_filters_in_the
     monthly = next(chart_data(chart) for chart in elements(at, "vega_lite_chart")
                    if "month_start" in chart_data(chart).columns)
     assert monthly[["region", "revenue"]].values.tolist() == [["Mountain", 110.0]]
+
+
+def test_quarantine_groups_count_rows_and_show_each_groups_first_five_lines(filled):
+    """sql/console/quarantine_groups.sql against pandas on silver.quarantine itself."""
+    from console import data
+    from pipeline import db
+
+    # The fixture's groups hold at most five lines: add one of eight, out of order and with a line-less row.
+    lines = [41, 7, 300, 12, 9, 8, 1000, 2, None]
+    with db.transaction(filled["url"]) as conn, conn.cursor() as cur:
+        cur.execute("""insert into silver.quarantine (run_id, stage, source_table, source_file, line_number,
+                           rule_name, reason, record)
+                       select 'test-groups', 'silver', 'silver.sales', 'extra.csv', line, 'test_rule', 'test', '{}'
+                       from unnest(%s::bigint[]) as line""", (lines,))
+    try:
+        check_quarantine_groups(filled, data)
+    finally:
+        with db.transaction(filled["url"]) as conn, conn.cursor() as cur:
+            cur.execute("delete from silver.quarantine where run_id = 'test-groups'")
+        data.clear_cache()
+
+
+def check_quarantine_groups(filled, data) -> None:
+    everything = pd.DataFrame(run_sql(filled["url"], "select source_table, source_file, rule_name, line_number "
+                                                     "from silver.quarantine"),
+                              columns=["source_table", "source_file", "rule_name", "line_number"])
+    expected = {
+        key: (len(group), ", ".join(str(int(n)) for n in sorted(group["line_number"].dropna())[:5]))
+        for key, group in everything.groupby(["source_table", "source_file", "rule_name"], dropna=False)}
+    groups = data.fetch("quarantine_groups", tables=[], rules=[], runs=[])
+    shown = {(row.source_table, row.source_file, row.rule_name): (row.quarantined_rows, row.sample_lines or "")
+             for row in groups.itertuples()}
+    assert shown == expected and len(shown) >= 4
+    assert shown[("silver.sales", "extra.csv", "test_rule")] == (9, "2, 7, 8, 9, 12")  # the first five, in order
+    assert groups["quarantined_rows"].is_monotonic_decreasing
+
+
+def test_prefetch_names_every_element_module_of_the_installed_streamlit_once_per_session(filled):
+    from console import prefetch
+
+    names = prefetch.module_names()
+    # One module per element: a Streamlit that renames its chunks would turn the prefetch into a silent no-op.
+    assert sorted(name.split(".")[0] for name in names) == sorted(prefetch.ELEMENTS)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()  # a session's first page
+    scripts = [element.proto.body for element in at.get("html") if "static/js/index." in element.proto.body]
+    assert len(scripts) == 1 and all(f'"{name}"' in scripts[0] for name in names)
+    open_page("runs", at)  # the same session's next page: not again
+    assert at.session_state[prefetch.SESSION_KEY] is True
+    assert not [element for element in at.get("html") if "static/js/index." in element.proto.body]

@@ -58,6 +58,7 @@ def test_every_page_in_headless_chromium_and_a_rerun_from_the_console(sample_war
 
     from console.bench import PAGES, chromium, console_server, open_page, wait_rendered
     from console.graph import task_graph
+    from console.prefetch import module_names
     from console.ui import tile_money
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -92,6 +93,10 @@ def test_every_page_in_headless_chromium_and_a_rerun_from_the_console(sample_war
         page.goto(url)
         wait_rendered(page, PAGES["overview"][1])
         check("overview")
+        # console/prefetch.py: the landing page has the browser load the chart and widget code of the other pages
+        page.wait_for_function("""names => names.every(name => performance.getEntriesByType('resource')
+                                      .some(entry => entry.name.endsWith('/static/js/' + name)))""",
+                               arg=list(module_names()), timeout=30_000)
         for name in list(PAGES)[1:]:
             open_page(page, name)
             check(name)
@@ -99,8 +104,9 @@ def test_every_page_in_headless_chromium_and_a_rerun_from_the_console(sample_war
         graph = page.locator('[data-testid="stGraphVizChart"] svg')
         open_page(page, "lineage")
         lineage = task_graph()
-        assert graph.locator("g.node").count() == len(lineage.nodes)  # files and tasks
-        assert graph.locator("text", has_text="[success]").count() == len(lineage.task_families)
+        # the drawing may still be (re)drawn after the page's last text shows: wait for its nodes
+        expect(graph.locator("g.node")).to_have_count(len(lineage.nodes), timeout=30_000)  # files and tasks
+        expect(graph.locator("text", has_text="[success]")).to_have_count(len(lineage.task_families), timeout=30_000)
 
         # Log in as ops, then rerun MasterTask for the latest date from the Operations page.
         sidebar = page.locator('[data-testid="stSidebar"]')

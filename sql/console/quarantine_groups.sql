@@ -13,13 +13,15 @@ with matching as (
         and (cardinality(%(runs)s::text[]) = 0 or run_id = any(%(runs)s::text[]))
 ),
 
+-- Hashed, not sorted: an ordered array_agg would sort every matching row by its group's long
+-- text keys (190 ms for 48K rows); each group's first five lines are picked from its own array.
 grouped as (
     select
         source_table,
         source_file,
         rule_name,
         count(*) as quarantined_rows,
-        (array_agg(line_number order by line_number) filter (where line_number is not null))[1:5] as sample_lines,
+        array_agg(line_number) filter (where line_number is not null) as line_numbers,
         min(quarantine_id) as sample_id
     from matching
     group by source_table, source_file, rule_name
@@ -31,7 +33,9 @@ final as (
         grouped.source_file,
         grouped.rule_name,
         grouped.quarantined_rows,
-        array_to_string(grouped.sample_lines, ', ') as sample_lines,
+        array_to_string(array(
+            select line from unnest(grouped.line_numbers) as line order by line limit 5
+        ), ', ') as sample_lines,
         sample.reason as sample_reason,
         sample.record::text as sample_record
     from grouped
