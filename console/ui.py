@@ -129,13 +129,6 @@ DIMENSION_COLOURS = {"overall": "#000000", "completeness": "#1f77b4", "validity"
                      "accuracy": "#8c564b", QUARANTINED_SERIES: "#9e9e9e"}
 
 
-def dimension_colour():
-    import altair as alt
-
-    return alt.Color("dimension:N", title="dimension", scale=alt.Scale(
-        domain=list(DIMENSION_COLOURS), range=list(DIMENSION_COLOURS.values())))
-
-
 def quality_threshold() -> float:
     from pipeline.config import quality
 

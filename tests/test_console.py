@@ -177,6 +177,8 @@ def chart_data(chart) -> pd.DataFrame:
     """The rows an altair chart was given (Streamlit sends them as Arrow beside the spec)."""
     import pyarrow as pa
 
+    if not chart.proto.datasets:  # st.vega_lite_chart(data, spec): the data beside the spec, not a named dataset
+        return pa.ipc.open_stream(chart.proto.data.data).read_all().to_pandas()
     (dataset,) = chart.proto.datasets
     return pa.ipc.open_stream(dataset.data.data).read_all().to_pandas()
 
@@ -803,10 +805,7 @@ def test_quality_charts_share_one_axis_threshold_and_dimension_colours(filled):
         spec = chart.proto.spec
         assert '"domain": [0, 1]' in spec.replace("[0.0, 1.0]", "[0, 1]") or '"domain":[0,1]' in spec
         assert f'"{QUARANTINED_SERIES}"' in spec and DIMENSION_COLOURS["validity"] in spec
-    import pyarrow as pa
-
-    rules = [pa.ipc.open_stream(dataset.data.data).read_all().to_pandas() for chart in charts
-             for dataset in chart.proto.datasets]
+    rules = [chart_data(chart) for chart in charts]
     shares = run_sql(filled["url"], "select sum(bronze_rejected + silver_quarantined)::float8 / sum(lines_in) "
                                     "from meta.quarantined_shares where run_id = %s", (filled["runs"]["day2"],))[0][0]
     assert any(frame.get("threshold") is not None and frame["threshold"].tolist() == [quality().threshold]
