@@ -26,12 +26,15 @@ import streamlit as st
 ELEMENTS = ("ArrowVegaLiteChart", "DataFrame", "Selectbox", "Multiselect", "DateInput", "Radio", "TextInput",
             "Metric", "DownloadButton", "GraphVizChart", "StreamlitSyntaxHighlighter")
 SESSION_KEY = "prefetched_element_code"
+# True in the browser once every module (with the modules it imports) is loaded.
+DONE_JS = "() => window.metalayerPrefetched === true"
 
 SCRIPT = """<script>
 (() => {
   const main = document.querySelector('script[type="module"][src*="static/js/index."]');
   if (!main) return;
-  const load = () => %s.forEach(name => import(new URL(name, main.src).href).catch(() => {}));
+  const load = () => Promise.allSettled(%s.map(name => import(new URL(name, main.src).href)))
+    .then(() => { window.metalayerPrefetched = true; });
   setTimeout(load, 300);  // after the landing page has drawn
 })();
 </script>"""

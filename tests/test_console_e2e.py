@@ -56,7 +56,7 @@ def one(url: str, text: str, params=None):
 def test_every_page_in_headless_chromium_and_a_rerun_from_the_console(sample_warehouse, seed_landing):
     from playwright.sync_api import expect
 
-    from console.bench import PAGES, chromium, console_server, open_page, wait_rendered
+    from console.bench import PAGES, chromium, console_server, open_page, wait_prefetched, wait_rendered
     from console.graph import task_graph
     from console.prefetch import module_names
     from console.ui import tile_money
@@ -97,6 +97,7 @@ def test_every_page_in_headless_chromium_and_a_rerun_from_the_console(sample_war
         page.wait_for_function("""names => names.every(name => performance.getEntriesByType('resource')
                                       .some(entry => entry.name.endsWith('/static/js/' + name)))""",
                                arg=list(module_names()), timeout=30_000)
+        wait_prefetched(page)  # and the modules they import
         for name in list(PAGES)[1:]:
             open_page(page, name)
             check(name)

@@ -7,7 +7,7 @@ import streamlit as st
 
 from console import data, ui
 
-QUARANTINE_ROWS_SHOWN = 500
+QUARANTINE_ROWS_SHOWN = 100
 
 
 
