@@ -183,6 +183,7 @@ class WarehouseTask(luigi.Task):
                         "already done: another process committed this task while this one waited for it"))
                 else:
                     stats = self.execute(conn)
+                    _record_lineage(conn, task_run_id, run_id, self)
                     self.report("committing", 99)
                     self.output().touch(conn)
                 _finish_task_run(conn, task_run_id, stats)
@@ -369,6 +370,34 @@ def _start_task_run(url: str, run_id: str, task: WarehouseTask) -> int:
              socket.gethostname(), os.getpid()),
         )
         return cur.fetchone()[0]
+
+
+def lineage_inputs(task: luigi.Task) -> list[str]:
+    """What a task reads, from its requires(): each required task's table; a landing file as file:<path>;
+    any other input by its Luigi task id."""
+    inputs: set[str] = set()
+    for required in luigi.task.flatten(task.requires()):
+        table = getattr(required, "table", "")
+        files = [target.path for target in luigi.task.flatten(required.output())
+                 if isinstance(target, luigi.LocalTarget)]
+        if table:
+            inputs.add(table)
+        elif files:
+            inputs.update(f"file:{path}" for path in files)
+        else:
+            inputs.add(required.task_id)
+    return sorted(inputs)
+
+
+def _record_lineage(conn, task_run_id: int, run_id: str, task: WarehouseTask) -> None:
+    """meta.lineage: this run of the task read its inputs and wrote its table (one statement)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """insert into meta.lineage (task_run_id, run_id, run_date, task_family, upstream, downstream)
+               select %s, %s, %s, %s, upstream, %s from unnest(%s::text[]) as upstream
+               on conflict do nothing""",
+            (task_run_id, run_id, task.date, task.task_family, task.table, lineage_inputs(task)),
+        )
 
 
 def _finish_task_run(conn, task_run_id: int, stats: TaskStats) -> None:

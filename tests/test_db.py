@@ -85,6 +85,18 @@ def test_bootstrap_seeds_customer_history_from_an_older_silver(warehouse, query)
     assert query("select count(*) from silver.customer_versions") == [(1,)]
 
 
+def test_bootstrap_replaces_the_first_releases_unwritten_lineage_table(warehouse, query):
+    query("drop table meta.lineage")
+    query("""create table meta.lineage (upstream text not null, downstream text not null, task_family text not null,
+                                        primary key (upstream, downstream))""")
+    db.bootstrap(warehouse)
+    columns = [name for (name,) in query("select column_name from information_schema.columns where table_schema "
+                                         "= 'meta' and table_name = 'lineage' order by ordinal_position")]
+    assert columns == ["task_run_id", "run_id", "run_date", "task_family", "upstream", "downstream"]
+    db.bootstrap(warehouse)  # and keeps the new one
+    assert query("select count(*) from meta.lineage") == [(0,)]
+
+
 def test_servers_older_than_15_are_refused_with_the_version_found_and_the_supported_ones():
     for version_num, shown in ((140011, "14.11"), (90624, "9.6.24")):
         with pytest.raises(db.UnsupportedServer) as refused:

@@ -418,6 +418,7 @@ def test_purge_removes_only_what_is_past_the_window(warehouse, query, seed_landi
     assert query("select count(*) from bronze.erp_sales_raw where _extract_date = %s", (DAY2,)) == day2_bronze
     assert query("select count(*) from silver.quarantine where extract_date = %s", (DAY2,)) == day2_quarantine
     assert query("select run_date from meta.pipeline_runs") == [(DAY2,)]
+    assert query("select distinct run_date from meta.lineage") == [(DAY2,)]  # with their task runs
     assert silver_and_gold() == kept
     assert query("select count(*) from meta.table_updates") == markers
     with pytest.raises(ValueError, match="at least 1"):

@@ -55,6 +55,7 @@ alerts as (
     returning 1
 ),
 
+-- Lineage rows go with their task runs (on delete cascade).
 task_runs as (
     delete from meta.task_runs where run_id in (select run_id from old_runs)
     returning 1

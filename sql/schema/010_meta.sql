@@ -158,12 +158,33 @@ create table if not exists meta.alerts (
 );
 create index if not exists alerts_run_idx on meta.alerts (run_id);
 
+-- Lineage per task run, written in the task's transaction (pipeline/base.py): what
+-- the task read (a table; a landing file as file:<path>; another input by its Luigi
+-- task id) and the table it wrote. A task that needs its own table's previous date
+-- reads it: upstream = downstream. Rows go with their task run (on delete cascade).
+-- The first releases had a meta.lineage of (upstream, downstream) that nothing
+-- wrote: it is replaced.
+do $$
+begin
+    if to_regclass('meta.lineage') is not null and not exists (
+        select 1 from information_schema.columns
+        where table_schema = 'meta' and table_name = 'lineage' and column_name = 'task_run_id'
+    ) then
+        drop table meta.lineage;
+    end if;
+end $$;
+
 create table if not exists meta.lineage (
+    task_run_id bigint not null references meta.task_runs (task_run_id) on delete cascade,
+    run_id text not null,
+    run_date date not null,
+    task_family text not null,
     upstream text not null,
     downstream text not null,
-    task_family text not null,
-    primary key (upstream, downstream)
+    primary key (task_run_id, upstream, downstream)
 );
+create index if not exists lineage_downstream_idx on meta.lineage (downstream, run_date);
+create index if not exists lineage_upstream_idx on meta.lineage (upstream, run_date);
 
 -- Checksums of the schema files applied (pipeline/db.py): processes skip the
 -- bootstrap when theirs is here, so starting a process never takes DDL locks.
