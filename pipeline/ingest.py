@@ -8,7 +8,7 @@ deciding field boundaries; lines it accepts are re-written canonically so that
 PostgreSQL parses exactly what was checked. Nothing holds the whole file: COPY
 reads from a generator, and rejects spill to a temporary file.
 
-Parsing rule (also in the README): a record is one physical line, unless the
+Parsing rule (also in docs/sources.md): a record is one physical line, unless the
 line has an odd number of double quotes, in which case following lines are
 joined until the count is even (at most ``max_record_lines`` lines). The record
 must parse as strict RFC 4180 CSV with exactly the header's field count.

@@ -124,7 +124,7 @@ class SourceConfigError(ValueError):
     """sources.toml is invalid; the message names the file, the source and the key."""
 
     retryable = False
-    hint = "correct the sources file (its keys are documented at its top and in the README), then run again"
+    hint = "correct the sources file (its keys are documented at its top and in docs/sources.md), then run again"
 
 
 @dataclass(frozen=True)
