@@ -25,10 +25,12 @@ system-deps:
 ## Lint, then the whole test suite on a real (embedded) PostgreSQL.
 test: install system-deps
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -13,8 +13,7 @@ st.set_page_config(page_title="MetaLayer console", page_icon=":material/layers:"
 
 PAGES = {
     "Monitor": [
-        st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview",
-                default=True),
+        st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
         st.Page("views/runs.py", title="Runs", icon=":material/timeline:", url_path="runs"),
         st.Page("views/quality.py", title="Data quality", icon=":material/rule:", url_path="quality"),
         st.Page("views/anomalies.py", title="Anomalies", icon=":material/troubleshoot:", url_path="anomalies"),
@@ -37,8 +36,11 @@ with st.sidebar:
 try:
     page.run()
 except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
-    st.error("The warehouse cannot be reached: check that PostgreSQL runs and that `DATABASE_URL` (or the embedded "
-             "server under `METALAYER_HOME`) is the pipeline's.", icon=":material/cloud_off:")
+    st.error(
+        "The warehouse cannot be reached: check that PostgreSQL runs and that `DATABASE_URL` (or the embedded "
+        "server under `METALAYER_HOME`) is the pipeline's.",
+        icon=":material/cloud_off:",
+    )
     st.caption(str(getattr(exc, "orig", exc)).strip().splitlines()[0])
 
 with st.sidebar:

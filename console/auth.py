@@ -56,11 +56,12 @@ def verify_password(password: str, stored: str) -> bool:
         if scheme != "scrypt":
             raise ValueError(scheme)
         expected = _unb64(key)
-        actual = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p),
-                                dklen=len(expected))
+        actual = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected))
     except ValueError as exc:
-        raise HashFormatError(f"the ops password hash is not of the form scrypt$N$r$p$salt$key "
-                              f"(make one with `python -m console.auth`): {exc}") from None
+        raise HashFormatError(
+            f"the ops password hash is not of the form scrypt$N$r$p$salt$key "
+            f"(make one with `python -m console.auth`): {exc}"
+        ) from None
     return hmac.compare_digest(actual, expected)
 
 
@@ -96,8 +97,13 @@ class _Failures:
 class LoginThrottle:
     """After `free_attempts` failures in a row, each further attempt waits, twice as long each time."""
 
-    def __init__(self, free_attempts: int = 5, first_wait: float = 30.0, max_wait: float = 900.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        free_attempts: int = 5,
+        first_wait: float = 30.0,
+        max_wait: float = 900.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.free_attempts, self.first_wait, self.max_wait, self.clock = free_attempts, first_wait, max_wait, clock
         self._failures: dict[str, _Failures] = {}
         self._lock = threading.Lock()

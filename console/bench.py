@@ -32,8 +32,15 @@ from pipeline import db
 
 APP = db.REPO_ROOT / "console" / "app.py"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 # page file -> (navigation label, text of the page's last section, or texts one of which it shows)
 PAGES = {
     "overview": ("Overview", "Data freshness per source"),
@@ -60,8 +67,13 @@ def console_server(env: dict[str, str], log_path: Path, timeout: float = 90) -> 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - fixed argv
-            [sys.executable, "-m", "pipeline.cli", "console", "--port", str(port)], cwd=db.REPO_ROOT,
-            env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [sys.executable, "-m", "pipeline.cli", "console", "--port", str(port)],
+            cwd=db.REPO_ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -94,8 +106,12 @@ def chromium(viewport: tuple[int, int] = (1400, 1000)):
 
     with tempfile.TemporaryDirectory(prefix="metalayer-chromium-") as profile, sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": viewport[0], "height": viewport[1]})
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": viewport[0], "height": viewport[1]},
+        )
         try:
             yield context.pages[0] if context.pages else context.new_page()
         finally:
@@ -122,13 +138,17 @@ CLICK_CLOCK_JS = """() => document.addEventListener('click', () => { window.meta
                                           {capture: true, once: true})"""
 
 
-def wait_rendered(page, text: str | tuple[str, ...], timeout_ms: float = 60_000,
-                  paths: set[str] | None = None) -> float:
+def wait_rendered(
+    page, text: str | tuple[str, ...], timeout_ms: float = 60_000, paths: set[str] | None = None
+) -> float:
     """Until `text` (or one of several) shows, Streamlit's running indicator is gone and every element is drawn (on one of `paths`,
     if given); returns the page's clock in ms at that animation frame."""
-    handle = page.wait_for_function(RENDERED_JS, arg=[sorted(paths) if paths is not None else None,
-                                                             [text] if isinstance(text, str) else list(text)],
-                                    polling="raf", timeout=timeout_ms)
+    handle = page.wait_for_function(
+        RENDERED_JS,
+        arg=[sorted(paths) if paths is not None else None, [text] if isinstance(text, str) else list(text)],
+        polling="raf",
+        timeout=timeout_ms,
+    )
     return float(handle.json_value())
 
 
@@ -154,8 +174,10 @@ def open_page(page, name: str, timeout_ms: float = 60_000) -> float:
 
 def browser_times(repeat: int, log_dir: Path) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {name: [] for name in PAGES}
-    with console_server({"DATABASE_URL": db.database_url()}, log_dir / "console-bench-server.log") as url, \
-            chromium() as page:
+    with (
+        console_server({"DATABASE_URL": db.database_url()}, log_dir / "console-bench-server.log") as url,
+        chromium() as page,
+    ):
         page.goto(url)
         wait_rendered(page, PAGES["overview"][1])
         # As a user reading the landing page: the first click comes once the browser has loaded the other pages'
@@ -215,9 +237,14 @@ def main(argv: list[str] | None = None) -> int:
         fact_rows = cur.fetchone()[0]
         cur.execute("select count(*) from gold.customer_clv")
         clv_rows = cur.fetchone()[0]
-    report = {"date": date.today().isoformat(), "machine": machine(), "load_average": os.getloadavg(),
-              "fact_sales_rows": fact_rows, "customer_clv_rows": clv_rows,
-              "apptest_seconds": apptest_times(args.repeat)}
+    report = {
+        "date": date.today().isoformat(),
+        "machine": machine(),
+        "load_average": os.getloadavg(),
+        "fact_sales_rows": fact_rows,
+        "customer_clv_rows": clv_rows,
+        "apptest_seconds": apptest_times(args.repeat),
+    }
     if args.browser:
         report["browser_seconds"] = browser_times(args.repeat, db.metalayer_home() / "logs")
     report["load_average_after"] = os.getloadavg()

@@ -60,10 +60,16 @@ def warehouse() -> Warehouse:
 def _connection(name: str, url: str):
     # SQLAlchemy 2.1 defaults postgresql:// to psycopg 3; MetaLayer uses psycopg2 everywhere.
     url = make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
-    return st.connection(name, type="sql", url=url, pool_pre_ping=True, connect_args={
-        "application_name": f"metalayer-{name}",
-        "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
-    })
+    return st.connection(
+        name,
+        type="sql",
+        url=url,
+        pool_pre_ping=True,
+        connect_args={
+            "application_name": f"metalayer-{name}",
+            "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+        },
+    )
 
 
 @st.cache_resource(show_spinner=False, ttl=600)
@@ -94,8 +100,10 @@ def _check_reader(url: str) -> str | None:
         except psycopg2.Error as exc:
             first_error = _first_line(exc)
     log.warning("console: read-only role unavailable (%s); reading as the pipeline's role", first_error)
-    return (f"the read-only role metalayer_reader cannot log in ({first_error}); pages read as the "
-            "pipeline's role, through the same masked views")
+    return (
+        f"the read-only role metalayer_reader cannot log in ({first_error}); pages read as the "
+        "pipeline's role, through the same masked views"
+    )
 
 
 def _first_line(exc: BaseException) -> str:

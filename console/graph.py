@@ -52,8 +52,12 @@ def _node(task: luigi.Task) -> Node:
         name = landing_file("", task.date, SOURCES[task.source_name]).name
         return Node(key=f"file:{task.source_name}", label=name, layer="landing")
     layer = type(task).__module__.rsplit("_", 1)[-1]
-    return Node(key=task.task_family, label=task.task_family, layer=layer if layer in LAYERS else "gold",
-                table=getattr(task, "table", None) or None)
+    return Node(
+        key=task.task_family,
+        label=task.task_family,
+        layer=layer if layer in LAYERS else "gold",
+        table=getattr(task, "table", None) or None,
+    )
 
 
 @cache
@@ -103,27 +107,40 @@ def _label(*lines: str) -> str:
 def to_dot(graph: TaskGraph, statuses: dict[str, str], links: dict[str, str] | None = None) -> str:
     """Graphviz DOT, left to right by layer, each task filled by its status; a task links to `links[family]`."""
     links = links or {}
-    lines = ["digraph lineage {", "  rankdir=LR; nodesep=0.25; ranksep=0.6;",
-             f'  node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize={FONT_SIZE}];',
-             '  edge [color="#888888"];']
+    lines = [
+        "digraph lineage {",
+        "  rankdir=LR; nodesep=0.25; ranksep=0.6;",
+        f'  node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize={FONT_SIZE}];',
+        '  edge [color="#888888"];',
+    ]
     for layer in LAYERS:
         members = [node for node in graph.nodes.values() if node.layer == layer]
         if not members:
             continue
         lines.append(f"  subgraph cluster_{layer} {{")
-        lines.append(f'    label={_quote(layer)}; style="dashed"; color="#bbbbbb"; fontname="sans-serif"; '
-                     f"fontsize={FONT_SIZE};")
+        lines.append(
+            f'    label={_quote(layer)}; style="dashed"; color="#bbbbbb"; fontname="sans-serif"; fontsize={FONT_SIZE};'
+        )
         for node in sorted(members, key=lambda n: n.key):
             if node.layer == "landing":
                 lines.append(f'    {_quote(node.key)} [label={_label(node.label)}, shape=note, fillcolor="#fff8e1"];')
                 continue
             status = statuses.get(node.key)
-            label = _label(node.label, node.table or "", f"[{status or 'never ran'}]",
-                           "needs the previous date's too" if node.key in graph.chained else "")
-            link = (f", URL={_quote(links[node.key])}, target=\"_self\", tooltip={_quote('open ' + node.key)}"
-                    if node.key in links else "")
-            lines.append(f"    {_quote(node.key)} [label={label}, "
-                         f"fillcolor={_quote(STATUS_COLOURS.get(status, '#ffffff'))}{link}];")
+            label = _label(
+                node.label,
+                node.table or "",
+                f"[{status or 'never ran'}]",
+                "needs the previous date's too" if node.key in graph.chained else "",
+            )
+            link = (
+                f', URL={_quote(links[node.key])}, target="_self", tooltip={_quote("open " + node.key)}'
+                if node.key in links
+                else ""
+            )
+            lines.append(
+                f"    {_quote(node.key)} [label={label}, "
+                f"fillcolor={_quote(STATUS_COLOURS.get(status, '#ffffff'))}{link}];"
+            )
         lines.append("  }")
     for upstream, downstream in sorted(graph.edges):
         lines.append(f"  {_quote(upstream)} -> {_quote(downstream)};")

@@ -23,10 +23,26 @@ DONE = ("success", "skipped")
 BAD = ("failed", "blocked", "missing", "cancelled")
 NOT_RUN = "not run"
 # What a cell shows: a symbol readable without colour, then the status.
-SYMBOLS = {"success": "✓", "skipped": "✓", "failed": "✗", "running": "…", "cancelled": "■", "blocked": "⊘",
-           "missing": "∅", NOT_RUN: "·"}
-COLOURS = {"success": "#c8e6c9", "skipped": "#e0e0e0", "failed": "#ffcdd2", "running": "#bbdefb",
-           "cancelled": "#ffe0b2", "blocked": "#f3e5f5", "missing": "#fff3e0", NOT_RUN: "#ffffff"}
+SYMBOLS = {
+    "success": "✓",
+    "skipped": "✓",
+    "failed": "✗",
+    "running": "…",
+    "cancelled": "■",
+    "blocked": "⊘",
+    "missing": "∅",
+    NOT_RUN: "·",
+}
+COLOURS = {
+    "success": "#c8e6c9",
+    "skipped": "#e0e0e0",
+    "failed": "#ffcdd2",
+    "running": "#bbdefb",
+    "cancelled": "#ffe0b2",
+    "blocked": "#f3e5f5",
+    "missing": "#fff3e0",
+    NOT_RUN: "#ffffff",
+}
 
 
 @dataclass(frozen=True)
@@ -80,8 +96,10 @@ class DateState:
             return f"{family} failed: {self.cells[family].error or 'no error recorded'}"
         if self.missing_files:
             where = f" in {self.landing}" if self.landing else ""
-            return (f"landing file(s) missing{where}: {', '.join(self.missing_files)}\n"
-                    "What to do: put the day's extracts into the landing folder, then run this date.")
+            return (
+                f"landing file(s) missing{where}: {', '.join(self.missing_files)}\n"
+                "What to do: put the day's extracts into the landing folder, then run this date."
+            )
         cancelled = next((f for f, cell in self.cells.items() if cell.status == "cancelled"), None)
         if cancelled:
             return f"the run was cancelled while {cancelled} ran"
@@ -108,8 +126,9 @@ def family_order(graph: TaskGraph) -> list[str]:
 
     def level(family: str) -> int:
         if family not in depth:
-            depth[family] = 1 + max((level(up) for up, down in graph.edges if down == family and up in families),
-                                    default=-1)
+            depth[family] = 1 + max(
+                (level(up) for up, down in graph.edges if down == family and up in families), default=-1
+            )
         return depth[family]
 
     layer = {family: LAYERS.index(graph.nodes[family].layer) for family in families}
@@ -131,8 +150,13 @@ def landing_files(graph: TaskGraph, landing: Path | None, run_date: date) -> dic
     return found
 
 
-def build(graph: TaskGraph, attempts: pd.DataFrame, date_runs: pd.DataFrame, default_landing: Path | None,
-          extract_dates: list[date]) -> list[DateState]:
+def build(
+    graph: TaskGraph,
+    attempts: pd.DataFrame,
+    date_runs: pd.DataFrame,
+    default_landing: Path | None,
+    extract_dates: list[date],
+) -> list[DateState]:
     """The grid, oldest date first: every extract date in the landing dir or with a recorded run."""
     order = family_order(graph)
     runs = {row.run_date: row for row in date_runs.itertuples()}
@@ -153,23 +177,37 @@ def build(graph: TaskGraph, attempts: pd.DataFrame, date_runs: pd.DataFrame, def
         for family in order:
             attempt = by_date.get(run_date, {}).get(family)
             if attempt is not None:
-                cells[family] = Cell(status=attempt.status, run_id=attempt.run_id,
-                                     error=attempt.error if isinstance(attempt.error, str) else None,
-                                     started_at=attempt.started_at, finished_at=_value(attempt.finished_at))
+                cells[family] = Cell(
+                    status=attempt.status,
+                    run_id=attempt.run_id,
+                    error=attempt.error if isinstance(attempt.error, str) else None,
+                    started_at=attempt.started_at,
+                    finished_at=_value(attempt.finished_at),
+                )
                 continue
             missing = [files[up][0] for up in upstream[family] if up in files and not files[up][1]]
             if missing:
                 cells[family] = Cell(status="missing", cause=", ".join(missing))
                 continue
             stopper = next((up for up in upstream[family] if up in cells and cells[up].status in BAD), None)
-            if stopper is None and family in graph.chained and previous is not None \
-                    and previous.cells[family].status in BAD:
+            if (
+                stopper is None
+                and family in graph.chained
+                and previous is not None
+                and previous.cells[family].status in BAD
+            ):
                 stopper = f"{previous.run_date} {family}"
             cells[family] = Cell(status="blocked", cause=stopper) if stopper else Cell(status=NOT_RUN)
-        states.append(DateState(
-            run_date=run_date, cells=cells, landing=landing,
-            missing_files=sorted(name for name, exists in files.values() if not exists),
-            run_id=run.run_id if run is not None else None, run_status=run.status if run is not None else None))
+        states.append(
+            DateState(
+                run_date=run_date,
+                cells=cells,
+                landing=landing,
+                missing_files=sorted(name for name, exists in files.values() if not exists),
+                run_id=run.run_id if run is not None else None,
+                run_status=run.status if run is not None else None,
+            )
+        )
     return states
 
 
@@ -181,8 +219,10 @@ def to_frame(states: list[DateState], order: list[str]) -> pd.DataFrame:
     """One row per date (newest first), one column per family: the cell's symbol and status."""
     rows = []
     for state in reversed(states):
-        row = {"extract_date": state.run_date, "state": f"{state.done} of {len(state.cells)} done"
-               if not state.delivered else "delivered"}
+        row = {
+            "extract_date": state.run_date,
+            "state": f"{state.done} of {len(state.cells)} done" if not state.delivered else "delivered",
+        }
         for family in order:
             status = state.cells[family].status
             row[family] = f"{SYMBOLS.get(status, '?')} {status}"

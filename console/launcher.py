@@ -69,11 +69,31 @@ class Action:
         if self.kind == "run":
             return [*base, "run", "--date", self.start.isoformat(), "--trigger", "console", "--run-id", run_id]
         if self.kind == "rerun":
-            return [*base, "rerun", self.target, "--date", self.start.isoformat(), "--trigger", "console",
-                    "--run-id", run_id, *([] if self.downstream else ["--no-downstream"])]
+            return [
+                *base,
+                "rerun",
+                self.target,
+                "--date",
+                self.start.isoformat(),
+                "--trigger",
+                "console",
+                "--run-id",
+                run_id,
+                *([] if self.downstream else ["--no-downstream"]),
+            ]
         if self.kind == "backfill":
-            return [*base, "backfill", "--start", self.start.isoformat(), "--end", self.end.isoformat(),
-                    "--on-missing", self.on_missing, "--trigger", "console"]
+            return [
+                *base,
+                "backfill",
+                "--start",
+                self.start.isoformat(),
+                "--end",
+                self.end.isoformat(),
+                "--on-missing",
+                self.on_missing,
+                "--trigger",
+                "console",
+            ]
         raise ValueError(f"unknown action {self.kind!r}")
 
 
@@ -106,14 +126,20 @@ class Plan:
     @property
     def refusal(self) -> str | None:
         if self.missing_files:
-            return (f"landing files missing in {self.landing}: {', '.join(self.missing_files)}. Put the day's "
-                    "extracts there (or pick another date) and plan again.")
+            return (
+                f"landing files missing in {self.landing}: {', '.join(self.missing_files)}. Put the day's "
+                "extracts there (or pick another date) and plan again."
+            )
         if self.action.kind == "backfill" and self.no_folder and self.action.on_missing == "stop":
-            return (f"no landing folder for {', '.join(map(str, self.no_folder))}: the backfill would stop there. "
-                    "Choose to skip dates without a folder, or narrow the range.")
+            return (
+                f"no landing folder for {', '.join(map(str, self.no_folder))}: the backfill would stop there. "
+                "Choose to skip dates without a folder, or narrow the range."
+            )
         if self.action.kind == "rerun" and self.pulled_in:
-            return (f"the rerun needs earlier dates that are not built ({', '.join(map(str, self.pulled_in))}): "
-                    "run those dates first.")
+            return (
+                f"the rerun needs earlier dates that are not built ({', '.join(map(str, self.pulled_in))}): "
+                "run those dates first."
+            )
         return None
 
     @property
@@ -121,8 +147,7 @@ class Plan:
         """The action to launch: a run or backfill that pulls in earlier dates starts at the earliest of them."""
         if not self.pulled_in or self.action.kind == "rerun":
             return self.action
-        return Action("backfill", start=self.pulled_in[0], end=self.action.end or self.action.start,
-                      on_missing="skip")
+        return Action("backfill", start=self.pulled_in[0], end=self.action.end or self.action.start, on_missing="skip")
 
 
 def plan(action: Action, landing: str | Path | None = None) -> Plan:
@@ -170,8 +195,9 @@ def plan(action: Action, landing: str | Path | None = None) -> Plan:
     if planned.pulled_in and action.kind != "rerun" and planned.launch_action != action:
         # Launched as a backfill from the earliest pulled-in date: every task of those dates runs.
         widened = plan(planned.launch_action, folder)
-        planned = Plan(action=action, tasks=widened.tasks, missing_files=widened.missing_files,
-                       no_folder=no_folder, landing=folder)
+        planned = Plan(
+            action=action, tasks=widened.tasks, missing_files=widened.missing_files, no_folder=no_folder, landing=folder
+        )
     return planned
 
 
@@ -244,10 +270,16 @@ class Launcher:
                 pass
         launched.cancelled_at = datetime.now(UTC)
         with db.transaction(url) as conn, conn.cursor() as cur:
-            cur.execute(CANCEL_SQL.read_text(), {
-                "run_id": launched.run_id, "since": launched.started_at, "start": launched.action.start,
-                "end": launched.action.end or launched.action.start,
-                "error": f"cancelled from the console at {launched.cancelled_at:%Y-%m-%d %H:%M:%S} UTC"})
+            cur.execute(
+                CANCEL_SQL.read_text(),
+                {
+                    "run_id": launched.run_id,
+                    "since": launched.started_at,
+                    "start": launched.action.start,
+                    "end": launched.action.end or launched.action.start,
+                    "error": f"cancelled from the console at {launched.cancelled_at:%Y-%m-%d %H:%M:%S} UTC",
+                },
+            )
             launched.cancelled_runs = [row[0] for row in cur.fetchall()]
         return launched.cancelled_runs
 
@@ -262,14 +294,18 @@ class Launcher:
         with self._lock:  # two sessions clicking at once: one launches, the other is refused
             busy = self.active_for(action.dates)
             if busy:
-                raise LaunchRefused(f"{busy.action.describe()} launched from this console at "
-                                    f"{busy.started_at:%H:%M:%S} UTC is still running; wait for it to end.")
+                raise LaunchRefused(
+                    f"{busy.action.describe()} launched from this console at "
+                    f"{busy.started_at:%H:%M:%S} UTC is still running; wait for it to end."
+                )
             running = running_dates(action.dates, url)
             if running:
                 day, holder = running[0]
                 who = holder.get("run_id") or "another process"
-                raise LaunchRefused(f"a run for {day} is already in progress ({who}, trigger "
-                                    f"{holder.get('trigger') or 'unknown'}); wait for it to end.")
+                raise LaunchRefused(
+                    f"a run for {day} is already in progress ({who}, trigger "
+                    f"{holder.get('trigger') or 'unknown'}); wait for it to end."
+                )
             run_id = None if action.kind == "backfill" else new_run_id(action.start)
             launch_id = run_id or f"backfill-{action.start}-{action.end}-{secrets.token_hex(3)}"
             log_path = db.metalayer_home() / "logs" / "console" / f"{launch_id}.log"
@@ -278,10 +314,24 @@ class Launcher:
             env = {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
             with log_path.open("ab") as log_file:
                 process = subprocess.Popen(  # noqa: S603 - fixed argv built above, no shell
-                    command, cwd=db.REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
-                    stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
-            launch = Launch(launch_id=launch_id, action=action, run_id=run_id, command=command, log_path=log_path,
-                            started_at=datetime.now(UTC), process=process)
+                    command,
+                    cwd=db.REPO_ROOT,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            launch = Launch(
+                launch_id=launch_id,
+                action=action,
+                run_id=run_id,
+                command=command,
+                log_path=log_path,
+                started_at=datetime.now(UTC),
+                process=process,
+            )
             self._launches[launch_id] = launch
             return launch
 

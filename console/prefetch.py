@@ -23,8 +23,19 @@ from pathlib import Path
 import streamlit as st
 
 # Streamlit's element modules (streamlit/static/static/js/<Element>.<hash>.js) that the pages use.
-ELEMENTS = ("ArrowVegaLiteChart", "DataFrame", "Selectbox", "Multiselect", "DateInput", "Radio", "TextInput",
-            "Metric", "DownloadButton", "GraphVizChart", "StreamlitSyntaxHighlighter")
+ELEMENTS = (
+    "ArrowVegaLiteChart",
+    "DataFrame",
+    "Selectbox",
+    "Multiselect",
+    "DateInput",
+    "Radio",
+    "TextInput",
+    "Metric",
+    "DownloadButton",
+    "GraphVizChart",
+    "StreamlitSyntaxHighlighter",
+)
 SESSION_KEY = "prefetched_element_code"
 # True in the browser once every module (with the modules it imports) is loaded.
 DONE_JS = "() => window.metalayerPrefetched === true"
@@ -44,8 +55,11 @@ SCRIPT = """<script>
 def module_names() -> tuple[str, ...]:
     """The hashed file names of ELEMENTS in the installed Streamlit (empty if its layout changes)."""
     folder = Path(st.__file__).parent / "static" / "static" / "js"
-    return tuple(sorted(path.name for element in ELEMENTS for path in folder.glob(f"{element}.*.js")
-                        if path.name.count(".") == 2))
+    return tuple(
+        sorted(
+            path.name for element in ELEMENTS for path in folder.glob(f"{element}.*.js") if path.name.count(".") == 2
+        )
+    )
 
 
 def prefetch() -> None:

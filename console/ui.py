@@ -124,9 +124,16 @@ def duration(seconds) -> str:
 
 # One colour per DAMA dimension on every chart; the quarantined share beside them in grey.
 QUARANTINED_SERIES = "quarantined (share of lines)"
-DIMENSION_COLOURS = {"overall": "#000000", "completeness": "#1f77b4", "validity": "#2ca02c",
-                     "uniqueness": "#9467bd", "consistency": "#ff7f0e", "timeliness": "#17becf",
-                     "accuracy": "#8c564b", QUARANTINED_SERIES: "#9e9e9e"}
+DIMENSION_COLOURS = {
+    "overall": "#000000",
+    "completeness": "#1f77b4",
+    "validity": "#2ca02c",
+    "uniqueness": "#9467bd",
+    "consistency": "#ff7f0e",
+    "timeliness": "#17becf",
+    "accuracy": "#8c564b",
+    QUARANTINED_SERIES: "#9e9e9e",
+}
 
 
 def quality_threshold() -> float:
@@ -148,8 +155,14 @@ def header_mismatch(error: str) -> pd.DataFrame | None:
     width = max(len(expected), len(received))
     expected += [""] * (width - len(expected))
     received += [""] * (width - len(received))
-    return pd.DataFrame({"position": range(1, width + 1), "expected": expected, "received": received,
-                         "matches": [a == b for a, b in zip(expected, received, strict=True)]})
+    return pd.DataFrame(
+        {
+            "position": range(1, width + 1),
+            "expected": expected,
+            "received": received,
+            "matches": [a == b for a, b in zip(expected, received, strict=True)],
+        }
+    )
 
 
 def date_grid(is_masked: bool = True) -> list:
@@ -159,8 +172,13 @@ def date_grid(is_masked: bool = True) -> list:
     from pipeline.tasks_bronze import extract_dates
 
     landing = landing_dir()
-    return grid.build(graph.task_graph(), data.query("task_grid", masked=is_masked),
-                      data.query("date_runs", masked=is_masked), landing, extract_dates(landing))
+    return grid.build(
+        graph.task_graph(),
+        data.query("task_grid", masked=is_masked),
+        data.query("date_runs", masked=is_masked),
+        landing,
+        extract_dates(landing),
+    )
 
 
 def delivery_banner(states: list, *, limit: int = 5) -> None:
@@ -171,16 +189,20 @@ def delivery_banner(states: list, *, limit: int = 5) -> None:
     if not states:
         return
     if not waiting:
-        st.success(f"Every extract date is delivered ({len(states)} date(s), the latest {states[-1].run_date}).",
-                   icon=":material/task_alt:")
+        st.success(
+            f"Every extract date is delivered ({len(states)} date(s), the latest {states[-1].run_date}).",
+            icon=":material/task_alt:",
+        )
         return
     dates = ", ".join(str(state.run_date) for state in waiting)
     with st.container(border=True):
         st.markdown(f":red[:material/report: **{len(waiting)} extract date(s) not delivered**]: {dates}")
         for state in waiting[:limit]:
             first, *rest = state.cause().splitlines() or [""]
-            st.markdown(f"**{state.run_date}** {badge(state.state)} {state.done} of {len(state.cells)} tasks "
-                        f"done. Cause: `{first}`")
+            st.markdown(
+                f"**{state.run_date}** {badge(state.state)} {state.done} of {len(state.cells)} tasks "
+                f"done. Cause: `{first}`"
+            )
             if rest:
                 st.caption("\n\n".join(rest))
             failed = state.cells.get(state.failed_family) if state.failed_family else None
@@ -188,11 +210,21 @@ def delivery_banner(states: list, *, limit: int = 5) -> None:
             if state.state == "running":
                 continue
             left, right = st.columns([1, 3])
-            left.page_link("views/operations.py", label="Rerun this date" if state.run_id else "Run this date",
-                           icon=":material/replay:", query_params={"date": state.run_date.isoformat()})
-            right.page_link("views/runs.py", label="Open in the date x task grid", icon=":material/grid_on:",
-                            query_params={"date": state.run_date.isoformat(),
-                                          **({"task": state.failed_family} if state.failed_family else {})})
+            left.page_link(
+                "views/operations.py",
+                label="Rerun this date" if state.run_id else "Run this date",
+                icon=":material/replay:",
+                query_params={"date": state.run_date.isoformat()},
+            )
+            right.page_link(
+                "views/runs.py",
+                label="Open in the date x task grid",
+                icon=":material/grid_on:",
+                query_params={
+                    "date": state.run_date.isoformat(),
+                    **({"task": state.failed_family} if state.failed_family else {}),
+                },
+            )
             if fixed:
                 st.caption(":green[Its landing files changed after the failure: the fix may be in, rerun it.]")
             elif state.state in ("failed", "missing"):

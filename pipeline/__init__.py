@@ -33,7 +33,26 @@ from pipeline.tasks_gold import (  # noqa: E402
 )
 from pipeline.tasks_silver import SilverCustomers, SilverProducts, SilverQualityGate, SilverSales  # noqa: E402
 
-__all__ = ["MasterTask", "CrmCustomersRaw", "ErpProductsRaw", "ErpSalesRaw", "LandingFile", "SilverCustomers",
-           "SilverProducts", "SilverSales", "SilverQualityGate", "DimDate", "DimProduct", "DimCustomer",
-           "FactSales", "AggDailySales", "AggMonthlySales", "CustomerAnalytics", "ProductAnalytics",
-           "CohortRetention", "CustomerClv", "BusinessKpis", "Anomalies"]
+__all__ = [
+    "MasterTask",
+    "CrmCustomersRaw",
+    "ErpProductsRaw",
+    "ErpSalesRaw",
+    "LandingFile",
+    "SilverCustomers",
+    "SilverProducts",
+    "SilverSales",
+    "SilverQualityGate",
+    "DimDate",
+    "DimProduct",
+    "DimCustomer",
+    "FactSales",
+    "AggDailySales",
+    "AggMonthlySales",
+    "CustomerAnalytics",
+    "ProductAnalytics",
+    "CohortRetention",
+    "CustomerClv",
+    "BusinessKpis",
+    "Anomalies",
+]

@@ -39,8 +39,14 @@ class Alert:
         return f"[MetaLayer] {self.kind.replace('_', ' ')}: {self.run_date} - {self.summary}"[:200]
 
     def text(self) -> str:
-        lines = [self.summary, "", f"Extract date: {self.run_date}", f"Run: {self.run_id}", f"Host: {self.host}",
-                 f"At: {self.raised_at}"]
+        lines = [
+            self.summary,
+            "",
+            f"Extract date: {self.run_date}",
+            f"Run: {self.run_id}",
+            f"Host: {self.host}",
+            f"At: {self.raised_at}",
+        ]
         if self.error:
             lines += ["", "Error:", self.error]
         if self.where_to_look:
@@ -93,8 +99,11 @@ def _post_webhook(webhook_url: str, alert: Alert, timeout: float) -> None:
     if not webhook_url.startswith(("http://", "https://")):
         raise ValueError(f"[alerts] webhook_url must be http(s): {webhook_url!r}")
     request = urllib.request.Request(  # noqa: S310 - scheme checked above
-        webhook_url, data=json.dumps(alert.payload()).encode(), method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "metalayer-alerts"})
+        webhook_url,
+        data=json.dumps(alert.payload()).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "metalayer-alerts"},
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
         if response.status >= 300:
             raise RuntimeError(f"webhook answered HTTP {response.status}")

@@ -61,8 +61,7 @@ class MarkerTarget(PostgresTarget):
     def __init__(self, table: str, update_id: str, url: str):
         self.url = url
         self.marker_table = postgres().marker_table
-        super().__init__(host="", database="", user="", password=None, table=table, update_id=update_id,
-                         port=None)
+        super().__init__(host="", database="", user="", password=None, table=table, update_id=update_id, port=None)
 
     def connect(self):
         return db.connect(self.url)
@@ -83,7 +82,8 @@ class MarkerTarget(PostgresTarget):
         from psycopg2 import sql
 
         query = sql.SQL("insert into {} (update_id, target_table) values (%s, %s) on conflict do nothing").format(
-            sql.Identifier(*self.marker_table.split(".")))
+            sql.Identifier(*self.marker_table.split("."))
+        )
         with connection.cursor() as cur:
             cur.execute(query, (self.update_id, self.table))
 
@@ -161,10 +161,16 @@ class WarehouseTask(luigi.Task):
                     _record_permanent_failure(self.task_id)
                 if attempt >= config.transient_retries or not is_transient(exc):
                     raise
-                wait = config.transient_backoff_seconds * 2 ** attempt
-                logger.warning("%s: transient database error (%s: %s); attempt %d of %d in %.1fs", self.task_id,
-                               type(exc).__name__, str(exc).strip(), attempt + 2, config.transient_retries + 1,
-                               wait)
+                wait = config.transient_backoff_seconds * 2**attempt
+                logger.warning(
+                    "%s: transient database error (%s: %s); attempt %d of %d in %.1fs",
+                    self.task_id,
+                    type(exc).__name__,
+                    str(exc).strip(),
+                    attempt + 2,
+                    config.transient_retries + 1,
+                    wait,
+                )
                 self.report(f"transient database error, retrying in {wait:.0f}s: {type(exc).__name__}")
                 time.sleep(wait)
 
@@ -176,11 +182,14 @@ class WarehouseTask(luigi.Task):
         try:
             self.report(f"running {self.table} for {self.date}", 0)
             # pg_stat_activity shows which task a backend works for.
-            with db.transaction(url, application_name=f"metalayer {self.task_family} {self.date}"[:63],
-                                settings=task_session_settings()) as conn:
+            with db.transaction(
+                url, application_name=f"metalayer {self.task_family} {self.date}"[:63], settings=task_session_settings()
+            ) as conn:
                 if self._done_meanwhile(conn):
-                    stats = TaskStats(status="skipped", message=(
-                        "already done: another process committed this task while this one waited for it"))
+                    stats = TaskStats(
+                        status="skipped",
+                        message=("already done: another process committed this task while this one waited for it"),
+                    )
                 else:
                     stats = self.execute(conn)
                     _record_lineage(conn, task_run_id, run_id, self)
@@ -214,8 +223,10 @@ TASK_LOCK_NAMESPACE = 0x4D54  # "MT"
 def task_session_settings() -> dict[str, int]:
     """Timeouts of a task's session, from luigi.cfg [operations] (seconds; 0 = none), in milliseconds."""
     config = operations()
-    return {"statement_timeout": round(config.statement_timeout_seconds * 1000),
-            "lock_timeout": round(config.lock_timeout_seconds * 1000)}
+    return {
+        "statement_timeout": round(config.statement_timeout_seconds * 1000),
+        "lock_timeout": round(config.lock_timeout_seconds * 1000),
+    }
 
 
 class ExpectedFailure(RuntimeError):
@@ -366,8 +377,15 @@ def _start_task_run(url: str, run_id: str, task: WarehouseTask) -> int:
         cur.execute(
             """insert into meta.task_runs (run_id, task_family, task_id, target_table, params, status, host, pid)
                values (%s, %s, %s, %s, %s, 'running', %s, %s) returning task_run_id""",
-            (run_id, task.task_family, task.task_id, task.table, json.dumps(_task_params(task)),
-             socket.gethostname(), os.getpid()),
+            (
+                run_id,
+                task.task_family,
+                task.task_id,
+                task.table,
+                json.dumps(_task_params(task)),
+                socket.gethostname(),
+                os.getpid(),
+            ),
         )
         return cur.fetchone()[0]
 
@@ -378,8 +396,9 @@ def lineage_inputs(task: luigi.Task) -> list[str]:
     inputs: set[str] = set()
     for required in luigi.task.flatten(task.requires()):
         table = getattr(required, "table", "")
-        files = [target.path for target in luigi.task.flatten(required.output())
-                 if isinstance(target, luigi.LocalTarget)]
+        files = [
+            target.path for target in luigi.task.flatten(required.output()) if isinstance(target, luigi.LocalTarget)
+        ]
         if table:
             inputs.add(table)
         elif files:
@@ -407,9 +426,16 @@ def _finish_task_run(conn, task_run_id: int, stats: TaskStats) -> None:
                set status = %s, message = %s, rows_in = %s, rows_out = %s, rows_rejected = %s,
                    rows_duplicate = %s, phase_seconds = %s, finished_at = clock_timestamp()
                where task_run_id = %s""",
-            (stats.status, stats.message, stats.rows_in, stats.rows_out, stats.rows_rejected, stats.rows_duplicate,
-             json.dumps({name: round(seconds, 3) for name, seconds in stats.phase_seconds.items()}),
-             task_run_id),
+            (
+                stats.status,
+                stats.message,
+                stats.rows_in,
+                stats.rows_out,
+                stats.rows_rejected,
+                stats.rows_duplicate,
+                json.dumps({name: round(seconds, 3) for name, seconds in stats.phase_seconds.items()}),
+                task_run_id,
+            ),
         )
 
 

@@ -42,8 +42,13 @@ def machine() -> dict:
     if meminfo.exists():
         total_kib = int(meminfo.read_text().split("MemTotal:")[1].split()[0])
         memory_gib = round(total_kib / 1024 / 1024, 1)
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory_gib, "python": platform.python_version(),
-            "os": platform.platform()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": memory_gib,
+        "python": platform.python_version(),
+        "os": platform.platform(),
+    }
 
 
 # The raw floor's typed table: what each text column becomes (text when not listed).
@@ -93,8 +98,9 @@ def raw_floor(url: str, landing: Path, extract_date: date) -> dict:
             path = next((folder / name for name in source.file_names() if (folder / name).exists()), None)
             if path is None or path.suffix != ".csv":
                 continue
-            cur.execute("select line_number from silver.quarantine where stage = 'bronze' and source_file = %s",
-                        (str(path),))
+            cur.execute(
+                "select line_number from silver.quarantine where stage = 'bronze' and source_file = %s", (str(path),)
+            )
             rejected = {row[0] for row in cur.fetchall()}
             clean = path.with_suffix(".floor.csv")
             with path.open("rb") as src, clean.open("wb") as dst:
@@ -105,21 +111,33 @@ def raw_floor(url: str, landing: Path, extract_date: date) -> dict:
             typed_table = sql.Identifier(f"floor_{source.name}_typed")
             text_columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in source.columns)
             typed_columns = sql.SQL(", ").join(
-                sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(FLOOR_TYPES.get(c, "text")))
-                for c in source.columns)
+                sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(FLOOR_TYPES.get(c, "text"))) for c in source.columns
+            )
             casts = sql.SQL(", ").join(
                 sql.SQL("case when {valid}({c}, {t}) then {c}::{type} end").format(
-                    valid=valid_input(cur), c=sql.Identifier(c), t=sql.Literal(FLOOR_TYPES[c]),
-                    type=sql.SQL(FLOOR_TYPES[c]))
-                if c in FLOOR_TYPES else sql.Identifier(c) for c in source.columns)
-            cur.execute(sql.SQL("drop table if exists {t}, {typed}; create unlogged table {t} ({c}); "
-                                "create unlogged table {typed} ({tc})").format(
-                t=text_table, typed=typed_table, c=text_columns, tc=typed_columns))
+                    valid=valid_input(cur),
+                    c=sql.Identifier(c),
+                    t=sql.Literal(FLOOR_TYPES[c]),
+                    type=sql.SQL(FLOOR_TYPES[c]),
+                )
+                if c in FLOOR_TYPES
+                else sql.Identifier(c)
+                for c in source.columns
+            )
+            cur.execute(
+                sql.SQL(
+                    "drop table if exists {t}, {typed}; create unlogged table {t} ({c}); "
+                    "create unlogged table {typed} ({tc})"
+                ).format(t=text_table, typed=typed_table, c=text_columns, tc=typed_columns)
+            )
             conn.commit()
             started = time.perf_counter()
             with clean.open("rb") as fh:
-                cur.copy_expert(sql.SQL("copy {} from stdin with (format csv, header true)").format(text_table)
-                                .as_string(cur), fh, size=4 << 20)
+                cur.copy_expert(
+                    sql.SQL("copy {} from stdin with (format csv, header true)").format(text_table).as_string(cur),
+                    fh,
+                    size=4 << 20,
+                )
             conn.commit()
             copied = time.perf_counter()
             rows = cur.rowcount
@@ -129,9 +147,13 @@ def raw_floor(url: str, landing: Path, extract_date: date) -> dict:
             cur.execute(sql.SQL("drop table {}, {}").format(text_table, typed_table))
             conn.commit()
             clean.unlink()
-            floor[source.name] = {"rows": rows, "copy_seconds": round(copied - started, 3),
-                                  "typed_insert_seconds": round(seconds - (copied - started), 3),
-                                  "seconds": round(seconds, 3), "rows_per_s": round(rows / seconds) if seconds else None}
+            floor[source.name] = {
+                "rows": rows,
+                "copy_seconds": round(copied - started, 3),
+                "typed_insert_seconds": round(seconds - (copied - started), 3),
+                "seconds": round(seconds, 3),
+                "rows_per_s": round(rows / seconds) if seconds else None,
+            }
     return floor
 
 
@@ -139,8 +161,10 @@ def peak_rss() -> dict:
     """Peak resident memory of this process and of its largest waited-for child (Luigi's worker
     processes when there are several workers), from the kernel's own high-water marks."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"main_mb": round(_status_kib("VmHWM") / 1024, 1),
-            "largest_child_mb": round(children / 1024, 1) if children else None}
+    return {
+        "main_mb": round(_status_kib("VmHWM") / 1024, 1),
+        "largest_child_mb": round(children / 1024, 1) if children else None,
+    }
 
 
 def _status_kib(field: str) -> int:
@@ -158,8 +182,13 @@ def _pipeline_process(run_date: date, landing: Path, workers: int, start_method:
     # start them as `metalayer run` does.
     multiprocessing.set_start_method(start_method, force=True)
 
-    result = run_pipeline(run_date, landing=landing, workers=workers, trigger="test",
-                          printer=lambda message: print(message, file=sys.stderr, flush=True))
+    result = run_pipeline(
+        run_date,
+        landing=landing,
+        workers=workers,
+        trigger="test",
+        printer=lambda message: print(message, file=sys.stderr, flush=True),
+    )
     results.put((result, {**peak_rss(), "worker_start_method": multiprocessing.get_start_method()}))
 
 
@@ -167,8 +196,9 @@ def run_pipeline_measured(run_date: date, landing: Path, workers: int):
     """run_pipeline in a new Python process (spawned, nothing inherited); returns (result, peak RSS)."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    process = context.Process(target=_pipeline_process,
-                              args=(run_date, landing, workers, multiprocessing.get_start_method(), results))
+    process = context.Process(
+        target=_pipeline_process, args=(run_date, landing, workers, multiprocessing.get_start_method(), results)
+    )
     process.start()
     try:
         result, peak = results.get()
@@ -179,8 +209,14 @@ def run_pipeline_measured(run_date: date, landing: Path, workers: int):
     return result, peak
 
 
-def run_bench(orders: int = 1_000_000, customers: int = 100_000, days: int = 1, workers: int = 1,
-              keep: bool = False, printer: Callable[[str], None] = print) -> dict:
+def run_bench(
+    orders: int = 1_000_000,
+    customers: int = 100_000,
+    days: int = 1,
+    workers: int = 1,
+    keep: bool = False,
+    printer: Callable[[str], None] = print,
+) -> dict:
     from pipeline.generate import generate
 
     work = Path(tempfile.mkdtemp(prefix="metalayer-bench-"))
@@ -212,8 +248,13 @@ def run_bench(orders: int = 1_000_000, customers: int = 100_000, days: int = 1, 
             result, peak = run_pipeline_measured(run_date, landing, workers)
             if not result.success:
                 raise RuntimeError(f"benchmark run for {run_date} failed:\n{result.luigi_summary}")
-            runs.append({**_run_report(url, result), "peak_rss": peak,
-                         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]})
+            runs.append(
+                {
+                    **_run_report(url, result),
+                    "peak_rss": peak,
+                    "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                }
+            )
         printer("measuring the raw floor (COPY into unlogged text tables, one typed INSERT ... SELECT per source)")
         floor = raw_floor(url, landing, first)
         with db.transaction(url) as conn, conn.cursor() as cur:
@@ -264,10 +305,15 @@ def run_bench(orders: int = 1_000_000, customers: int = 100_000, days: int = 1, 
             "pipeline_vs_floor": round(first_run["pipeline_seconds"] / floor_seconds, 2) if floor_seconds else None,
             "peak_rss_mb": max(_peak_mb(run["peak_rss"]) for run in runs),
             "incremental_days": [
-                {"run_date": run["run_date"], "pipeline_seconds": run["pipeline_seconds"],
-                 "vs_full_run": round(run["pipeline_seconds"] / first_run["pipeline_seconds"], 3)
-                 if first_run["pipeline_seconds"] else None}
-                for run in runs[1:]],
+                {
+                    "run_date": run["run_date"],
+                    "pipeline_seconds": run["pipeline_seconds"],
+                    "vs_full_run": round(run["pipeline_seconds"] / first_run["pipeline_seconds"], 3)
+                    if first_run["pipeline_seconds"]
+                    else None,
+                }
+                for run in runs[1:]
+            ],
         },
         "runs": runs,
         "raw_floor": floor,
@@ -284,31 +330,43 @@ def _peak_mb(peak: dict) -> float:
 
 def format_report(report: dict) -> str:
     """The report as a plain-text table: one block per run, then the floor and the summary."""
-    lines = [f"{report['command']}  ({report['date']}, {report['machine']['cores']} cores, "
-             f"PostgreSQL {report['postgres']})"]
+    lines = [
+        f"{report['command']}  ({report['date']}, {report['machine']['cores']} cores, PostgreSQL {report['postgres']})"
+    ]
     for run in report["runs"]:
         peak = run["peak_rss"]
-        lines += ["", f"run {run['run_date']}: pipeline {run['pipeline_seconds']:.2f} s, peak RSS "
-                      f"{_peak_mb(peak):.0f} MB (main {peak['main_mb']:.0f} MB"
-                      + (f", largest worker {peak['largest_child_mb']:.0f} MB" if peak["largest_child_mb"] else "")
-                      + f"), load {run['load_average_1min'][0]} -> {run['load_average_1min'][1]}",
-                  f"  {'task':<22} {'seconds':>8} {'rows in':>11} {'rows/s':>10}  phases"]
+        lines += [
+            "",
+            f"run {run['run_date']}: pipeline {run['pipeline_seconds']:.2f} s, peak RSS "
+            f"{_peak_mb(peak):.0f} MB (main {peak['main_mb']:.0f} MB"
+            + (f", largest worker {peak['largest_child_mb']:.0f} MB" if peak["largest_child_mb"] else "")
+            + f"), load {run['load_average_1min'][0]} -> {run['load_average_1min'][1]}",
+            f"  {'task':<22} {'seconds':>8} {'rows in':>11} {'rows/s':>10}  phases",
+        ]
         for task in run["tasks"]:
             phases = ", ".join(f"{name} {seconds:.2f}" for name, seconds in (task["phase_seconds"] or {}).items())
             rate = f"{task['rows_per_s']:,}" if task["rows_per_s"] else ""
-            lines.append(f"  {task['task']:<22} {task['seconds']:>8.3f} {task['rows_in'] or 0:>11,} {rate:>10}  "
-                         f"{phases}")
+            lines.append(
+                f"  {task['task']:<22} {task['seconds']:>8.3f} {task['rows_in'] or 0:>11,} {rate:>10}  {phases}"
+            )
     lines += ["", "raw floor (COPY into an unlogged text table + one typed INSERT ... SELECT):"]
     for name, source in report["raw_floor"].items():
-        lines.append(f"  {name:<22} {source['seconds']:>8.3f} {source['rows']:>11,} "
-                     f"{source['rows_per_s'] or 0:>10,}  copy {source['copy_seconds']:.2f}, "
-                     f"typed insert {source['typed_insert_seconds']:.2f}")
+        lines.append(
+            f"  {name:<22} {source['seconds']:>8.3f} {source['rows']:>11,} "
+            f"{source['rows_per_s'] or 0:>10,}  copy {source['copy_seconds']:.2f}, "
+            f"typed insert {source['typed_insert_seconds']:.2f}"
+        )
     summary = report["summary"]
-    lines += ["", f"pipeline {summary['pipeline_seconds']:.2f} s = {summary['pipeline_vs_floor']}x the raw floor "
-                  f"({summary['raw_floor_seconds']:.2f} s); peak RSS {summary['peak_rss_mb']:.0f} MB"]
+    lines += [
+        "",
+        f"pipeline {summary['pipeline_seconds']:.2f} s = {summary['pipeline_vs_floor']}x the raw floor "
+        f"({summary['raw_floor_seconds']:.2f} s); peak RSS {summary['peak_rss_mb']:.0f} MB",
+    ]
     for day in summary["incremental_days"]:
-        lines.append(f"incremental day {day['run_date']}: {day['pipeline_seconds']:.2f} s = "
-                     f"{day['vs_full_run'] * 100:.1f}% of the full run")
+        lines.append(
+            f"incremental day {day['run_date']}: {day['pipeline_seconds']:.2f} s = "
+            f"{day['vs_full_run'] * 100:.1f}% of the full run"
+        )
     return "\n".join(lines)
 
 
@@ -332,14 +390,27 @@ def _run_report(url: str, result) -> dict:
     for task in result.tasks:
         seconds = round(task["seconds"] or 0.0, 3)  # rows/s from the seconds shown
         rows = task["rows_in"] or 0
-        tasks.append({"task": task["task_family"], "table": task["table"], "status": task["status"],
-                      "seconds": round(seconds, 3), "rows_in": rows, "rows_out": task["rows_out"],
-                      "rows_per_s": round(rows / seconds) if seconds else None,
-                      "phase_seconds": task["phase_seconds"]})
+        tasks.append(
+            {
+                "task": task["task_family"],
+                "table": task["table"],
+                "status": task["status"],
+                "seconds": round(seconds, 3),
+                "rows_in": rows,
+                "rows_out": task["rows_out"],
+                "rows_per_s": round(rows / seconds) if seconds else None,
+                "phase_seconds": task["phase_seconds"],
+            }
+        )
     layers: dict[str, float] = {}
     for task in tasks:
         layer = task["table"].split(".", 1)[0]
         layers[layer] = round(layers.get(layer, 0.0) + task["seconds"], 3)
-    return {"run_date": result.run_date.isoformat(), "pipeline_seconds": round(pipeline_seconds, 3),
-            "wall_seconds": round(result.seconds, 3), "task_seconds_per_layer": layers,
-            "wall_seconds_per_layer": layer_wall, "tasks": tasks}
+    return {
+        "run_date": result.run_date.isoformat(),
+        "pipeline_seconds": round(pipeline_seconds, 3),
+        "wall_seconds": round(result.seconds, 3),
+        "task_seconds_per_layer": layers,
+        "wall_seconds_per_layer": layer_wall,
+        "tasks": tasks,
+    }

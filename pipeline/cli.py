@@ -47,12 +47,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def run() -> int:
         if args.join:
-            result = run_or_join(args.date, landing=args.landing, workers=args.workers,
-                                 scheduler_url=args.scheduler_url, trigger=args.trigger, printer=_print)
+            result = run_or_join(
+                args.date,
+                landing=args.landing,
+                workers=args.workers,
+                scheduler_url=args.scheduler_url,
+                trigger=args.trigger,
+                printer=_print,
+            )
         else:
-            result = run_pipeline(args.date, landing=args.landing, workers=args.workers,
-                                  scheduler_url=args.scheduler_url, trigger=args.trigger, printer=_print,
-                                  run_id=args.run_id, wait=args.wait)
+            result = run_pipeline(
+                args.date,
+                landing=args.landing,
+                workers=args.workers,
+                scheduler_url=args.scheduler_url,
+                trigger=args.trigger,
+                printer=_print,
+                run_id=args.run_id,
+                wait=args.wait,
+            )
         print_summary(result)
         return 0 if result.success else 1
 
@@ -64,9 +77,19 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from pipeline.runner import print_summary
 
     def run() -> int:
-        result = rerun(args.task, args.date, downstream=args.downstream, landing=args.landing,
-                       trigger=args.trigger, workers=args.workers, scheduler_url=args.scheduler_url,
-                       run_id=args.run_id, wait=args.wait, full_refresh=args.full_refresh, printer=_print)
+        result = rerun(
+            args.task,
+            args.date,
+            downstream=args.downstream,
+            landing=args.landing,
+            trigger=args.trigger,
+            workers=args.workers,
+            scheduler_url=args.scheduler_url,
+            run_id=args.run_id,
+            wait=args.wait,
+            full_refresh=args.full_refresh,
+            printer=_print,
+        )
         print_summary(result)
         return 0 if result.success else 1
 
@@ -77,9 +100,16 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from pipeline.ops import backfill
 
     def run() -> int:
-        result = backfill(args.start, args.end, on_missing=args.on_missing, landing=args.landing,
-                          trigger=args.trigger, workers=args.workers, scheduler_url=args.scheduler_url,
-                          printer=_print)
+        result = backfill(
+            args.start,
+            args.end,
+            on_missing=args.on_missing,
+            landing=args.landing,
+            trigger=args.trigger,
+            workers=args.workers,
+            scheduler_url=args.scheduler_url,
+            printer=_print,
+        )
         done = ", ".join(f"{run.run_date} {run.status}" for run in result.runs) or "no dates run"
         print(f"\nbackfill {args.start} .. {args.end}: {done}")
         if result.missing:
@@ -122,10 +152,20 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from pipeline.generate import generate
 
-    manifests = generate(Path(args.out), args.date, days=args.days, customers=args.customers, orders=args.orders,
-                         products=args.products, seed=args.seed, customers_format=args.customers_format,
-                         progress=lambda message: print(message, file=sys.stderr), delta_orders=args.delta_orders,
-                         delta_weekday=args.delta_weekday, anomalies=dict(args.anomaly or []))
+    manifests = generate(
+        Path(args.out),
+        args.date,
+        days=args.days,
+        customers=args.customers,
+        orders=args.orders,
+        products=args.products,
+        seed=args.seed,
+        customers_format=args.customers_format,
+        progress=lambda message: print(message, file=sys.stderr),
+        delta_orders=args.delta_orders,
+        delta_weekday=args.delta_weekday,
+        anomalies=dict(args.anomaly or []),
+    )
     for manifest in manifests:
         files = manifest["files"]
         counts = ", ".join(f"{name}: {info['records']:,} records" for name, info in sorted(files.items()))
@@ -151,8 +191,14 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from pipeline.bench import run_bench
 
-    report = run_bench(orders=args.orders, customers=args.customers, days=args.days, workers=args.workers,
-                       keep=args.keep, printer=lambda message: print(message, file=sys.stderr))
+    report = run_bench(
+        orders=args.orders,
+        customers=args.customers,
+        days=args.days,
+        workers=args.workers,
+        keep=args.keep,
+        printer=lambda message: print(message, file=sys.stderr),
+    )
     print(json.dumps(report, indent=2, default=str))
     return 0
 
@@ -160,8 +206,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_console(args: argparse.Namespace) -> int:
     app = db.REPO_ROOT / "console" / "app.py"
     env = {**os.environ, "DATABASE_URL": db.database_url()}
-    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
-               "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.port",
+        str(args.port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     # From the repository root, so that .streamlit/config.toml and secrets.toml apply.
     return subprocess.call(command, env=env, cwd=db.REPO_ROOT)  # noqa: S603 - fixed argv, no shell
 
@@ -170,8 +227,9 @@ def cmd_luigid(args: argparse.Namespace) -> int:
     from pipeline.scheduler import luigid_command
 
     command, env = luigid_command(port=args.port, address=args.address)
-    print(f"luigid on http://{args.address}:{args.port} (config {env['LUIGI_CONFIG_PATH']})", file=sys.stderr,
-          flush=True)
+    print(
+        f"luigid on http://{args.address}:{args.port} (config {env['LUIGI_CONFIG_PATH']})", file=sys.stderr, flush=True
+    )
     # Become luigid (same pid): a supervisor's or a test's SIGTERM reaches the scheduler itself.
     os.chdir(db.REPO_ROOT)
     os.execve(command[0], command, env)  # noqa: S606 - fixed argv, no shell
@@ -182,10 +240,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from pipeline.watch import Watcher
 
     config = watch()
-    watcher = Watcher(Path(args.landing).resolve() if args.landing else landing_dir(),
-                      quiet_seconds=config.quiet_seconds if args.quiet_seconds is None else args.quiet_seconds,
-                      poll_seconds=config.poll_seconds if args.poll_seconds is None else args.poll_seconds,
-                      workers=args.workers, scheduler_url=args.scheduler_url, printer=_print)
+    watcher = Watcher(
+        Path(args.landing).resolve() if args.landing else landing_dir(),
+        quiet_seconds=config.quiet_seconds if args.quiet_seconds is None else args.quiet_seconds,
+        poll_seconds=config.poll_seconds if args.poll_seconds is None else args.poll_seconds,
+        workers=args.workers,
+        scheduler_url=args.scheduler_url,
+        printer=_print,
+    )
     return watcher.serve()
 
 
@@ -202,11 +264,15 @@ def _graph_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--wait", action="store_true",
-                        help="if a run of the date is in progress, wait for it instead of exiting with code 75")
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="if a run of the date is in progress, wait for it instead of exiting with code 75",
+    )
     parser.add_argument("--run-id", help=argparse.SUPPRESS)
-    parser.add_argument("--trigger", default="cli", choices=["cli", "cron", "console", "backfill", "test"],
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--trigger", default="cli", choices=["cli", "cron", "console", "backfill", "test"], help=argparse.SUPPRESS
+    )
 
 
 def _anomaly(text: str) -> tuple[date, str]:
@@ -228,18 +294,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--date", type=_date, default=date.today(), help="extract date (default: today)")
     _graph_options(run)
     _run_options(run)
-    run.add_argument("--join", action="store_true",
-                     help="if a run of the date is in progress through a luigid (another host), work for it as one "
-                          "more worker instead of exiting with code 75")
+    run.add_argument(
+        "--join",
+        action="store_true",
+        help="if a run of the date is in progress through a luigid (another host), work for it as one "
+        "more worker instead of exiting with code 75",
+    )
     run.set_defaults(func=cmd_run)
 
     rerun = sub.add_parser("rerun", help="invalidate a task's markers (and downstream) for a date, then run")
     rerun.add_argument("task", help="a task family (e.g. SilverSales), a layer (bronze, silver, gold) or MasterTask")
     rerun.add_argument("--date", type=_date, default=date.today(), help="extract date (default: today)")
-    rerun.add_argument("--no-downstream", dest="downstream", action="store_false",
-                       help="invalidate only the task itself, not the tasks that depend on it")
-    rerun.add_argument("--full-refresh", action="store_true",
-                       help="recompute the incremental gold tables among them from the whole fact")
+    rerun.add_argument(
+        "--no-downstream",
+        dest="downstream",
+        action="store_false",
+        help="invalidate only the task itself, not the tasks that depend on it",
+    )
+    rerun.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="recompute the incremental gold tables among them from the whole fact",
+    )
     _graph_options(rerun)
     _run_options(rerun)
     rerun.set_defaults(func=cmd_rerun)
@@ -247,11 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
     back = sub.add_parser("backfill", help="run each date from --start to --end in order")
     back.add_argument("--start", type=_date, required=True)
     back.add_argument("--end", type=_date, required=True)
-    back.add_argument("--on-missing", choices=["stop", "skip"], default="stop",
-                      help="a date without a landing folder stops the backfill (default) or is skipped")
+    back.add_argument(
+        "--on-missing",
+        choices=["stop", "skip"],
+        default="stop",
+        help="a date without a landing folder stops the backfill (default) or is skipped",
+    )
     _graph_options(back)
-    back.add_argument("--trigger", default="backfill", choices=["backfill", "console", "test"],
-                      help=argparse.SUPPRESS)
+    back.add_argument("--trigger", default="backfill", choices=["backfill", "console", "test"], help=argparse.SUPPRESS)
     back.set_defaults(func=cmd_backfill)
 
     purge = sub.add_parser("purge", help="remove bronze, quarantine and run metadata older than the retention")
@@ -278,11 +357,19 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--customers-format", choices=["csv", "jsonl"], default="csv")
     gen.add_argument("--delta-orders", type=int, help="sales lines per daily delta (default: 1%% of --orders)")
-    gen.add_argument("--delta-weekday", action="store_true",
-                     help="delta sizes vary: Poisson around --delta-orders times a weekday factor")
-    gen.add_argument("--anomaly", action="append", type=_anomaly, metavar="DATE:KIND[=DETAIL]",
-                     help="inject a labelled anomaly on a delta date (repeatable): missing_sales, prices_in_cents, "
-                          "region_silent[=REGION], column_null[=phone|address|city]")
+    gen.add_argument(
+        "--delta-weekday",
+        action="store_true",
+        help="delta sizes vary: Poisson around --delta-orders times a weekday factor",
+    )
+    gen.add_argument(
+        "--anomaly",
+        action="append",
+        type=_anomaly,
+        metavar="DATE:KIND[=DETAIL]",
+        help="inject a labelled anomaly on a delta date (repeatable): missing_sales, prices_in_cents, "
+        "region_silent[=REGION], column_null[=phone|address|city]",
+    )
     gen.set_defaults(func=cmd_generate)
 
     dbp = sub.add_parser("db", help="the warehouse database")
@@ -308,11 +395,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch = sub.add_parser("watch", help="run each landing date once, as soon as its folder is complete")
     _graph_options(watch)
-    watch.add_argument("--quiet-seconds", type=float,
-                       help="a folder without _SUCCESS runs when its contract files are unchanged this long "
-                            "(default: luigi.cfg [watch] quiet_seconds, 30)")
-    watch.add_argument("--poll-seconds", type=float,
-                       help="how often the landing dir is looked at (default: luigi.cfg [watch] poll_seconds, 5)")
+    watch.add_argument(
+        "--quiet-seconds",
+        type=float,
+        help="a folder without _SUCCESS runs when its contract files are unchanged this long "
+        "(default: luigi.cfg [watch] quiet_seconds, 30)",
+    )
+    watch.add_argument(
+        "--poll-seconds",
+        type=float,
+        help="how often the landing dir is looked at (default: luigi.cfg [watch] poll_seconds, 5)",
+    )
     watch.set_defaults(func=cmd_watch)
 
     exporter = sub.add_parser("exporter", help="serve Prometheus metrics read from the meta tables")

@@ -201,8 +201,16 @@ class FitResult:
 
 
 def _failed(model: str, message: str, n_customers: float = 0.0) -> FitResult:
-    return FitResult(model=model, params=None, log_likelihood=math.nan, n_customers=float(n_customers),
-                     n_rows=0, converged=False, message=message, penalizer_reason="none: no fit (input refused)")
+    return FitResult(
+        model=model,
+        params=None,
+        log_likelihood=math.nan,
+        n_customers=float(n_customers),
+        n_rows=0,
+        converged=False,
+        message=message,
+        penalizer_reason="none: no fit (input refused)",
+    )
 
 
 def _check_penalizers(penalizer: float | None, fallback_penalizer: float) -> None:
@@ -215,19 +223,28 @@ def _with_penalty_policy(fit_once, penalizer: float | None, fallback_penalizer: 
     """Run fit_once(lambda) as the `penalizer` policy of the module doc says; sets penalizer_reason."""
     if penalizer is not None:
         result = fit_once(float(penalizer))
-        reason = (f"configured: penalizer = {penalizer:g}" if penalizer > 0
-                  else "none: plain maximum likelihood (penalizer = 0 configured)")
+        reason = (
+            f"configured: penalizer = {penalizer:g}"
+            if penalizer > 0
+            else "none: plain maximum likelihood (penalizer = 0 configured)"
+        )
         return replace(result, penalizer_reason=reason)
     plain = fit_once(0.0)
     if plain.converged:
         return replace(plain, penalizer_reason="none: plain maximum likelihood converged")
     if fallback_penalizer == 0:
-        return replace(plain, penalizer_reason=f"none: plain maximum likelihood {plain.problem}; "
-                       "fallback disabled (fallback_penalizer = 0)")
+        return replace(
+            plain,
+            penalizer_reason=f"none: plain maximum likelihood {plain.problem}; "
+            "fallback disabled (fallback_penalizer = 0)",
+        )
     fallback = fit_once(float(fallback_penalizer))
-    return replace(fallback, penalizer_reason=f"fallback: plain maximum likelihood {plain.problem}",
-                   message=f"{fallback.message}; penalised (penalizer {fallback_penalizer:g}) because plain "
-                   f"maximum likelihood {plain.problem}")
+    return replace(
+        fallback,
+        penalizer_reason=f"fallback: plain maximum likelihood {plain.problem}",
+        message=f"{fallback.message}; penalised (penalizer {fallback_penalizer:g}) because plain "
+        f"maximum likelihood {plain.problem}",
+    )
 
 
 def _params_of(params, cls):
@@ -251,8 +268,7 @@ def _params_of(params, cls):
 
 
 def _as_float_arrays(*columns) -> list[np.ndarray]:
-    arrays = [np.asarray(c, dtype=float).reshape(-1) if np.ndim(c) else np.asarray([c], dtype=float)
-              for c in columns]
+    arrays = [np.asarray(c, dtype=float).reshape(-1) if np.ndim(c) else np.asarray([c], dtype=float) for c in columns]
     n = len(arrays[0])
     if any(len(a) != n for a in arrays):
         raise ValueError(f"input arrays differ in length: {[len(a) for a in arrays]}")
@@ -282,8 +298,15 @@ def _compress(columns: list[np.ndarray], weights: np.ndarray):
 
 def _bgnbd_valid(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
-        return (np.isfinite(x) & np.isfinite(t_x) & np.isfinite(T) & (x >= 0) & (x == np.floor(x))
-                & (t_x >= 0) & (t_x <= T * (1 + 1e-12) + 1e-12))
+        return (
+            np.isfinite(x)
+            & np.isfinite(t_x)
+            & np.isfinite(T)
+            & (x >= 0)
+            & (x == np.floor(x))
+            & (t_x >= 0)
+            & (t_x <= T * (1 + 1e-12) + 1e-12)
+        )
 
 
 # --------------------------------------------------------------------------- optimisation
@@ -298,12 +321,25 @@ def _minimise(objective, start: np.ndarray, names: tuple[str, ...], n_rows: int)
         res = optimize.minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
         iterations = int(res.nit)
         if not (np.all(np.isfinite(res.x)) and np.isfinite(res.fun)) or _grad_norm(objective, res.x) > 1e-5:
-            nm = optimize.minimize(lambda z: objective(z)[0], start if not np.all(np.isfinite(res.x)) else res.x,
-                                   method="Nelder-Mead",
-                                   options={"maxfev": int(np.clip(2e8 / max(n_rows, 1), 200, 4000)),
-                                            "xatol": 1e-10, "fatol": 1e-14, "adaptive": True})
-            polish = optimize.minimize(objective, np.clip(nm.x, -LOG_PARAM_BOUND, LOG_PARAM_BOUND), jac=True,
-                                       method="L-BFGS-B", bounds=bounds, options=options)
+            nm = optimize.minimize(
+                lambda z: objective(z)[0],
+                start if not np.all(np.isfinite(res.x)) else res.x,
+                method="Nelder-Mead",
+                options={
+                    "maxfev": int(np.clip(2e8 / max(n_rows, 1), 200, 4000)),
+                    "xatol": 1e-10,
+                    "fatol": 1e-14,
+                    "adaptive": True,
+                },
+            )
+            polish = optimize.minimize(
+                objective,
+                np.clip(nm.x, -LOG_PARAM_BOUND, LOG_PARAM_BOUND),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options=options,
+            )
             iterations += int(nm.nit) + int(polish.nit)
             if np.isfinite(polish.fun) and (not np.isfinite(res.fun) or polish.fun <= res.fun):
                 res = polish
@@ -311,10 +347,13 @@ def _minimise(objective, start: np.ndarray, names: tuple[str, ...], n_rows: int)
     at_bound = [n for n, v in zip(names, res.x, strict=True) if abs(abs(v) - LOG_PARAM_BOUND) < 1e-6]
     ok = bool(np.all(np.isfinite(res.x)) and np.isfinite(res.fun) and gnorm <= 1e-5 and not at_bound)
     if at_bound:
-        ends = ", ".join(f"{n} -> {'inf' if v > 0 else '0'}" for n, v in zip(names, res.x, strict=True)
-                         if n in at_bound)
-        note = (f"estimate on the search bound for {', '.join(at_bound)} (|log| = {LOG_PARAM_BOUND:g}): "
-                "the data do not identify the model")
+        ends = ", ".join(
+            f"{n} -> {'inf' if v > 0 else '0'}" for n, v in zip(names, res.x, strict=True) if n in at_bound
+        )
+        note = (
+            f"estimate on the search bound for {', '.join(at_bound)} (|log| = {LOG_PARAM_BOUND:g}): "
+            "the data do not identify the model"
+        )
         problem = f"ran off to the search bound ({ends})"
     elif not ok:
         note = f"optimiser did not converge (L-BFGS-B: {str(res.message).strip(': ')}; gradient norm {gnorm:.2e})"
@@ -357,29 +396,58 @@ def _std_errors(total_grad, z: np.ndarray, names: tuple[str, ...]):
     return {n: float(np.exp(v) * s) for n, v, s in zip(names, z, se_log, strict=True)}, se_log
 
 
-def _assemble(model: str, label: str, cls, names, z, ok, note, problem, iterations, total_ll, total_grad,
-              n_customers, n_rows, penalizer, started) -> FitResult:
+def _assemble(
+    model: str,
+    label: str,
+    cls,
+    names,
+    z,
+    ok,
+    note,
+    problem,
+    iterations,
+    total_ll,
+    total_grad,
+    n_customers,
+    n_rows,
+    penalizer,
+    started,
+) -> FitResult:
     """The FitResult of an optimisation, after the identification check on the standard errors."""
     estimate = cls(*(float(v) for v in np.exp(z))) if np.all(np.isfinite(z)) else None
     se, se_log = _std_errors(total_grad, z, names) if estimate is not None else (None, None)
     if ok and se is None:
         ok = False
-        note = ("not identified: the Hessian of the log-likelihood is not positive definite at the optimum "
-                "(try more customers or penalizer > 0)")
+        note = (
+            "not identified: the Hessian of the log-likelihood is not positive definite at the optimum "
+            "(try more customers or penalizer > 0)"
+        )
         problem = "is not identified (Hessian not positive definite)"
     elif ok and float(np.max(se_log)) > MAX_LOG_SE:
         ok = False
         loose = [(n, v) for n, v, s in zip(names, z, se_log, strict=True) if s > MAX_LOG_SE]
-        note = (f"not identified: standard error of {', '.join(n for n, _ in loose)} above {MAX_LOG_SE:g} times "
-                "the estimate (the optimum runs off along a ridge; try more customers or penalizer > 0)")
-        problem = ("ran off along a ridge ("
-                   + ", ".join(f"{n} -> {'inf' if v > 0 else '0'}" for n, v in loose) + ")")
+        note = (
+            f"not identified: standard error of {', '.join(n for n, _ in loose)} above {MAX_LOG_SE:g} times "
+            "the estimate (the optimum runs off along a ridge; try more customers or penalizer > 0)"
+        )
+        problem = "ran off along a ridge (" + ", ".join(f"{n} -> {'inf' if v > 0 else '0'}" for n, v in loose) + ")"
     with np.errstate(all="ignore"):
         ll = total_ll(z) if ok else math.nan
-    return FitResult(model=model, params=estimate if ok else None, log_likelihood=ll, n_customers=n_customers,
-                     n_rows=n_rows, converged=ok, message=f"{label} {note}", std_errors=se,
-                     last_params=estimate, penalizer=penalizer, iterations=iterations,
-                     seconds=time.perf_counter() - started, problem=problem)
+    return FitResult(
+        model=model,
+        params=estimate if ok else None,
+        log_likelihood=ll,
+        n_customers=n_customers,
+        n_rows=n_rows,
+        converged=ok,
+        message=f"{label} {note}",
+        std_errors=se,
+        last_params=estimate,
+        penalizer=penalizer,
+        iterations=iterations,
+        seconds=time.perf_counter() - started,
+        problem=problem,
+    )
 
 
 # --------------------------------------------------------------------------- BG/NBD
@@ -450,8 +518,16 @@ def bgnbd_log_likelihood(params, x, t_x, T) -> np.ndarray:
     return out
 
 
-def fit_bgnbd(x, t_x, T, weights=None, *, penalizer: float | None = None,
-              fallback_penalizer: float = FALLBACK_PENALIZER, compress: bool = True) -> FitResult:
+def fit_bgnbd(
+    x,
+    t_x,
+    T,
+    weights=None,
+    *,
+    penalizer: float | None = None,
+    fallback_penalizer: float = FALLBACK_PENALIZER,
+    compress: bool = True,
+) -> FitResult:
     """Maximum-likelihood BG/NBD fit.
 
     x: repeat purchase count, t_x: time of the last repeat purchase (0 when x = 0), T: time since
@@ -475,17 +551,24 @@ def fit_bgnbd(x, t_x, T, weights=None, *, penalizer: float | None = None,
         return _failed(model, f"BG/NBD input is not numeric 1-D arrays of one length: {exc}")
     bad = ~_bgnbd_valid(x, t_x, T) | ~np.isfinite(w) | (w < 0)
     if bad.any():
-        return _failed(model, f"BG/NBD input has invalid values in {_first_bad(bad)}: need finite x >= 0 "
-                       "integer, 0 <= t_x <= T, weights >= 0")
+        return _failed(
+            model,
+            f"BG/NBD input has invalid values in {_first_bad(bad)}: need finite x >= 0 "
+            "integer, 0 <= t_x <= T, weights >= 0",
+        )
     keep = w > 0
     x, t_x, T, w = x[keep], np.minimum(t_x[keep], T[keep]), T[keep], w[keep]
     t_x = np.where(x > 0, t_x, 0.0)  # t_x is irrelevant (and conventionally 0) without repeat purchases
     n_customers = float(w.sum())
     n_freq = len(np.unique(x))
     if n_customers < BGNBD_MIN_CUSTOMERS or n_freq < BGNBD_MIN_DISTINCT_FREQUENCIES:
-        return _failed(model, f"BG/NBD needs at least {BGNBD_MIN_CUSTOMERS} customers with at least "
-                       f"{BGNBD_MIN_DISTINCT_FREQUENCIES} distinct frequencies; got {n_customers:g} customers "
-                       f"and {n_freq} distinct frequenc{'y' if n_freq == 1 else 'ies'}", n_customers)
+        return _failed(
+            model,
+            f"BG/NBD needs at least {BGNBD_MIN_CUSTOMERS} customers with at least "
+            f"{BGNBD_MIN_DISTINCT_FREQUENCIES} distinct frequencies; got {n_customers:g} customers "
+            f"and {n_freq} distinct frequenc{'y' if n_freq == 1 else 'ies'}",
+            n_customers,
+        )
     if compress:
         (x, t_x, T), w, _ = _compress([x, t_x, T], w)
     data = _BGNBDData(x, t_x, T, w)
@@ -507,11 +590,23 @@ def fit_bgnbd(x, t_x, T, weights=None, *, penalizer: float | None = None,
             return value, (-grad + 2 * lam * shapes * theta) / data.total_w
 
         z, ok, note, problem, iterations = _minimise(objective, start, names, len(x))
-        return _assemble(model, "BG/NBD", BGNBDParams, names, z, ok,
-                         f"{note} on {n_customers:g} customers ({len(x)} distinct rows)", problem, iterations,
-                         lambda th: float(w @ data.terms(th, gradient=False)[0]),
-                         lambda th: -data.terms(th, gradient=True)[1] + 2 * lam * shapes * th,
-                         n_customers, len(x), lam, started)
+        return _assemble(
+            model,
+            "BG/NBD",
+            BGNBDParams,
+            names,
+            z,
+            ok,
+            f"{note} on {n_customers:g} customers ({len(x)} distinct rows)",
+            problem,
+            iterations,
+            lambda th: float(w @ data.terms(th, gradient=False)[0]),
+            lambda th: -data.terms(th, gradient=True)[1] + 2 * lam * shapes * th,
+            n_customers,
+            len(x),
+            lam,
+            started,
+        )
 
     result = _with_penalty_policy(fit_once, penalizer, fallback_penalizer)
     return replace(result, seconds=time.perf_counter() - started)
@@ -528,13 +623,13 @@ def _one_minus_g(r: float, a: float, b: float, x: np.ndarray, z: np.ndarray) -> 
     euler = ~np.isfinite(g)  # z > 0.5, r + x > 100, or the paper form overflowed
     if euler.any():
         xe, ze = x[euler], z[euler]
-        g[euler] = np.exp((a - 1.0) * np.log1p(-ze)) * special.hyp2f1(a + b - 1.0 - r, a - 1.0,
-                                                                       a + b + xe - 1.0, ze)
+        g[euler] = np.exp((a - 1.0) * np.log1p(-ze)) * special.hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + xe - 1.0, ze)
     return 1.0 - g
 
 
-def _eq10_numerator(r: float, alpha: float, a: float, b: float, x: np.ndarray, T: np.ndarray,
-                    t: np.ndarray) -> np.ndarray:
+def _eq10_numerator(
+    r: float, alpha: float, a: float, b: float, x: np.ndarray, T: np.ndarray, t: np.ndarray
+) -> np.ndarray:
     """(a+b+x-1)/(a-1) * [1 - G]: eq. 10 without the P(alive) denominator (eq. 9 when x = T = 0).
 
     At a = 1 this is 0/0, and near it 1 - G loses digits in proportion to 1/|a-1|. For
@@ -552,8 +647,7 @@ def _eq10_numerator(r: float, alpha: float, a: float, b: float, x: np.ndarray, T
     return _eq10_plain(r, alpha, a, b, x, T, t)
 
 
-def _eq10_plain(r: float, alpha: float, a: float, b: float, x: np.ndarray, T: np.ndarray,
-                t: np.ndarray) -> np.ndarray:
+def _eq10_plain(r: float, alpha: float, a: float, b: float, x: np.ndarray, T: np.ndarray, t: np.ndarray) -> np.ndarray:
     if a + b == 1.0:  # c = a+b+x-1 = 0 is a pole of 2F1 for x = 0 (the product has a limit)
         b = b * (1.0 + 1e-10)
     z = t / (alpha + T + t)
@@ -619,13 +713,21 @@ def expected_purchases_new(params, t) -> np.ndarray:
 # --------------------------------------------------------------------------- Gamma-Gamma
 
 
-def _gg_terms(theta: np.ndarray, x: np.ndarray, m: np.ndarray, log_m: np.ndarray, log_x: np.ndarray,
-              w: np.ndarray | None):
+def _gg_terms(
+    theta: np.ndarray, x: np.ndarray, m: np.ndarray, log_m: np.ndarray, log_x: np.ndarray, w: np.ndarray | None
+):
     p, q, g = np.exp(theta)
     px = p * x
     log_gmx = np.log(g + m * x)
-    ll = (special.gammaln(px + q) - special.gammaln(px) - special.gammaln(q) + q * math.log(g)
-          + (px - 1.0) * log_m + px * log_x - (px + q) * log_gmx)
+    ll = (
+        special.gammaln(px + q)
+        - special.gammaln(px)
+        - special.gammaln(q)
+        + q * math.log(g)
+        + (px - 1.0) * log_m
+        + px * log_x
+        - (px + q) * log_gmx
+    )
     if w is None:
         return ll, None
     dg_pxq = special.digamma(px + q)
@@ -651,8 +753,15 @@ def gamma_gamma_log_likelihood(params, x, m) -> np.ndarray:
     return out
 
 
-def fit_gamma_gamma(x, m, weights=None, *, penalizer: float | None = None,
-                    fallback_penalizer: float = FALLBACK_PENALIZER, compress: bool = True) -> FitResult:
+def fit_gamma_gamma(
+    x,
+    m,
+    weights=None,
+    *,
+    penalizer: float | None = None,
+    fallback_penalizer: float = FALLBACK_PENALIZER,
+    compress: bool = True,
+) -> FitResult:
     """Maximum-likelihood Gamma-Gamma fit on repeat customers (rows with x = 0 are ignored).
 
     x: repeat purchase count, m: mean value of the repeat purchases; weights as in fit_bgnbd.
@@ -671,20 +780,32 @@ def fit_gamma_gamma(x, m, weights=None, *, penalizer: float | None = None,
     except (TypeError, ValueError) as exc:
         return _failed(model, f"Gamma-Gamma input is not numeric 1-D arrays of one length: {exc}")
     with np.errstate(invalid="ignore"):
-        bad = (~np.isfinite(x) | (x < 0) | (x != np.floor(x)) | ~np.isfinite(w) | (w < 0)
-               | ((x >= 1) & ~(np.isfinite(m) & (m > 0))))
+        bad = (
+            ~np.isfinite(x)
+            | (x < 0)
+            | (x != np.floor(x))
+            | ~np.isfinite(w)
+            | (w < 0)
+            | ((x >= 1) & ~(np.isfinite(m) & (m > 0)))
+        )
     if bad.any():
-        return _failed(model, f"Gamma-Gamma input has invalid values in {_first_bad(bad)}: need integer "
-                       "x >= 0, weights >= 0 and finite m > 0 wherever x >= 1")
+        return _failed(
+            model,
+            f"Gamma-Gamma input has invalid values in {_first_bad(bad)}: need integer "
+            "x >= 0, weights >= 0 and finite m > 0 wherever x >= 1",
+        )
     keep = (x >= 1) & (w > 0)
     x, m, w = x[keep], m[keep], w[keep]
     n_customers = float(w.sum())
     n_values = len(np.unique(m))
     if n_customers < GG_MIN_REPEAT_CUSTOMERS or n_values < GG_MIN_DISTINCT_VALUES:
-        return _failed(model, f"Gamma-Gamma needs at least {GG_MIN_REPEAT_CUSTOMERS} repeat customers (x >= 1) "
-                       f"with at least {GG_MIN_DISTINCT_VALUES} distinct mean values; got {n_customers:g} "
-                       f"repeat customers and {n_values} distinct value{'s' if n_values != 1 else ''}",
-                       n_customers)
+        return _failed(
+            model,
+            f"Gamma-Gamma needs at least {GG_MIN_REPEAT_CUSTOMERS} repeat customers (x >= 1) "
+            f"with at least {GG_MIN_DISTINCT_VALUES} distinct mean values; got {n_customers:g} "
+            f"repeat customers and {n_values} distinct value{'s' if n_values != 1 else ''}",
+            n_customers,
+        )
     if compress:
         (x, m), w, _ = _compress([x, m], w)
     log_m, log_x, total_w = np.log(m), np.log(x), float(w.sum())
@@ -705,17 +826,31 @@ def fit_gamma_gamma(x, m, weights=None, *, penalizer: float | None = None,
             return value, (-grad + 2 * lam * shapes * theta) / total_w
 
         z, ok, note, problem, iterations = _minimise(objective, start, names, len(x))
-        return _assemble(model, "Gamma-Gamma", GammaGammaParams, names, z, ok,
-                         f"{note} on {n_customers:g} repeat customers ({len(x)} distinct rows)", problem,
-                         iterations, lambda th: float(w @ _gg_terms(th, x, m, log_m, log_x, None)[0]),
-                         lambda th: -_gg_terms(th, x, m, log_m, log_x, w)[1] + 2 * lam * shapes * th,
-                         n_customers, len(x), lam, started)
+        return _assemble(
+            model,
+            "Gamma-Gamma",
+            GammaGammaParams,
+            names,
+            z,
+            ok,
+            f"{note} on {n_customers:g} repeat customers ({len(x)} distinct rows)",
+            problem,
+            iterations,
+            lambda th: float(w @ _gg_terms(th, x, m, log_m, log_x, None)[0]),
+            lambda th: -_gg_terms(th, x, m, log_m, log_x, w)[1] + 2 * lam * shapes * th,
+            n_customers,
+            len(x),
+            lam,
+            started,
+        )
 
     result = _with_penalty_policy(fit_once, penalizer, fallback_penalizer)
     result = replace(result, seconds=time.perf_counter() - started)
     if result.params is not None and result.params.q <= 1:
-        result = replace(result, message=result.message + "; q <= 1, so the mean spend is infinite and "
-                         "expected_average_spend gives NaN")
+        result = replace(
+            result,
+            message=result.message + "; q <= 1, so the mean spend is infinite and expected_average_spend gives NaN",
+        )
     return result
 
 
@@ -729,8 +864,11 @@ def expected_average_spend(params, x, m) -> np.ndarray:
     if theta is None:
         return np.full(x.shape, np.nan)
     if theta.q <= 1:
-        warnings.warn(f"Gamma-Gamma q = {theta.q:.4g} <= 1: the expected spend is infinite; returning NaN",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"Gamma-Gamma q = {theta.q:.4g} <= 1: the expected spend is infinite; returning NaN",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return np.full(x.shape, np.nan)
     p, q, g = theta.p, theta.q, theta.gamma
     with np.errstate(invalid="ignore"):
@@ -743,8 +881,9 @@ def expected_average_spend(params, x, m) -> np.ndarray:
 # --------------------------------------------------------------------------- CLV
 
 
-def predicted_clv(bg, gg, x, t_x, T, m, horizon: int, discount_rate_per_period: float,
-                  time_unit: float = 1.0) -> np.ndarray:
+def predicted_clv(
+    bg, gg, x, t_x, T, m, horizon: int, discount_rate_per_period: float, time_unit: float = 1.0
+) -> np.ndarray:
     """Expected discounted value of each customer's purchases over the next `horizon` periods.
 
     bg, gg: BG/NBD and Gamma-Gamma fits (FitResult or params). A period is `time_unit` model
@@ -806,14 +945,17 @@ def rfm_from_transactions(customer_ids, dates, amounts, as_of, time_unit: str = 
     if divisor is None:
         raise ValueError(f"time_unit must be 'days' or 'weeks', got {time_unit!r}")
     day = pd.to_datetime(_series(dates), errors="coerce").dt.normalize()
-    frame = pd.DataFrame({"customer_id": _series(customer_ids), "day": day,
-                          "amount": pd.to_numeric(_series(amounts), errors="coerce")})
+    frame = pd.DataFrame(
+        {"customer_id": _series(customer_ids), "day": day, "amount": pd.to_numeric(_series(amounts), errors="coerce")}
+    )
     as_of_day = pd.Timestamp(as_of).normalize()
     frame = frame[frame["customer_id"].notna() & frame["day"].notna() & (frame["day"] <= as_of_day)]
     columns = ["frequency", "recency", "T", "monetary_value"]
     if frame.empty:
-        return pd.DataFrame({c: pd.Series(dtype="int64" if c == "frequency" else "float64") for c in columns},
-                            index=pd.Index([], name="customer_id"))
+        return pd.DataFrame(
+            {c: pd.Series(dtype="int64" if c == "frequency" else "float64") for c in columns},
+            index=pd.Index([], name="customer_id"),
+        )
     daily = frame.groupby(["customer_id", "day"], sort=True)["amount"].sum()
     by_customer = daily.groupby(level="customer_id", sort=True)
     days = daily.index.get_level_values("day").to_series(index=daily.index)
@@ -826,12 +968,15 @@ def rfm_from_transactions(customer_ids, dates, amounts, as_of, time_unit: str = 
     frequency = (n_days - 1).astype("int64")
     repeat_total = (total - first_total).to_numpy(dtype=float)
     monetary = np.where(frequency.to_numpy() > 0, repeat_total / np.maximum(frequency.to_numpy(), 1), 0.0)
-    out = pd.DataFrame({
-        "frequency": frequency.to_numpy(),
-        "recency": ((last - first) / one_day).to_numpy(dtype=float) / divisor,
-        "T": ((as_of_day - first) / one_day).to_numpy(dtype=float) / divisor,
-        "monetary_value": monetary,
-    }, index=pd.Index(n_days.index, name="customer_id"))
+    out = pd.DataFrame(
+        {
+            "frequency": frequency.to_numpy(),
+            "recency": ((last - first) / one_day).to_numpy(dtype=float) / divisor,
+            "T": ((as_of_day - first) / one_day).to_numpy(dtype=float) / divisor,
+            "monetary_value": monetary,
+        },
+        index=pd.Index(n_days.index, name="customer_id"),
+    )
     return out
 
 
@@ -872,12 +1017,22 @@ def _benchmark(n: int = 1_000_000) -> dict:
     clv = predicted_clv(bg, gg, x, t_x, T, m, horizon=12, discount_rate_per_period=0.01, time_unit=30.0)
     t5 = time.perf_counter()
     return {
-        "customers": n, "simulate_s": round(t1 - t0, 2),
-        "fit_bgnbd_s": round(t2 - t1, 2), "bgnbd_rows": bg.n_rows, "bgnbd": bg.params, "bgnbd_true": bg_true,
-        "fit_gamma_gamma_s": round(t3 - t2, 2), "gg_rows": gg.n_rows, "gamma_gamma": gg.params,
-        "gamma_gamma_true": gg_true, "fit_total_s": round(t3 - t1, 2),
-        "p_alive_and_expected_purchases_s": round(t4 - t3, 2), "clv_12x30d_s": round(t5 - t4, 2),
-        "mean_p_alive": float(np.mean(alive)), "mean_e90": float(np.mean(e90)), "mean_clv": float(np.mean(clv)),
+        "customers": n,
+        "simulate_s": round(t1 - t0, 2),
+        "fit_bgnbd_s": round(t2 - t1, 2),
+        "bgnbd_rows": bg.n_rows,
+        "bgnbd": bg.params,
+        "bgnbd_true": bg_true,
+        "fit_gamma_gamma_s": round(t3 - t2, 2),
+        "gg_rows": gg.n_rows,
+        "gamma_gamma": gg.params,
+        "gamma_gamma_true": gg_true,
+        "fit_total_s": round(t3 - t1, 2),
+        "p_alive_and_expected_purchases_s": round(t4 - t3, 2),
+        "clv_12x30d_s": round(t5 - t4, 2),
+        "mean_p_alive": float(np.mean(alive)),
+        "mean_e90": float(np.mean(e90)),
+        "mean_clv": float(np.mean(clv)),
     }
 
 

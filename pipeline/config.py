@@ -13,15 +13,18 @@ from pipeline.db import REPO_ROOT
 class metalayer(luigi.Config):  # noqa: N801 - luigi maps the class name to the [metalayer] section
     landing_dir = luigi.Parameter(default="data/landing", description="Landing dir; METALAYER_LANDING_DIR wins.")
     sources_file = luigi.Parameter(
-        default="sources.toml", description="how each source's files are written; METALAYER_SOURCES_FILE wins")
+        default="sources.toml", description="how each source's files are written; METALAYER_SOURCES_FILE wins"
+    )
 
 
 class watch(luigi.Config):  # noqa: N801
     quiet_seconds = luigi.FloatParameter(
-        default=30.0, description="`metalayer watch`: a folder without _SUCCESS runs once unchanged this long")
+        default=30.0, description="`metalayer watch`: a folder without _SUCCESS runs once unchanged this long"
+    )
     poll_seconds = luigi.FloatParameter(default=5.0, description="`metalayer watch` looks this often")
     ready_quiet_seconds = luigi.FloatParameter(
-        default=0.0, description="> 0: plain luigi runs wait (LandingReady) for a folder unchanged this long")
+        default=0.0, description="> 0: plain luigi runs wait (LandingReady) for a folder unchanged this long"
+    )
 
 
 class bronze(luigi.Config):  # noqa: N801
@@ -43,8 +46,10 @@ class quality(luigi.Config):  # noqa: N801
     threshold = luigi.FloatParameter(default=0.95)
     on_breach = luigi.ChoiceParameter(choices=["fail", "warn"], default="fail")
     max_quarantined_share = luigi.FloatParameter(
-        default=0.05, description="a silver table losing more of a date's input lines to quarantine breaches the "
-        "gate, whatever the run score")
+        default=0.05,
+        description="a silver table losing more of a date's input lines to quarantine breaches the "
+        "gate, whatever the run score",
+    )
 
 
 class clv(luigi.Config):  # noqa: N801
@@ -53,10 +58,13 @@ class clv(luigi.Config):  # noqa: N801
     discount_period_days = luigi.IntParameter(default=30, description="cash flows are discounted per period")
     annual_discount_rate = luigi.FloatParameter(default=0.10)
     penalizer = luigi.OptionalFloatParameter(
-        default=None, description="unset: plain maximum likelihood, fallback_penalizer only when it fails; "
-        "0: never a penalty; > 0: always this one (on the total -log-likelihood, pipeline/clv.py)")
+        default=None,
+        description="unset: plain maximum likelihood, fallback_penalizer only when it fails; "
+        "0: never a penalty; > 0: always this one (on the total -log-likelihood, pipeline/clv.py)",
+    )
     fallback_penalizer = luigi.FloatParameter(
-        default=0.5, description="lambda of the refit when plain maximum likelihood fails; 0: no refit")
+        default=0.5, description="lambda of the refit when plain maximum likelihood fails; 0: no refit"
+    )
 
 
 class postgres(luigi.Config):  # noqa: N801
@@ -74,14 +82,17 @@ def landing_dir() -> Path:
 
 class operations(luigi.Config):  # noqa: N801
     transient_retries = luigi.IntParameter(
-        default=3, description="attempts after the first when a task hits a transient database error")
+        default=3, description="attempts after the first when a task hits a transient database error"
+    )
     transient_backoff_seconds = luigi.FloatParameter(default=2.0, description="first wait; doubles each attempt")
     retention_days = luigi.IntParameter(default=90, description="`metalayer purge` keeps this many days")
     cron = luigi.Parameter(default="0 2 * * *", description="`metalayer schedule` default schedule")
     statement_timeout_seconds = luigi.FloatParameter(
-        default=7200.0, description="a task's statement running longer is cancelled; 0 = no limit")
+        default=7200.0, description="a task's statement running longer is cancelled; 0 = no limit"
+    )
     lock_timeout_seconds = luigi.FloatParameter(
-        default=1800.0, description="a task waiting longer for a lock fails (transient: retried); 0 = no limit")
+        default=1800.0, description="a task waiting longer for a lock fails (transient: retried); 0 = no limit"
+    )
 
 
 class sla(luigi.Config):  # noqa: N801
@@ -103,16 +114,21 @@ class metrics(luigi.Config):  # noqa: N801
     pushgateway_url = luigi.Parameter(default="", description="push each run's metrics here; empty: no push")
     push_timeout_seconds = luigi.FloatParameter(default=5.0)
     exporter_cache_seconds = luigi.FloatParameter(
-        default=5.0, description="scrapes within this many seconds of a read share it")
+        default=5.0, description="scrapes within this many seconds of a read share it"
+    )
     exporter_statement_timeout_seconds = luigi.FloatParameter(default=10.0)
 
 
 class anomalies(luigi.Config):  # noqa: N801
     history_days = luigi.IntParameter(
-        default=56, description="a metric is compared with its last this many extract dates (8 weeks)")
+        default=56, description="a metric is compared with its last this many extract dates (8 weeks)"
+    )
     min_history = luigi.IntParameter(
-        default=21, description="dates of history a metric needs before it is scored (3 of each weekday)")
+        default=21, description="dates of history a metric needs before it is scored (3 of each weekday)"
+    )
     threshold = luigi.FloatParameter(default=6.0, description="|robust z-score| from which a metric is an anomaly")
     min_relative_scale = luigi.FloatParameter(
-        default=0.02, description="smallest scale of ln(1 + value): a steady count or amount moving by less "
-        "than threshold x this (about 12%) is never an anomaly")
+        default=0.02,
+        description="smallest scale of ln(1 + value): a steady count or amount moving by less "
+        "than threshold x this (about 12%) is never an anomaly",
+    )

@@ -102,7 +102,8 @@ def _embedded_server(start: bool = True):
             raise EmbeddedServerError(
                 f"the embedded PostgreSQL in {pgdata} did not start ({exc}); its log is {pgdata / 'log'}. If the "
                 f"database holds nothing you need, remove it and run the command again (a new, empty one is "
-                f"made): rm -rf '{pgdata}'") from exc
+                f"made): rm -rf '{pgdata}'"
+            ) from exc
 
 
 # ---------------------------------------------------------------- crash-safe first start
@@ -144,7 +145,8 @@ def _prepare_pgdata(pgdata: Path) -> None:
             f"{pgdata} is not a complete PostgreSQL data directory ({problem}) but may hold data (it has "
             f"databases or was started before), so MetaLayer leaves it alone. If it holds nothing you need, "
             f"remove it and run the command again (a new, empty database is made): rm -rf '{pgdata}'. "
-            f"Otherwise move it aside (mv '{pgdata}' '{pgdata}.broken') and restore from it what you need.")
+            f"Otherwise move it aside (mv '{pgdata}' '{pgdata}.broken') and restore from it what you need."
+        )
     if problem and pgdata.exists() and any(pgdata.iterdir()):
         log.warning("rebuilding %s: %s, and it was never started (it holds no data)", pgdata, problem)
         _remove_cluster_dir(pgdata)
@@ -177,7 +179,8 @@ def _may_hold_data(pgdata: Path) -> bool:
         return True
     base = pgdata / "base"
     user_databases = base.exists() and any(
-        entry.name.isdigit() and int(entry.name) >= FIRST_USER_OID for entry in base.iterdir())
+        entry.name.isdigit() and int(entry.name) >= FIRST_USER_OID for entry in base.iterdir()
+    )
     tablespaces = (pgdata / "pg_tblspc").exists() and any((pgdata / "pg_tblspc").iterdir())
     return user_databases or tablespaces
 
@@ -229,7 +232,8 @@ def _clear_stale_pid_file(pgdata: Path) -> None:
         if time.monotonic() > deadline:
             raise EmbeddedServerError(
                 f"PostgreSQL process {abs(pid)} on {pgdata} has been '{status}' for "
-                f"{STARTING_SERVER_WAIT_SECONDS} s; stop it (kill {abs(pid)}) and run the command again")
+                f"{STARTING_SERVER_WAIT_SECONDS} s; stop it (kill {abs(pid)}) and run the command again"
+            )
         time.sleep(0.1)
 
 
@@ -404,8 +408,9 @@ def psycopg2_dsn(url: str) -> str:
 CONNECT_TIMEOUT_SECONDS = 10
 
 
-def connect(url: str | None = None, *, application_name: str = "metalayer",
-            settings: dict[str, int | str] | None = None) -> psycopg2.extensions.connection:
+def connect(
+    url: str | None = None, *, application_name: str = "metalayer", settings: dict[str, int | str] | None = None
+) -> psycopg2.extensions.connection:
     """A connection; `settings` are session settings (e.g. statement_timeout in ms) given at connect time."""
     params = psycopg2.extensions.parse_dsn(psycopg2_dsn(url or database_url()))
     params.setdefault("connect_timeout", str(CONNECT_TIMEOUT_SECONDS))
@@ -419,8 +424,9 @@ def connect(url: str | None = None, *, application_name: str = "metalayer",
 
 
 @contextmanager
-def transaction(url: str | None = None, *, application_name: str = "metalayer",
-                settings: dict[str, int | str] | None = None) -> Iterator[psycopg2.extensions.connection]:
+def transaction(
+    url: str | None = None, *, application_name: str = "metalayer", settings: dict[str, int | str] | None = None
+) -> Iterator[psycopg2.extensions.connection]:
     """A connection whose work commits on success and rolls back on any error.
 
     When the connection itself was lost, the rollback can not be sent (the
@@ -464,11 +470,17 @@ def check_server_version(version_num: int, where: str = "") -> None:
     major = version_num // 10000
     supported = ", ".join(map(str, SUPPORTED_MAJOR_VERSIONS[:-1])) + f" and {SUPPORTED_MAJOR_VERSIONS[-1]}"
     if major < SUPPORTED_MAJOR_VERSIONS[0]:
-        raise UnsupportedServer(f"PostgreSQL {server_version_text(version_num)}{where} is not supported: "
-                                f"MetaLayer supports PostgreSQL {supported}")
+        raise UnsupportedServer(
+            f"PostgreSQL {server_version_text(version_num)}{where} is not supported: "
+            f"MetaLayer supports PostgreSQL {supported}"
+        )
     if major > SUPPORTED_MAJOR_VERSIONS[-1]:
-        log.warning("PostgreSQL %s%s is newer than MetaLayer is tested on (%s)", server_version_text(version_num),
-                    where, supported)
+        log.warning(
+            "PostgreSQL %s%s is newer than MetaLayer is tested on (%s)",
+            server_version_text(version_num),
+            where,
+            supported,
+        )
 
 
 def _server_location(url: str | None) -> str:
@@ -491,8 +503,11 @@ def bootstrap(url: str | None = None) -> None:
         cur.execute("select pg_advisory_xact_lock(%s)", (BOOTSTRAP_LOCK_KEY,))
         for path in schema_files():
             cur.execute(path.read_text())
-        cur.execute("insert into meta.schema_versions (checksum) values (%s) on conflict (checksum) do update "
-                    "set applied_at = now()", (checksum,))
+        cur.execute(
+            "insert into meta.schema_versions (checksum) values (%s) on conflict (checksum) do update "
+            "set applied_at = now()",
+            (checksum,),
+        )
 
 
 def schema_is_current(url: str) -> bool:
@@ -554,5 +569,8 @@ def reader_url(url: str | None = None) -> str:
     from METALAYER_READER_PASSWORD (the embedded server trusts its local socket).
     """
     password = os.environ.get("METALAYER_READER_PASSWORD") or None
-    return make_url(url or database_url()).set(username="metalayer_reader", password=password).render_as_string(
-        hide_password=False)
+    return (
+        make_url(url or database_url())
+        .set(username="metalayer_reader", password=password)
+        .render_as_string(hide_password=False)
+    )

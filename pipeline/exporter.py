@@ -68,8 +68,9 @@ class WarehouseCollector(Collector):
         yield from families
         up = GaugeMetricFamily("metalayer_up", "1 when the exporter's last read of the meta tables succeeded")
         up.add_metric([], 1.0 if ok else 0.0)
-        took = GaugeMetricFamily("metalayer_exporter_read_duration_seconds",
-                                 "How long the exporter's last read of the meta tables took")
+        took = GaugeMetricFamily(
+            "metalayer_exporter_read_duration_seconds", "How long the exporter's last read of the meta tables took"
+        )
         took.add_metric([], seconds)
         yield up
         yield took
@@ -80,8 +81,13 @@ def build_registry(url: str) -> CollectorRegistry:
 
     config = metrics()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(WarehouseCollector(url, cache_seconds=config.exporter_cache_seconds,
-                                         statement_timeout_seconds=config.exporter_statement_timeout_seconds))
+    registry.register(
+        WarehouseCollector(
+            url,
+            cache_seconds=config.exporter_cache_seconds,
+            statement_timeout_seconds=config.exporter_statement_timeout_seconds,
+        )
+    )
     return registry
 
 

@@ -880,9 +880,7 @@ def _stoch(rng: np.random.Generator, x: float) -> int:
     return k
 
 
-def _take(
-    rng: np.random.Generator, pool: np.ndarray, counts: Sequence[int], reserve: int = 0
-) -> list[np.ndarray]:
+def _take(rng: np.random.Generator, pool: np.ndarray, counts: Sequence[int], reserve: int = 0) -> list[np.ndarray]:
     """Disjoint random subsets of ``pool`` of the given sizes, leaving ``reserve`` items unpicked."""
     perm = rng.permutation(pool)
     avail = max(0, len(perm) - reserve)
@@ -901,9 +899,7 @@ def _ascii_fold(s: str) -> str:
 
 def _email(first: str, last: str, pattern: int, domain: str, num: int) -> str:
     f, s = _ascii_fold(first) or "user", _ascii_fold(last) or "mail"
-    local = (f"{f}.{s}", f"{f}{s}", f"{f[0]}{s}", f"{f}_{s}", f"{f}.{s}{num}", f"{f}{s}{num}", f"{s}.{f}")[
-        pattern % 7
-    ]
+    local = (f"{f}.{s}", f"{f}{s}", f"{f[0]}{s}", f"{f}_{s}", f"{f}.{s}{num}", f"{f}{s}{num}", f"{s}.{f}")[pattern % 7]
     return f"{local}@{domain}"
 
 
@@ -1100,9 +1096,7 @@ def _rows_to_filedata(header, records, defect_kinds, date_cols) -> _FileData:
 def _order_with_extras(rng: np.random.Generator, n_base: int, extra_after: Sequence[float]) -> np.ndarray:
     """File order for n_base base records followed by extras, each extra placed after position extra_after[i]."""
     lo = np.asarray(extra_after, dtype=float)
-    keys = np.concatenate(
-        [np.arange(n_base, dtype=float), lo + 0.5 + rng.random(lo.size) * (n_base - 0.5 - lo)]
-    )
+    keys = np.concatenate([np.arange(n_base, dtype=float), lo + 0.5 + rng.random(lo.size) * (n_base - 0.5 - lo)])
     return np.argsort(keys, kind="stable")
 
 
@@ -1161,9 +1155,7 @@ def _create_customers(
         st.phone.append(f"{areas[area_r[j] % len(areas)]}{exch[j]:03d}{line[j]:04d}")
         st.phone_style.append(int(pstyle[j]))
         st.address.append(
-            _address(
-                int(num[j]), int(street[j]), int(suffix[j]), int(unit[j]), int(unit_n[j]), int(unit_l[j])
-            )
+            _address(int(num[j]), int(street[j]), int(suffix[j]), int(unit[j]), int(unit_n[j]), int(unit_l[j]))
         )
         st.city.append(cities[city_r[j] % len(cities)])
         st.state.append(s)
@@ -1321,9 +1313,7 @@ def _customer_records(
     rest = np.array([j for j in clean_single if j not in sources], dtype=np.int64)
     # multi-line addresses: history rows, and new customers in deltas (state-level: the address has 2 lines)
     ml_pool = (
-        rest
-        if history_end_ts is not None
-        else np.array([j for j in rest if rows[j][0] in new_rows], dtype=np.int64)
+        rest if history_end_ts is not None else np.array([j for j in rest if rows[j][0] in new_rows], dtype=np.int64)
     )
     (ml_rows,) = _take(rng, ml_pool, [_stoch(rng, MULTILINE_ADDRESS_RATE * n)])
     for j in ml_rows:
@@ -1432,9 +1422,7 @@ def _history_customers(rng, pyr, st: _Customers, n: int, start: date) -> _FileDa
     idx = _create_customers(rng, st, regions, start_ord + off, upd)
     kinds, broken = _customer_kind_counts(rng, n, history=True)
     n_upd = _stoch(rng, CUSTOMER_DEFECT_RATES["customer_update"] * n)
-    fd = _customer_records(
-        rng, pyr, st, [(i, st.updated_ts[i]) for i in idx], n_upd, kinds, broken, end_ts, set()
-    )
+    fd = _customer_records(rng, pyr, st, [(i, st.updated_ts[i]) for i in idx], n_upd, kinds, broken, end_ts, set())
     # a sales line needs a customer who had signed up by then: make sure one exists on the window's first day
     window_first = start_ord - (HISTORY_DAYS - 1)
     refs = [i for i in idx if st.referenceable[i]]
@@ -1454,9 +1442,7 @@ def _patch_signup(fd: _FileData, st: _Customers, i: int) -> None:
             signups[p] = _fmt_date(st.signup[i], int(codes[p]))
 
 
-def _delta_customers(
-    rng, pyr, st: _Customers, n_updates: int, n_new: int, day: date
-) -> tuple[_FileData, int, range]:
+def _delta_customers(rng, pyr, st: _Customers, n_updates: int, n_new: int, day: date) -> tuple[_FileData, int, range]:
     day_ts = _epoch_day(day)
     known = np.flatnonzero(np.array(st.known, dtype=bool))
     (upd_idx,) = _take(rng, known, [n_updates])
@@ -1467,9 +1453,7 @@ def _delta_customers(
     for i, ts in zip(upd_idx.tolist(), ts_upd.tolist(), strict=True):
         _change_customer(st, i, pyr)
         st.updated_ts[i] = int(ts)
-    rows = [(int(i), int(t)) for i, t in zip(upd_idx, ts_upd, strict=True)] + [
-        (i, st.updated_ts[i]) for i in new_idx
-    ]
+    rows = [(int(i), int(t)) for i, t in zip(upd_idx, ts_upd, strict=True)] + [(i, st.updated_ts[i]) for i in new_idx]
     rows.sort(key=lambda r: (r[1], r[0]))
     kinds, broken = _customer_kind_counts(rng, len(rows), history=False)
     fd = _customer_records(rng, pyr, st, rows, 0, kinds, broken, None, set(new_idx))
@@ -1518,9 +1502,7 @@ def _history_products(rng, pyr, pr: _Products, n: int, start: date) -> _FileData
         _fmt_ts(start_ts - int(rng.integers(0, HISTORY_DAYS * 86400)), int(fmts[n])),
     ]
     extras_after = [-1.0]
-    extra = [
-        (missing_row, PRODUCT_DEFECTS.index("missing_required") + 1, 0, None, False, False, (int(fmts[n]),))
-    ]
+    extra = [(missing_row, PRODUCT_DEFECTS.index("missing_required") + 1, 0, None, False, False, (int(fmts[n]),))]
     # exact_duplicate: a byte-identical copy of a product row, later in the file
     src = int(rng.integers(0, n))
     extras_after.append(src)
@@ -1651,15 +1633,11 @@ def _sales(
     pid = np.array(pr.ids, dtype=object)[pidx]
     d0 = int(day_ords.min())
     span = int(day_ords.max()) - d0 + 1
-    date_tab = np.array(
-        [[_fmt_date(d0 + k, f) for f in range(len(_DATE_FORMATS))] for k in range(span)], dtype=object
-    )
+    date_tab = np.array([[_fmt_date(d0 + k, f) for f in range(len(_DATE_FORMATS))] for k in range(span)], dtype=object)
     dates = date_tab[day_ords - d0, dfmt]
     qty_tab = np.array([str(q) for q in range(int(_QTY_VALUES.max()) + 1)], dtype=object)
     q = qty_tab[qty]
-    price_tab = np.array(
-        [[f"{round(p * (1 - dd), 2):.2f}" for dd in _DISCOUNTS] for p in pr.price], dtype=object
-    )
+    price_tab = np.array([[f"{round(p * (1 - dd), 2):.2f}" for dd in _DISCOUNTS] for p in pr.price], dtype=object)
     up = price_tab[pidx, disc]
     up[free] = "0.00"
 
@@ -1762,9 +1740,7 @@ def _write(path: Path, fd: _FileData, jsonl: bool) -> tuple[str, int]:
             if jsonl:
                 keys = fd.header
                 sink.buf.write(
-                    "".join(
-                        json.dumps(dict(zip(keys, r, strict=True)), ensure_ascii=False) + "\n" for r in rows
-                    )
+                    "".join(json.dumps(dict(zip(keys, r, strict=True)), ensure_ascii=False) + "\n" for r in rows)
                 )
             else:
                 sink.writer.writerows(rows)
@@ -1827,8 +1803,10 @@ def parse_anomaly(spec: str, folder: int = 0) -> dict:
     if kind == "column_null":
         column = detail or "phone"
         if column not in NULLABLE_CUSTOMER_COLUMNS:
-            raise ValueError(f"column_null: {column!r} is not one of {', '.join(NULLABLE_CUSTOMER_COLUMNS)} "
-                             "(a required column would quarantine the whole file)")
+            raise ValueError(
+                f"column_null: {column!r} is not one of {', '.join(NULLABLE_CUSTOMER_COLUMNS)} "
+                "(a required column would quarantine the whole file)"
+            )
         return {"kind": kind, "source": "crm_customers", "column": column}
     if detail:
         raise ValueError(f"{kind} takes no detail, got {detail!r}")
@@ -1853,15 +1831,16 @@ def _keep_records(fd: _FileData, keep: np.ndarray) -> _FileData:
 
 
 def _in_cents(price: str) -> str:
-    """"12.34" -> "1234", "-19.99" -> "-1999", "0.00" -> "0"; text that is not a price stays as it is."""
+    """ "12.34" -> "1234", "-19.99" -> "-1999", "0.00" -> "0"; text that is not a price stays as it is."""
     whole, dot, cents = price.partition(".")
     if not (dot and len(cents) == 2 and cents.isdigit() and whole.lstrip("-").isdigit()):
         return price
     return str(int(whole + cents))
 
 
-def _inject(anomaly: dict, cust_fd: _FileData, sales_fd: _FileData, st: _Customers,
-            rng: np.random.Generator) -> tuple[_FileData, _FileData, dict]:
+def _inject(
+    anomaly: dict, cust_fd: _FileData, sales_fd: _FileData, st: _Customers, rng: np.random.Generator
+) -> tuple[_FileData, _FileData, dict]:
     """Apply one labelled anomaly to a delta's files; returns them and the manifest label."""
     label = dict(anomaly)
     kind = anomaly["kind"]
@@ -1931,8 +1910,10 @@ def generate(
     injected = {}
     for day, spec in (anomalies or {}).items():
         if not 1 <= (day - start_date).days < int(days):
-            raise ValueError(f"anomaly date {day} is not a delta date of this run "
-                             f"({start_date + timedelta(days=1)} .. {start_date + timedelta(days=int(days) - 1)})")
+            raise ValueError(
+                f"anomaly date {day} is not a delta date of this run "
+                f"({start_date + timedelta(days=1)} .. {start_date + timedelta(days=int(days) - 1)})"
+            )
         injected[day] = parse_anomaly(spec, (day - start_date).days)
     out_dir = Path(out_dir)
     say = progress or (lambda msg: None)
@@ -1983,8 +1964,9 @@ def generate(
             n_new = max(1, round(DELTA_NEW_CUSTOMERS_FRACTION * customers))
             n_sales = max(1, round(DELTA_NEW_SALES_FRACTION * orders)) if delta_orders is None else int(delta_orders)
             if delta_weekday:  # a stream of its own: the other draws stay those of the default output
-                n_sales = max(1, int(np.random.default_rng([int(seed), k, 3]).poisson(
-                    n_sales * WEEKDAY_FACTORS[day.weekday()])))
+                n_sales = max(
+                    1, int(np.random.default_rng([int(seed), k, 3]).poisson(n_sales * WEEKDAY_FACTORS[day.weekday()]))
+                )
             say(f"{day}: delta: {n_upd} customer updates, {n_new} new customers, {n_sales} sales lines")
             prod_fd = _delta_products(rng_p, pyr_p, pr, day)
             cust_fd, n_upd, new_idx = _delta_customers(rng_c, pyr_c, st, n_upd, n_new, day)
@@ -2007,8 +1989,9 @@ def generate(
             }
         labels = []
         if day in injected:
-            cust_fd, sales_fd, label = _inject(injected[day], cust_fd, sales_fd, st,
-                                               np.random.default_rng([int(seed), k, 4]))
+            cust_fd, sales_fd, label = _inject(
+                injected[day], cust_fd, sales_fd, st, np.random.default_rng([int(seed), k, 4])
+            )
             contents["new_sales_lines"] = int(sales_fd.broken.size - (sales_fd.defect == _DUPLICATE_LINE).sum())
             labels.append(label)
         next_order += n_sales
@@ -2035,9 +2018,7 @@ def generate(
         }
         if labels:
             manifest["anomalies"] = labels
-        (folder / "manifest.json").write_text(
-            json.dumps(manifest, sort_keys=True, indent=2) + "\n", encoding="utf-8"
-        )
+        (folder / "manifest.json").write_text(json.dumps(manifest, sort_keys=True, indent=2) + "\n", encoding="utf-8")
         manifests.append(manifest)
         say(f"{day}: done")
     return manifests

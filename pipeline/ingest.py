@@ -41,8 +41,17 @@ UTF8_BOM = b"\xef\xbb\xbf"
 NUL = b"\x00"
 RAW_TEXT_LIMIT = 10_000  # characters of a rejected line kept in the quarantine record
 QUARANTINE_COLUMNS = (
-    "run_id", "stage", "source_table", "source_file", "line_number", "load_id", "extract_date",
-    "business_key", "rule_name", "reason", "record",
+    "run_id",
+    "stage",
+    "source_table",
+    "source_file",
+    "line_number",
+    "load_id",
+    "extract_date",
+    "business_key",
+    "rule_name",
+    "reason",
+    "record",
 )
 
 
@@ -53,8 +62,10 @@ class LandingFileError(ValueError):
     """
 
     retryable = False  # the same file fails the same way: Luigi does not retry it (pipeline/base.py)
-    hint = ("nothing of the file was loaded: correct or replace it in the landing folder (at the line named), "
-            "or describe its layout in the sources file (sources.toml), then run the date again")
+    hint = (
+        "nothing of the file was loaded: correct or replace it in the landing folder (at the line named), "
+        "or describe its layout in the sources file (sources.toml), then run the date again"
+    )
 
     def __init__(self, path: Path, line: int | None, reason: str):
         super().__init__(f"{path}:{line}: {reason}" if line is not None else f"{path}: {reason}")
@@ -130,12 +141,30 @@ def plan_columns(names: list[str], settings: SourceSettings, path: Path) -> Head
     missing = [c for c in source.columns if c not in present]
     missing_required = [c for c in missing if c in settings.required]
     extra_action = {"keep": "kept", "ignore": "ignored", "fail": "failed"}[settings.extra_columns]
-    drift = [Drift(c, "missing", "failed" if c in missing_required else "empty",
-                   "required column absent: the file is refused" if c in missing_required
-                   else "optional column absent: loaded as empty") for c in missing]
-    drift += [Drift(c, "added", extra_action, {"kept": "stored in bronze _extra", "ignored": "not loaded",
-                                               "failed": "extra_columns = \"fail\": the file is refused"}
-                    [extra_action]) for c in extras]
+    drift = [
+        Drift(
+            c,
+            "missing",
+            "failed" if c in missing_required else "empty",
+            "required column absent: the file is refused"
+            if c in missing_required
+            else "optional column absent: loaded as empty",
+        )
+        for c in missing
+    ]
+    drift += [
+        Drift(
+            c,
+            "added",
+            extra_action,
+            {
+                "kept": "stored in bronze _extra",
+                "ignored": "not loaded",
+                "failed": 'extra_columns = "fail": the file is refused',
+            }[extra_action],
+        )
+        for c in extras
+    ]
     problems = []
     blank = [str(i) for i, name in enumerate(names, start=1) if not name]
     if blank:
@@ -143,7 +172,7 @@ def plan_columns(names: list[str], settings: SourceSettings, path: Path) -> Head
     if missing_required:
         problems.append(f"missing required column(s) {', '.join(missing_required)}")
     if extras and settings.extra_columns == "fail":
-        problems.append(f"unknown column(s) {', '.join(repr(c) for c in extras)} (extra_columns = \"fail\")")
+        problems.append(f'unknown column(s) {", ".join(repr(c) for c in extras)} (extra_columns = "fail")')
     if repeated:
         problems.append(f"repeated column(s) {', '.join(repeated)}")
     if problems:
@@ -151,32 +180,44 @@ def plan_columns(names: list[str], settings: SourceSettings, path: Path) -> Head
         if delimiter:
             problems.append(f"the header looks {delimiter!r}-delimited: export the file with commas between fields")
         else:
-            problems.append(f"expected {', '.join(source.columns)}; received {', '.join(names)}; to load it, "
-                            f"map the file's names onto the contract in [sources.{source.name}.rename] of the "
-                            "sources file (sources.toml), or fix the extract")
-        error = LandingFileError(path, 1, f"header does not match the contract for {source.name}: "
-                                 f"{'; '.join(problems)}")
+            problems.append(
+                f"expected {', '.join(source.columns)}; received {', '.join(names)}; to load it, "
+                f"map the file's names onto the contract in [sources.{source.name}.rename] of the "
+                "sources file (sources.toml), or fix the extract"
+            )
+        error = LandingFileError(
+            path, 1, f"header does not match the contract for {source.name}: {'; '.join(problems)}"
+        )
         error.drift = drift
         raise error
-    return HeaderPlan(columns=names, targets=targets, extras=extras, keep_extras=settings.extra_columns == "keep",
-                      drift=drift)
+    return HeaderPlan(
+        columns=names, targets=targets, extras=extras, keep_extras=settings.extra_columns == "keep", drift=drift
+    )
 
 
 def parse_header(path: Path, raw_header: bytes, settings: SourceSettings) -> HeaderPlan:
     """The file's columns in file order, mapped onto the contract."""
     source = settings.source
     if not raw_header.strip():
-        raise LandingFileError(path, 1, "the file is empty or its first line is blank; expected a header row "
-                               f"with {', '.join(source.columns)}")
+        raise LandingFileError(
+            path,
+            1,
+            f"the file is empty or its first line is blank; expected a header row with {', '.join(source.columns)}",
+        )
     try:
         text = raw_header.removeprefix(UTF8_BOM).decode("utf-8").removesuffix("\n").removesuffix("\r")
     except UnicodeDecodeError as exc:
-        raise LandingFileError(path, 1, f"unreadable header: not UTF-8 text (byte 0x{raw_header[exc.start]:02x} "
-                               f"at column {exc.start + 1}); is the file compressed, binary, UTF-16 or "
-                               "Latin-1?") from exc
+        raise LandingFileError(
+            path,
+            1,
+            f"unreadable header: not UTF-8 text (byte 0x{raw_header[exc.start]:02x} "
+            f"at column {exc.start + 1}); is the file compressed, binary, UTF-16 or "
+            "Latin-1?",
+        ) from exc
     if "\r" in text:
-        raise LandingFileError(path, 1, "the header line holds a bare carriage return: line ends must be LF or "
-                               "CRLF, not CR alone")
+        raise LandingFileError(
+            path, 1, "the header line holds a bare carriage return: line ends must be LF or CRLF, not CR alone"
+        )
     try:
         fields = next(csv.reader([text], strict=True))
     except csv.Error as exc:
@@ -187,8 +228,17 @@ def parse_header(path: Path, raw_header: bytes, settings: SourceSettings) -> Hea
 class CsvChunker:
     """Turns the data lines of a CSV file into COPY-ready chunks plus a list of rejects."""
 
-    def __init__(self, fh: io.BufferedReader, n_fields: int, load_id: int, *, max_record_lines: int,
-                 buffer_bytes: int, on_reject: Callable[[Reject], None], first_line_number: int = 2):
+    def __init__(
+        self,
+        fh: io.BufferedReader,
+        n_fields: int,
+        load_id: int,
+        *,
+        max_record_lines: int,
+        buffer_bytes: int,
+        on_reject: Callable[[Reject], None],
+        first_line_number: int = 2,
+    ):
         self.fh = fh
         self.n_fields = n_fields
         self.load_id = load_id
@@ -258,7 +308,7 @@ class CsvChunker:
             used = self._handle(lines, index, writer)
             consumed_until = index + used
             if used > 1:
-                plain[index:min(index + used, n_plain_region)] = False
+                plain[index : min(index + used, n_plain_region)] = False
         # Lines a multi-line attempt pulled in from beyond the chunk and did not use.
         careful = self._careful(lines, max(consumed_until, n_plain_region))
         load_id = self.load_id
@@ -323,9 +373,12 @@ class CsvChunker:
                 self._accept(writer, fields, number)
                 return j - i
         column = text.index('"') + 1 if '"' in text else 0
-        self._reject(number, "unbalanced_quote",
-                     f"quote opened at column {column} does not close into a valid record "
-                     f"within {self.max_record_lines} lines", lines[i])
+        self._reject(
+            number,
+            "unbalanced_quote",
+            f"quote opened at column {column} does not close into a valid record within {self.max_record_lines} lines",
+            lines[i],
+        )
         return 1
 
 
@@ -383,8 +436,9 @@ class JsonlChunker(CsvChunker):
                 self._reject(number, "empty_line", "blank line", raw, "")
                 continue
             try:
-                obj = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant,
-                                 parse_int=str, parse_float=str)
+                obj = json.loads(
+                    text, object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_int=str, parse_float=str
+                )
             except ValueError as exc:
                 self._reject(number, "invalid_json", f"invalid JSON: {exc}", raw, "")
                 continue
@@ -426,8 +480,10 @@ class JsonlChunker(CsvChunker):
                 return [], ("unknown_fields", f"unknown field(s) {', '.join(sorted(extra))}")
         nested = [k for k in self.columns if isinstance(mapped.get(k), dict | list)]
         if nested:
-            return [], ("invalid_json", f"field(s) {', '.join(nested)} hold an array or object; expected a string, "
-                                        "number, boolean or null")
+            return [], (
+                "invalid_json",
+                f"field(s) {', '.join(nested)} hold an array or object; expected a string, number, boolean or null",
+            )
         fields = [_json_text(mapped.get(c)) for c in self.columns]
         for column, value in zip(self.columns, fields, strict=True):
             if "\x00" in value:
@@ -435,8 +491,11 @@ class JsonlChunker(CsvChunker):
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError as exc:
-                return [], ("invalid_utf8", f"field {column} holds a lone surrogate "
-                                            f"(\\u{ord(value[exc.start]):04x}), which is not Unicode text")
+                return [], (
+                    "invalid_utf8",
+                    f"field {column} holds a lone surrogate "
+                    f"(\\u{ord(value[exc.start]):04x}), which is not Unicode text",
+                )
         kept = extra if extra and self.settings.extra_columns == "keep" else None
         fields.append(_storable(json.dumps(kept, ensure_ascii=False)) if kept else "")
         return fields, None
@@ -444,8 +503,10 @@ class JsonlChunker(CsvChunker):
     def drift(self) -> list[Drift]:
         action = {"keep": "kept", "ignore": "ignored", "fail": "failed"}[self.settings.extra_columns]
         detail = {"kept": "stored in bronze _extra", "ignored": "not loaded", "failed": "the line is rejected"}
-        return [Drift(key, "added", action, f"{detail[action]} ({lines} line(s))")
-                for key, lines in sorted(self.extra_keys.items())]
+        return [
+            Drift(key, "added", action, f"{detail[action]} ({lines} line(s))")
+            for key, lines in sorted(self.extra_keys.items())
+        ]
 
 
 def _storable(text: str) -> str:
@@ -567,15 +628,24 @@ def copy_file(cursor, ctx: LoadContext, progress: Callable[[int], None] | None =
             fields = text.split(",")
             key = fields[key_position].strip().strip('"')[:200] if text.strip() and key_position < len(fields) else ""
         record = {"raw": text[:RAW_TEXT_LIMIT], "raw_length": len(reject.raw)}
-        reject_writer.writerow([
-            ctx.run_id, "bronze", f"bronze.{source.bronze_table}", record_label, reject.line_number,
-            ctx.load_id, ctx.extract_date.isoformat(), _storable(key), reject.rule_name, _storable(reject.reason),
-            json.dumps(record, ensure_ascii=False),
-        ])
+        reject_writer.writerow(
+            [
+                ctx.run_id,
+                "bronze",
+                f"bronze.{source.bronze_table}",
+                record_label,
+                reject.line_number,
+                ctx.load_id,
+                ctx.extract_date.isoformat(),
+                _storable(key),
+                reject.rule_name,
+                _storable(reject.reason),
+                json.dumps(record, ensure_ascii=False),
+            ]
+        )
 
     bronze_rows = sql.Identifier("bronze", f"{source.bronze_table}_rows")
-    chunk_options = {"max_record_lines": ctx.max_record_lines, "buffer_bytes": ctx.buffer_bytes,
-                     "on_reject": on_reject}
+    chunk_options = {"max_record_lines": ctx.max_record_lines, "buffer_bytes": ctx.buffer_bytes, "on_reject": on_reject}
     with ctx.path.open("rb") as fh:
         staged: HeaderPlan | None = None
         if ctx.path.suffix == ".jsonl":
@@ -591,14 +661,17 @@ def copy_file(cursor, ctx: LoadContext, progress: Callable[[int], None] | None =
             else:
                 staged = plan
                 columns = [f"field_{i}" for i in range(1, len(plan.columns) + 1)]
-                cursor.execute(sql.SQL("create temp table landing_fields ({}, _load_id bigint, _line_number bigint) "
-                                       "on commit drop").format(
-                    sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns)))
+                cursor.execute(
+                    sql.SQL(
+                        "create temp table landing_fields ({}, _load_id bigint, _line_number bigint) on commit drop"
+                    ).format(sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns))
+                )
                 target = sql.Identifier("landing_fields")
         column_list = sql.SQL(", ").join(sql.Identifier(c) for c in [*columns, "_load_id", "_line_number"])
         force_null = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
         copy_sql = sql.SQL("copy {} ({}) from stdin with (format csv, force_null ({}))").format(
-            target, column_list, force_null)
+            target, column_list, force_null
+        )
 
         def reporting(chunks: Iterator[bytes]) -> Iterator[bytes]:
             for chunk in chunks:
@@ -618,7 +691,8 @@ def copy_file(cursor, ctx: LoadContext, progress: Callable[[int], None] | None =
     if chunker.stats.rows_rejected:
         rejects.seek(0)
         quarantine_sql = sql.SQL("copy silver.quarantine ({}) from stdin with (format csv)").format(
-            sql.SQL(", ").join(sql.Identifier(c) for c in QUARANTINE_COLUMNS))
+            sql.SQL(", ").join(sql.Identifier(c) for c in QUARANTINE_COLUMNS)
+        )
         cursor.copy_expert(quarantine_sql.as_string(cursor), rejects, size=1 << 20)
     reject_text.close()
     drift = chunker.drift() if isinstance(chunker, JsonlChunker) else plan.drift
@@ -629,15 +703,26 @@ def _insert_staged(cursor, bronze_rows: sql.Identifier, plan: HeaderPlan) -> Non
     """Move a staged file into bronze: contract fields to their columns, extras into `_extra`."""
     fields = {i: sql.Identifier(f"field_{i}") for i in range(1, len(plan.columns) + 1)}
     mapped = [(target, fields[i]) for i, target in enumerate(plan.targets, start=1) if target]
-    extras = [(name, fields[i]) for i, (name, target) in enumerate(zip(plan.columns, plan.targets, strict=True),
-                                                                       start=1) if target is None and name]
+    extras = [
+        (name, fields[i])
+        for i, (name, target) in enumerate(zip(plan.columns, plan.targets, strict=True), start=1)
+        if target is None and name
+    ]
     extra_value = sql.SQL("null")
     if plan.keep_extras and extras:
         # jsonb_strip_nulls: an empty field is no value, as it is for the contract's columns.
         extra_value = sql.SQL("nullif(jsonb_strip_nulls(jsonb_build_object({})), '{{}}'::jsonb)").format(
-            sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(name), field) for name, field in extras))
-    cursor.execute(sql.SQL("insert into {} ({}, _extra, _load_id, _line_number) "
-                           "select {}, {}, _load_id, _line_number from landing_fields").format(
-        bronze_rows, sql.SQL(", ").join(sql.Identifier(t) for t, _f in mapped),
-        sql.SQL(", ").join(f for _t, f in mapped), extra_value))
+            sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(name), field) for name, field in extras)
+        )
+    cursor.execute(
+        sql.SQL(
+            "insert into {} ({}, _extra, _load_id, _line_number) "
+            "select {}, {}, _load_id, _line_number from landing_fields"
+        ).format(
+            bronze_rows,
+            sql.SQL(", ").join(sql.Identifier(t) for t, _f in mapped),
+            sql.SQL(", ").join(f for _t, f in mapped),
+            extra_value,
+        )
+    )
     cursor.execute("drop table landing_fields")

@@ -25,8 +25,9 @@ class MasterTask(luigi.WrapperTask):
 
     def requires(self):
         # Bronze, silver and the quality gate come in through gold's requirements; anomalies after gold.
-        return [task(date=self.date, run_id=self.run_id, landing_dir=self.landing_dir)
-                for task in (*GOLD_TASKS, Anomalies)]
+        return [
+            task(date=self.date, run_id=self.run_id, landing_dir=self.landing_dir) for task in (*GOLD_TASKS, Anomalies)
+        ]
 
     def complete(self) -> bool:
         # Luigi asks this first, in the process of the `luigi` command, before it forks worker
@@ -53,8 +54,10 @@ class MasterTask(luigi.WrapperTask):
         state = landing.readiness()
         if watch().ready_quiet_seconds > 0 and not state.ready:
             return "failed", f"missing input: {landing.folder} is not complete ({state.reason})"
-        return "failed", (f"incomplete: the luigi command ended before the graph for {self.date} was done "
-                          f"(not complete: {', '.join(undone)})")
+        return "failed", (
+            f"incomplete: the luigi command ended before the graph for {self.date} was done "
+            f"(not complete: {', '.join(undone)})"
+        )
 
     def run(self) -> None:
         # Reached only when every requirement succeeded. `metalayer run` closes its

@@ -71,8 +71,9 @@ def layer_of(task: WarehouseTask) -> str:
     return type(task).__module__.rsplit("_", 1)[-1]
 
 
-def select_tasks(name: str, run_date: date, landing: str | Path | None = None, *,
-                 downstream: bool = True) -> list[WarehouseTask]:
+def select_tasks(
+    name: str, run_date: date, landing: str | Path | None = None, *, downstream: bool = True
+) -> list[WarehouseTask]:
     """The tasks a rerun of `name` (a task family, a layer, or MasterTask) invalidates, in graph order."""
     graph = date_graph(run_date, landing)
     families = {family.lower(): family for family in graph}
@@ -83,8 +84,10 @@ def select_tasks(name: str, run_date: date, landing: str | Path | None = None, *
     elif name.lower() in families:
         chosen = {families[name.lower()]}
     else:
-        raise UnknownTask(f"unknown task {name!r}: expected MasterTask, a layer ({', '.join(LAYER_NAMES)}) or one "
-                          f"of {', '.join(sorted(graph))}")
+        raise UnknownTask(
+            f"unknown task {name!r}: expected MasterTask, a layer ({', '.join(LAYER_NAMES)}) or one "
+            f"of {', '.join(sorted(graph))}"
+        )
     if downstream:
         chosen |= {family for family, (_, upstream) in graph.items() if upstream & chosen}
     ordered = sorted(chosen, key=lambda family: (len(graph[family][1]), family))
@@ -99,8 +102,10 @@ def invalidate(tasks: list[WarehouseTask], url: str | None = None, *, full_refre
     """
     marker_table = sql.Identifier(*postgres().marker_table.split("."))
     with db.transaction(url or db.database_url()) as conn, conn.cursor() as cur:
-        cur.execute(sql.SQL("delete from {} where update_id = any(%s) returning update_id").format(marker_table),
-                    ([task.task_id for task in tasks],))
+        cur.execute(
+            sql.SQL("delete from {} where update_id = any(%s) returning update_id").format(marker_table),
+            ([task.task_id for task in tasks],),
+        )
         removed = sorted(row[0] for row in cur.fetchall())
         if full_refresh:
             tables = [task.table for task in tasks if isinstance(task, IncrementalAggregate)]
@@ -108,9 +113,20 @@ def invalidate(tasks: list[WarehouseTask], url: str | None = None, *, full_refre
         return removed
 
 
-def rerun(name: str, run_date: date, *, downstream: bool = True, landing: str | Path | None = None,
-          trigger: str = "cli", workers: int = 1, scheduler_url: str | None = None, run_id: str | None = None,
-          wait: bool = False, full_refresh: bool = False, printer: Printer | None = None) -> RunResult:
+def rerun(
+    name: str,
+    run_date: date,
+    *,
+    downstream: bool = True,
+    landing: str | Path | None = None,
+    trigger: str = "cli",
+    workers: int = 1,
+    scheduler_url: str | None = None,
+    run_id: str | None = None,
+    wait: bool = False,
+    full_refresh: bool = False,
+    printer: Printer | None = None,
+) -> RunResult:
     """Invalidate `name` (and by default everything downstream of it) for the date, then run MasterTask.
 
     The invalidation happens under the date's run lock, so it can not pull
@@ -121,13 +137,24 @@ def rerun(name: str, run_date: date, *, downstream: bool = True, landing: str | 
 
     def prepare(url: str, _run_id: str, say: Printer) -> None:
         removed = invalidate(tasks, url, full_refresh=full_refresh)
-        say(f"rerun {name} for {run_date}{'' if downstream else ' (no downstream)'}"
+        say(
+            f"rerun {name} for {run_date}{'' if downstream else ' (no downstream)'}"
             f"{' (full refresh)' if full_refresh else ''}: "
-            f"{len(removed)} of {len(tasks)} markers removed: " + ", ".join(task.task_family for task in tasks))
+            f"{len(removed)} of {len(tasks)} markers removed: " + ", ".join(task.task_family for task in tasks)
+        )
 
-    return run_pipeline(run_date, landing=landing, workers=workers, scheduler_url=scheduler_url, trigger=trigger,
-                        printer=printer, run_id=run_id, wait=wait, prepare=prepare,
-                        also=lambda new_run_id: [task.clone(run_id=new_run_id) for task in tasks])
+    return run_pipeline(
+        run_date,
+        landing=landing,
+        workers=workers,
+        scheduler_url=scheduler_url,
+        trigger=trigger,
+        printer=printer,
+        run_id=run_id,
+        wait=wait,
+        prepare=prepare,
+        also=lambda new_run_id: [task.clone(run_id=new_run_id) for task in tasks],
+    )
 
 
 @dataclass
@@ -141,9 +168,18 @@ class BackfillResult:
         return self.stopped_at is None and all(run.success for run in self.runs)
 
 
-def backfill(start: date, end: date, *, on_missing: str = "stop", landing: str | Path | None = None,
-             trigger: str = "backfill", workers: int = 1, scheduler_url: str | None = None,
-             stop_on_failure: bool = True, printer: Printer | None = None) -> BackfillResult:
+def backfill(
+    start: date,
+    end: date,
+    *,
+    on_missing: str = "stop",
+    landing: str | Path | None = None,
+    trigger: str = "backfill",
+    workers: int = 1,
+    scheduler_url: str | None = None,
+    stop_on_failure: bool = True,
+    printer: Printer | None = None,
+) -> BackfillResult:
     """Run each date from start to end in order. A date without a landing folder stops the backfill
     (on_missing='stop', the default: later dates chain to it) or is skipped (on_missing='skip')."""
     if end < start:
@@ -158,14 +194,22 @@ def backfill(start: date, end: date, *, on_missing: str = "stop", landing: str |
         if not (landing_path / day.isoformat()).is_dir():
             result.missing.append(day)
             if on_missing == "stop":
-                say(f"backfill: no extract folder {landing_path / day.isoformat()}; stopping "
-                    f"(use --on-missing skip to go on without it)")
+                say(
+                    f"backfill: no extract folder {landing_path / day.isoformat()}; stopping "
+                    f"(use --on-missing skip to go on without it)"
+                )
                 result.stopped_at = day
                 return result
             say(f"backfill: no extract folder {landing_path / day.isoformat()}; skipped")
         else:
-            run = run_pipeline(day, landing=landing_path, workers=workers, scheduler_url=scheduler_url,
-                               trigger=trigger, printer=printer)
+            run = run_pipeline(
+                day,
+                landing=landing_path,
+                workers=workers,
+                scheduler_url=scheduler_url,
+                trigger=trigger,
+                printer=printer,
+            )
             result.runs.append(run)
             say(f"backfill: {day} {run.status} in {run.seconds:.1f}s (run {run.run_id})")
             if not run.success and stop_on_failure:
@@ -200,8 +244,14 @@ def purge(keep_days: int | None = None, *, today: date | None = None, url: str |
 CRON_TAG = "# metalayer-daily"
 
 
-def cron_entry(schedule: str | None = None, *, home: Path | None = None, landing: Path | None = None,
-               executable: Path | None = None, scheduler_url: str | None = None) -> str:
+def cron_entry(
+    schedule: str | None = None,
+    *,
+    home: Path | None = None,
+    landing: Path | None = None,
+    executable: Path | None = None,
+    scheduler_url: str | None = None,
+) -> str:
     """One crontab line: the day's run with trigger cron, appended to a log under $METALAYER_HOME/logs."""
     schedule = schedule or operations().cron
     fields = schedule.split()
@@ -210,10 +260,12 @@ def cron_entry(schedule: str | None = None, *, home: Path | None = None, landing
     home = (home or db.metalayer_home()).resolve()
     landing = (landing or default_landing_dir()).resolve()
     executable = executable or Path(sys.executable).with_name("metalayer")
-    command = (f"cd {shlex.quote(str(db.REPO_ROOT))} && METALAYER_HOME={shlex.quote(str(home))} "
-               f"METALAYER_LANDING_DIR={shlex.quote(str(landing))} {shlex.quote(str(executable))} run --trigger cron "
-               + (f"--scheduler-url {shlex.quote(scheduler_url)} " if scheduler_url else "")
-               + f">> {shlex.quote(str(home / 'logs' / 'cron.log'))} 2>&1")
+    command = (
+        f"cd {shlex.quote(str(db.REPO_ROOT))} && METALAYER_HOME={shlex.quote(str(home))} "
+        f"METALAYER_LANDING_DIR={shlex.quote(str(landing))} {shlex.quote(str(executable))} run --trigger cron "
+        + (f"--scheduler-url {shlex.quote(scheduler_url)} " if scheduler_url else "")
+        + f">> {shlex.quote(str(home / 'logs' / 'cron.log'))} 2>&1"
+    )
     return f"{' '.join(fields)} {command} {CRON_TAG}"
 
 
@@ -226,8 +278,10 @@ def merge_crontab(existing: str, entry: str) -> str:
 def install_crontab(entry: str) -> None:
     crontab = shutil.which("crontab")
     if not crontab:
-        raise RuntimeError("`crontab` not found: install cron (Debian: apt-get install cron), or add the line "
-                           "printed by `metalayer schedule` to your scheduler by hand")
+        raise RuntimeError(
+            "`crontab` not found: install cron (Debian: apt-get install cron), or add the line "
+            "printed by `metalayer schedule` to your scheduler by hand"
+        )
     current = subprocess.run([crontab, "-l"], capture_output=True, text=True, check=False)  # noqa: S603
     existing = current.stdout if current.returncode == 0 else ""
     subprocess.run([crontab, "-"], input=merge_crontab(existing, entry), text=True, check=True)  # noqa: S603

@@ -19,8 +19,19 @@ from pipeline.db import SQL_DIR
 RULES_FILE = SQL_DIR / "quality_rules.toml"
 DIMENSIONS = ("completeness", "validity", "uniqueness", "consistency", "timeliness")
 SEVERITIES = ("warn", "drop", "fail")
-ROW_KINDS = ("not_null", "pattern", "parses", "accepted_values", "range", "max_length", "not_in_future", "unique",
-             "references", "not_before", "expression")
+ROW_KINDS = (
+    "not_null",
+    "pattern",
+    "parses",
+    "accepted_values",
+    "range",
+    "max_length",
+    "not_in_future",
+    "unique",
+    "references",
+    "not_before",
+    "expression",
+)
 REASON_VALUE_CHARS = 100  # a failing value longer than this is cut in the reason (the record keeps it whole)
 TABLE_KINDS = ("volume", "freshness")
 
@@ -53,13 +64,16 @@ class Rule:
             return []
         col = sql.Identifier(self.params["column"])
         # Only values used more than once, with the first line that used each.
-        return [sql.SQL(
-            """{name} as (
+        return [
+            sql.SQL(
+                """{name} as (
                    select distinct on ({c}) {c}, _load_id, _line_number from model
                    where copy_number = 1
                        and {c} in (select {c} from model where copy_number = 1 group by {c} having count(*) > 1)
                    order by {c}, _load_id, _line_number
-               )""").format(name=sql.Identifier(f"first_use_{index}"), c=col)]
+               )"""
+            ).format(name=sql.Identifier(f"first_use_{index}"), c=col)
+        ]
 
     def predicate(self, index: int = 0) -> sql.Composable:
         """SQL that is true when a staged row passes; columns refer to the staged row unqualified."""
@@ -94,18 +108,22 @@ class Rule:
             # Exact copies are counted as duplicates, not as a second use of the value.
             if "rank_column" in p:
                 return sql.SQL("{c} is null or copy_number > 1 or {r} = 1").format(
-                    c=col, r=sql.Identifier(p["rank_column"]))
+                    c=col, r=sql.Identifier(p["rank_column"])
+                )
             first_use = sql.Identifier(f"first_use_{index}")
-            return sql.SQL("{c} is null or copy_number > 1 or {c} not in (select {c} from {f}) "
-                           "or (_load_id, _line_number) in (select _load_id, _line_number from {f})").format(
-                c=col, f=first_use)
+            return sql.SQL(
+                "{c} is null or copy_number > 1 or {c} not in (select {c} from {f}) "
+                "or (_load_id, _line_number) in (select _load_id, _line_number from {f})"
+            ).format(c=col, f=first_use)
         if self.kind == "references":
             table = sql.Identifier(*p["table"].split("."))
             return sql.SQL("{c} is null or {c} in (select {rc} from {t} where first_extract_date <= %(date)s)").format(
-                c=col, rc=sql.Identifier(p["ref_column"]), t=table)
+                c=col, rc=sql.Identifier(p["ref_column"]), t=table
+            )
         if self.kind == "not_before":
             return sql.SQL("{c} is null or {b} is null or {c} >= {b} - {days}").format(
-                c=col, b=sql.Identifier(p["bound"]), days=sql.Literal(int(p.get("tolerance_days", 0))))
+                c=col, b=sql.Identifier(p["bound"]), days=sql.Literal(int(p.get("tolerance_days", 0)))
+            )
         if self.kind == "expression":
             return sql.SQL(p["sql"])
         raise RulesError(f"{RULES_FILE}: {self.table}.{self.name}: {self.kind} is not a row-level kind")
@@ -117,8 +135,8 @@ class Rule:
             return sql.SQL(
                 "concat({r}, ': ', case when length({v}) > {n} "
                 "then concat(quote_literal(left({v}, {n})), '... (', length({v}), ' characters)') "
-                "else coalesce(quote_literal({v}), 'null') end)").format(
-                r=sql.Literal(self.reason), v=value, n=sql.Literal(REASON_VALUE_CHARS))
+                "else coalesce(quote_literal({v}), 'null') end)"
+            ).format(r=sql.Literal(self.reason), v=value, n=sql.Literal(REASON_VALUE_CHARS))
         return sql.Literal(self.reason)
 
 
@@ -132,12 +150,19 @@ class RuleSet:
 
 
 _REQUIRED = {
-    "not_null": ("column",), "pattern": ("column", "regex"), "parses": ("raw", "column"),
-    "accepted_values": ("column", "values"), "range": ("column",), "max_length": ("column", "max"),
+    "not_null": ("column",),
+    "pattern": ("column", "regex"),
+    "parses": ("raw", "column"),
+    "accepted_values": ("column", "values"),
+    "range": ("column",),
+    "max_length": ("column", "max"),
     "not_in_future": ("column",),
-    "unique": ("column",), "references": ("column", "table", "ref_column"), "not_before": ("column", "bound"),
+    "unique": ("column",),
+    "references": ("column", "table", "ref_column"),
+    "not_before": ("column", "bound"),
     "expression": ("sql",),
-    "volume": ("min_ratio", "max_ratio"), "freshness": ("max_age_days",),
+    "volume": ("min_ratio", "max_ratio"),
+    "freshness": ("max_age_days",),
 }
 
 
@@ -173,8 +198,17 @@ def parse_rules(text: str, path: Path = RULES_FILE) -> RuleSet:
                 raise RulesError(f"{where}: duplicate rule name")
             seen.add(raw["name"])
             params = {k: v for k, v in raw.items() if k not in ("name", "dimension", "severity", "kind", "reason")}
-            rules.append(Rule(table=table, name=raw["name"], dimension=raw["dimension"], severity=raw["severity"],
-                              kind=raw["kind"], reason=raw["reason"], params=params))
+            rules.append(
+                Rule(
+                    table=table,
+                    name=raw["name"],
+                    dimension=raw["dimension"],
+                    severity=raw["severity"],
+                    kind=raw["kind"],
+                    reason=raw["reason"],
+                    params=params,
+                )
+            )
         tables[table] = tuple(rules)
     return RuleSet(weights=weights, tables=tables)
 
@@ -194,6 +228,7 @@ def load_rules(path: Path | None = None) -> RuleSet:
 
 
 # ---------------------------------------------------------------- scores
+
 
 def dimension_scores(results: list[dict]) -> dict[str, tuple[float, int]]:
     """Per dimension: pass rate over all its checks (1 - failed / checked) and rows checked."""

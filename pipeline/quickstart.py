@@ -26,8 +26,10 @@ def quickstart(landing: Path | None = None, today: date | None = None, printer: 
         dates = [run_date]
     result = run_pipeline(dates[-1], landing=landing, printer=printer)
     printer(format_summary(result))
-    printer("\nNext:\n"
-            "  make console                 # Streamlit console on http://localhost:8501\n"
-            "  make luigid                  # Luigi visualiser on http://localhost:8082\n"
-            "  .venv/bin/metalayer --help   # every command")
+    printer(
+        "\nNext:\n"
+        "  make console                 # Streamlit console on http://localhost:8501\n"
+        "  make luigid                  # Luigi visualiser on http://localhost:8082\n"
+        "  .venv/bin/metalayer --help   # every command"
+    )
     return result

@@ -137,11 +137,20 @@ def layer_targets(layer: str, run_date: date, run_id: str, landing_dir: str) -> 
     raise ValueError(f"unknown layer {layer!r}; expected one of {', '.join(LAYERS)}")
 
 
-def run_pipeline(run_date: date, *, landing: str | Path | None = None, workers: int = 1,
-                 scheduler_url: str | None = None, trigger: str = "cli",
-                 printer: Printer | None = None, upto: str | None = None, run_id: str | None = None,
-                 wait: bool = False, prepare: Callable[[str, str, Printer], None] | None = None,
-                 also: Callable[[str], list[luigi.Task]] | None = None) -> RunResult:
+def run_pipeline(
+    run_date: date,
+    *,
+    landing: str | Path | None = None,
+    workers: int = 1,
+    scheduler_url: str | None = None,
+    trigger: str = "cli",
+    printer: Printer | None = None,
+    upto: str | None = None,
+    run_id: str | None = None,
+    wait: bool = False,
+    prepare: Callable[[str, str, Printer], None] | None = None,
+    also: Callable[[str], list[luigi.Task]] | None = None,
+) -> RunResult:
     """Build MasterTask (or the layers up to `upto`) for the date under a new meta.pipeline_runs row.
 
     `also(run_id)` gives further tasks to build: a rerun names the tasks it
@@ -163,19 +172,33 @@ def run_pipeline(run_date: date, *, landing: str | Path | None = None, workers: 
         log.say(f"waiting: {RunAlreadyRunning(run_date, holder)}")
 
     with date_lock(url, run_date, run_id, wait=wait, on_wait=waiting), log:
-        start_run(url, run_date, trigger, run_id=run_id, landing_dir=landing_path, workers=workers,
-                  scheduler=scheduler_url or "local", log_file=str(log.path))
-        log.say(f"MetaLayer run {run_id}: extract date {run_date}, landing {landing_path}, "
-                f"{workers} worker(s), scheduler {scheduler_url or 'local'}, trigger {trigger}")
+        start_run(
+            url,
+            run_date,
+            trigger,
+            run_id=run_id,
+            landing_dir=landing_path,
+            workers=workers,
+            scheduler=scheduler_url or "local",
+            log_file=str(log.path),
+        )
+        log.say(
+            f"MetaLayer run {run_id}: extract date {run_date}, landing {landing_path}, "
+            f"{workers} worker(s), scheduler {scheduler_url or 'local'}, trigger {trigger}"
+        )
         layers = ("bronze",) if upto == "bronze" else ("bronze", "silver") if upto == "silver" else sla.LAYERS
-        watch = sla.SlaWatch(url, run_id, run_date, layers,
-                             on_breach=lambda miss: _alert_sla(url, run_id, run_date, miss, log))
+        watch = sla.SlaWatch(
+            url, run_id, run_date, layers, on_breach=lambda miss: _alert_sla(url, run_id, run_date, miss, log)
+        )
         started = time.perf_counter()
         try:
             if prepare:
                 prepare(url, run_id, log.say)
-            targets = (layer_targets(upto, run_date, run_id, landing_path) if upto
-                       else [MasterTask(date=run_date, run_id=run_id, landing_dir=landing_path)])
+            targets = (
+                layer_targets(upto, run_date, run_id, landing_path)
+                if upto
+                else [MasterTask(date=run_date, run_id=run_id, landing_dir=landing_path)]
+            )
             if also:
                 targets = [*also(run_id), *targets]
             missing = missing_landing_files(landing_path, run_date)
@@ -186,8 +209,7 @@ def run_pipeline(run_date: date, *, landing: str | Path | None = None, workers: 
             # Retries ([scheduler] retry_count / retry_delay) need a worker that stays
             # alive; with an extract missing it would wait forever, so it does not.
             with _worker_settings(keep_alive=not missing):
-                result = luigi.build(targets, workers=workers, detailed_summary=True, log_level="WARNING",
-                                     **options)
+                result = luigi.build(targets, workers=workers, detailed_summary=True, log_level="WARNING", **options)
         except Exception as exc:
             finish_run(url, run_id, "failed", f"{type(exc).__name__}: {exc}")
             _alert(url, "run_failed", run_id, run_date, f"run {run_id} crashed", f"{type(exc).__name__}: {exc}", log)
@@ -205,17 +227,31 @@ def run_pipeline(run_date: date, *, landing: str | Path | None = None, workers: 
                 log.write_summary("Luigi's execution summary:" + result.summary_text)
             finish_run(url, run_id, "success" if success else "failed", error)
             run = RunResult(
-                run_id=run_id, run_date=run_date, success=success, status="success" if success else "failed",
-                seconds=seconds, luigi_status=result.status.name, luigi_summary=result.summary_text,
-                tasks=task_summary(url, run_id), tables=table_summary(url, run_date),
-                quality=quality_summary(url, run_date), error=error, log_file=str(log.path),
+                run_id=run_id,
+                run_date=run_date,
+                success=success,
+                status="success" if success else "failed",
+                seconds=seconds,
+                luigi_status=result.status.name,
+                luigi_summary=result.summary_text,
+                tasks=task_summary(url, run_id),
+                tables=table_summary(url, run_date),
+                quality=quality_summary(url, run_date),
+                error=error,
+                log_file=str(log.path),
             )
         except psycopg2.OperationalError as exc:
             # The database is gone (down longer than the retries): say so, not a traceback. The run's row
             # stays 'running' until the next run of the date marks it failed (abandoned).
             run = RunResult(
-                run_id=run_id, run_date=run_date, success=False, status="failed", seconds=seconds,
-                luigi_status=result.status.name, luigi_summary=result.summary_text, log_file=str(log.path),
+                run_id=run_id,
+                run_date=run_date,
+                success=False,
+                status="failed",
+                seconds=seconds,
+                luigi_status=result.status.name,
+                luigi_summary=result.summary_text,
+                log_file=str(log.path),
                 error=f"the database could not be reached to record the end of the run: {str(exc).strip()}",
                 recorded=False,
             )
@@ -239,9 +275,15 @@ class CannotJoin(RunAlreadyRunning):
         self.args = (f"{self} {why}",)
 
 
-def run_or_join(run_date: date, *, landing: str | Path | None = None, workers: int = 1,
-                scheduler_url: str | None = None, trigger: str = "cli",
-                printer: Printer | None = None) -> RunResult:
+def run_or_join(
+    run_date: date,
+    *,
+    landing: str | Path | None = None,
+    workers: int = 1,
+    scheduler_url: str | None = None,
+    trigger: str = "cli",
+    printer: Printer | None = None,
+) -> RunResult:
     """Run the date; when a run of it is in progress through a luigid, work for that run instead.
 
     What a second host does (`metalayer run --join`): it builds the same graph
@@ -251,23 +293,37 @@ def run_or_join(run_date: date, *, landing: str | Path | None = None, workers: i
     """
     while True:
         try:
-            return run_pipeline(run_date, landing=landing, workers=workers, scheduler_url=scheduler_url,
-                                trigger=trigger, printer=printer)
+            return run_pipeline(
+                run_date,
+                landing=landing,
+                workers=workers,
+                scheduler_url=scheduler_url,
+                trigger=trigger,
+                printer=printer,
+            )
         except CannotJoin:
             raise
         except RunAlreadyRunning as busy:
             if not busy.holder.get("run_id"):
                 raise
-            joined = join_run(run_date, busy.holder, landing=landing, workers=workers,
-                              scheduler_url=scheduler_url, printer=printer)
+            joined = join_run(
+                run_date, busy.holder, landing=landing, workers=workers, scheduler_url=scheduler_url, printer=printer
+            )
             if joined is not None:
                 return joined
             # The run ended before this process joined it (or has not recorded itself yet): try again.
             time.sleep(0.5)
 
 
-def join_run(run_date: date, holder: dict, *, landing: str | Path | None = None, workers: int = 1,
-             scheduler_url: str | None = None, printer: Printer | None = None) -> RunResult | None:
+def join_run(
+    run_date: date,
+    holder: dict,
+    *,
+    landing: str | Path | None = None,
+    workers: int = 1,
+    scheduler_url: str | None = None,
+    printer: Printer | None = None,
+) -> RunResult | None:
     """Work for the run in progress `holder` as one more Luigi worker; None when that run has ended."""
     url = db.ensure_bootstrapped()
     run_id = holder["run_id"]
@@ -279,13 +335,19 @@ def join_run(run_date: date, holder: dict, *, landing: str | Path | None = None,
     _, run_scheduler, run_landing = row
     scheduler_url = scheduler_url or (run_scheduler if run_scheduler != "local" else None)
     if not scheduler_url:
-        raise CannotJoin(run_date, holder, "It uses a local scheduler, so no other process can work for it; "
-                                           "start runs with --scheduler-url to let other hosts join them.")
+        raise CannotJoin(
+            run_date,
+            holder,
+            "It uses a local scheduler, so no other process can work for it; "
+            "start runs with --scheduler-url to let other hosts join them.",
+        )
     landing_path = str(Path(landing).resolve() if landing else run_landing or default_landing_dir())
     log = RunLog(run_date, run_id, printer)
     with log:
-        log.say(f"MetaLayer worker joining run {run_id}: extract date {run_date}, landing {landing_path}, "
-                f"{workers} worker(s), scheduler {scheduler_url}; its tasks are recorded under that run")
+        log.say(
+            f"MetaLayer worker joining run {run_id}: extract date {run_date}, landing {landing_path}, "
+            f"{workers} worker(s), scheduler {scheduler_url}; its tasks are recorded under that run"
+        )
         started = time.perf_counter()
         forget_permanent_failures()
         _Progress.printer, _Progress.log_path = log.say, str(log.path)
@@ -293,9 +355,13 @@ def join_run(run_date: date, holder: dict, *, landing: str | Path | None = None,
             # Retries are the run's own process's to make: this worker leaves when it has nothing to run
             # and no other worker runs a task of the graph.
             with _worker_settings(keep_alive=False):
-                result = luigi.build([MasterTask(date=run_date, run_id=run_id, landing_dir=landing_path)],
-                                     workers=workers, detailed_summary=True, log_level="WARNING",
-                                     scheduler_url=scheduler_url)
+                result = luigi.build(
+                    [MasterTask(date=run_date, run_id=run_id, landing_dir=landing_path)],
+                    workers=workers,
+                    detailed_summary=True,
+                    log_level="WARNING",
+                    scheduler_url=scheduler_url,
+                )
         finally:
             _Progress.printer = _Progress.log_path = None
         success = result.status in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY)
@@ -305,10 +371,19 @@ def join_run(run_date: date, holder: dict, *, landing: str | Path | None = None,
         # The run's own process closes it; if that process died meanwhile, its run is closed here.
         close_abandoned_runs(url, run_date)
         run = RunResult(
-            run_id=run_id, run_date=run_date, success=success, status="success" if success else "failed",
-            seconds=time.perf_counter() - started, luigi_status=result.status.name,
-            luigi_summary=result.summary_text, tasks=task_summary(url, run_id), tables=table_summary(url, run_date),
-            quality=quality_summary(url, run_date), error=error, log_file=str(log.path), joined=True,
+            run_id=run_id,
+            run_date=run_date,
+            success=success,
+            status="success" if success else "failed",
+            seconds=time.perf_counter() - started,
+            luigi_status=result.status.name,
+            luigi_summary=result.summary_text,
+            tasks=task_summary(url, run_id),
+            tables=table_summary(url, run_date),
+            quality=quality_summary(url, run_date),
+            error=error,
+            log_file=str(log.path),
+            joined=True,
         )
         log.write_summary(format_summary(run))
     return run
@@ -320,8 +395,11 @@ def missing_landing_files(landing: str | Path, run_date: date) -> list[str]:
     from pipeline.sources import SOURCES, source_settings
     from pipeline.tasks_bronze import landing_file
 
-    paths = (landing_file(landing, run_date, source) for source in SOURCES.values()
-             if source_settings(source.name).kind == "file")
+    paths = (
+        landing_file(landing, run_date, source)
+        for source in SOURCES.values()
+        if source_settings(source.name).kind == "file"
+    )
     return [str(path) for path in paths if not path.exists()]
 
 
@@ -387,19 +465,32 @@ _LOGGERS = ("luigi-interface", "metalayer")
 
 
 def _alert(url: str, kind: str, run_id: str, run_date: date, summary: str, error: str, log: RunLog) -> None:
-    alert = alerts.Alert(kind=kind, run_id=run_id, run_date=run_date, summary=summary, error=error or "",
-                         where_to_look=alerts.where_to_look(run_id, str(log.path)))
+    alert = alerts.Alert(
+        kind=kind,
+        run_id=run_id,
+        run_date=run_date,
+        summary=summary,
+        error=error or "",
+        where_to_look=alerts.where_to_look(run_id, str(log.path)),
+    )
     sent = alerts.send(alert, url)
     if sent:
-        log.say(f"alert {kind} sent: " + ", ".join(f"{channel} {'ok' if ok else 'FAILED'}"
-                                                    for channel, ok in sent.items()))
+        log.say(
+            f"alert {kind} sent: " + ", ".join(f"{channel} {'ok' if ok else 'FAILED'}" for channel, ok in sent.items())
+        )
 
 
 def _alert_sla(url: str, run_id: str, run_date: date, miss: dict, log: RunLog) -> None:
     log.say(f"SLA MISSED: {miss['message']}")
-    _alert(url, "sla_missed", run_id, run_date, miss["message"],
-           f"threshold {miss['threshold_minutes']:g} min, expected by {miss['expected_by']:%Y-%m-%d %H:%M:%S %Z}",
-           log)
+    _alert(
+        url,
+        "sla_missed",
+        run_id,
+        run_date,
+        miss["message"],
+        f"threshold {miss['threshold_minutes']:g} min, expected by {miss['expected_by']:%Y-%m-%d %H:%M:%S %Z}",
+        log,
+    )
 
 
 def _alert_quality(url: str, run: RunResult, log: RunLog) -> None:
@@ -410,13 +501,21 @@ def _alert_quality(url: str, run: RunResult, log: RunLog) -> None:
     low_score = score is not None and float(score) < threshold
     if low_score or lossy:
         worst = run.quality.get("worst", [])[:5]
-        details = "\n".join([share.describe(limit) for share in lossy] + [
-            f"{rule['table_name']}.{rule['rule_name']}: {rule['rows_failed']:,} of {rule['rows_checked']:,} rows "
-            "failed" for rule in worst])
+        details = "\n".join(
+            [share.describe(limit) for share in lossy]
+            + [
+                f"{rule['table_name']}.{rule['rule_name']}: {rule['rows_failed']:,} of {rule['rows_checked']:,} rows "
+                "failed"
+                for rule in worst
+            ]
+        )
         summary = "; ".join(
             [f"quality score {float(score) * 100:.2f}% below the {threshold * 100:.2f}% threshold"] * low_score
-            + [f"{share.table} quarantined {share.share * 100:.2f}% of its lines (limit {limit * 100:.2f}%)"
-               for share in lossy])
+            + [
+                f"{share.table} quarantined {share.share * 100:.2f}% of its lines (limit {limit * 100:.2f}%)"
+                for share in lossy
+            ]
+        )
         _alert(url, "quality_below_threshold", run.run_id, run.run_date, summary, details, log)
 
 
@@ -476,8 +575,18 @@ def task_summary(url: str, run_id: str) -> list[dict]:
                from meta.task_runs where run_id = %s order by started_at""",
             (run_id,),
         )
-        keys = ("task_family", "table", "status", "rows_in", "rows_out", "rows_rejected", "seconds", "message",
-                "error", "phase_seconds")
+        keys = (
+            "task_family",
+            "table",
+            "status",
+            "rows_in",
+            "rows_out",
+            "rows_rejected",
+            "seconds",
+            "message",
+            "error",
+            "phase_seconds",
+        )
         return [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
 
 
@@ -493,11 +602,14 @@ def table_summary(url: str, run_date: date) -> list[dict]:
         )
         tables = [dict(zip(("layer", "table", "rows", "rejected"), row, strict=True)) for row in cur.fetchall()]
         for name in ("customers", "products", "sales"):
-            cur.execute(sql.SQL(
-                """select (select count(*) from {t}),
+            cur.execute(
+                sql.SQL(
+                    """select (select count(*) from {t}),
                           (select count(*) from silver.quarantine
-                           where stage = 'silver' and source_table = %s and extract_date = %s)""").format(
-                t=sql.Identifier("silver", name)), (f"silver.{name}", run_date))
+                           where stage = 'silver' and source_table = %s and extract_date = %s)"""
+                ).format(t=sql.Identifier("silver", name)),
+                (f"silver.{name}", run_date),
+            )
             rows, rejected = cur.fetchone()
             tables.append({"layer": "silver", "table": f"silver.{name}", "rows": rows, "rejected": rejected})
         return tables
@@ -525,15 +637,17 @@ def format_summary(result: RunResult) -> str:
             lines.append("  top failing rules:")
             for rule in worst:
                 name = f"{rule['table_name']}.{rule['rule_name']}"
-                lines.append(f"    {name:<44} {rule['severity']:<5} {rule['rows_failed']:>8,} of "
-                             f"{rule['rows_checked']:,} rows")
+                lines.append(
+                    f"    {name:<44} {rule['severity']:<5} {rule['rows_failed']:>8,} of {rule['rows_checked']:,} rows"
+                )
     ran = [t for t in result.tasks if t["status"] != "running"]
     if ran:
         lines += ["", f"  {'task':<20} {'status':<8} {'in':>10} {'out':>10} {'rejected':>9} {'seconds':>8}"]
         for task in ran:
             lines.append(
                 f"  {task['task_family']:<20} {task['status']:<8} {task['rows_in'] or 0:>10,} "
-                f"{task['rows_out'] or 0:>10,} {task['rows_rejected'] or 0:>9,} {task['seconds'] or 0:>8.2f}")
+                f"{task['rows_out'] or 0:>10,} {task['rows_rejected'] or 0:>9,} {task['seconds'] or 0:>8.2f}"
+            )
             # Why a task did nothing, and how the CLV models were fit (plainly, or with which penalty).
             if task["message"] and (task["status"] == "skipped" or task["task_family"] in SUMMARY_MESSAGES):
                 lines.append(f"      {task['message']}")
@@ -563,11 +677,15 @@ def quality_lines(quality: dict) -> list[str]:
             lost, lines_in = (share.quarantined, share.lines_in) if share else (0, 0)
             label, breach = table, bool(share and limit is not None and share.exceeds(limit))
         quarantined = f"{lost / lines_in * 100:.2f}%" if lines_in else "n/a"
-        lines.append(f"  {label:<32} {_shown_percent(score):>8} {rows:>12,} {quarantined:>12} {lines_in:>12,}"
-                     + ("  over the limit" if breach else ""))
+        lines.append(
+            f"  {label:<32} {_shown_percent(score):>8} {rows:>12,} {quarantined:>12} {lines_in:>12,}"
+            + ("  over the limit" if breach else "")
+        )
     if limit is not None:
-        lines.append(f"  quarantined: input lines of the date that ended in quarantine (broken or dropped by a "
-                     f"rule); limit {limit * 100:.2f}% per table")
+        lines.append(
+            f"  quarantined: input lines of the date that ended in quarantine (broken or dropped by a "
+            f"rule); limit {limit * 100:.2f}% per table"
+        )
     return lines
 
 

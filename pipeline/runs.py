@@ -42,9 +42,17 @@ def process_run_id(run_date: date | None = None) -> str:
     return _process_run_id
 
 
-def start_run(url: str, run_date: date, trigger: str, *, run_id: str | None = None,
-              landing_dir: str | None = None, workers: int | None = None, scheduler: str | None = None,
-              log_file: str | None = None) -> str:
+def start_run(
+    url: str,
+    run_date: date,
+    trigger: str,
+    *,
+    run_id: str | None = None,
+    landing_dir: str | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    log_file: str | None = None,
+) -> str:
     if trigger not in TRIGGERS:
         raise ValueError(f"unknown trigger {trigger!r}; expected one of {', '.join(TRIGGERS)}")
     run_id = run_id or new_run_id(run_date)
@@ -53,8 +61,7 @@ def start_run(url: str, run_date: date, trigger: str, *, run_id: str | None = No
             """insert into meta.pipeline_runs (run_id, run_date, trigger, status, landing_dir, workers, scheduler,
                                                host, pid, log_file)
                values (%s, %s, %s, 'running', %s, %s, %s, %s, %s, %s)""",
-            (run_id, run_date, trigger, landing_dir, workers, scheduler, socket.gethostname(), os.getpid(),
-             log_file),
+            (run_id, run_date, trigger, landing_dir, workers, scheduler, socket.gethostname(), os.getpid(), log_file),
         )
     return run_id
 
@@ -65,10 +72,16 @@ class RunAlreadyRunning(RuntimeError):
     def __init__(self, run_date: date, holder: dict | None):
         self.run_date = run_date
         self.holder = holder or {}
-        who = (f"run {self.holder.get('run_id')} (trigger {self.holder.get('trigger')}, started "
-               f"{self.holder.get('started_at')})" if self.holder.get("run_id") else "another process")
-        super().__init__(f"a run for {run_date} is already in progress: {who}. "
-                         f"Wait for it to finish (`metalayer run --wait` queues behind it).")
+        who = (
+            f"run {self.holder.get('run_id')} (trigger {self.holder.get('trigger')}, started "
+            f"{self.holder.get('started_at')})"
+            if self.holder.get("run_id")
+            else "another process"
+        )
+        super().__init__(
+            f"a run for {run_date} is already in progress: {who}. "
+            f"Wait for it to finish (`metalayer run --wait` queues behind it)."
+        )
 
 
 # Run locks are session-level advisory locks keyed (namespace, date): the server
@@ -79,8 +92,9 @@ _LOCK_APP_PREFIX = "metalayer run lock "
 
 
 @contextmanager
-def date_lock(url: str, run_date: date, run_id: str, *, wait: bool = False,
-              on_wait: Callable[[dict | None], None] | None = None) -> Iterator[None]:
+def date_lock(
+    url: str, run_date: date, run_id: str, *, wait: bool = False, on_wait: Callable[[dict | None], None] | None = None
+) -> Iterator[None]:
     """Hold the run lock for an extract date for the duration of the block.
 
     Without `wait`, raise RunAlreadyRunning when another run holds it; with
@@ -160,8 +174,11 @@ def close_abandoned_runs(url: str, run_date: date | None = None) -> list[str]:
                where runs.status = 'running' and (%s::date is null or runs.run_date = %s::date)""",
             (_LOCK_APP_PREFIX, PRESENCE_APP_PREFIX, run_date, run_date),
         )
-        dead = [run_id for run_id, run_host, pid, present in cur.fetchall()
-                if (not _process_alive(pid) if run_host == host and pid else not present)]
+        dead = [
+            run_id
+            for run_id, run_host, pid, present in cur.fetchall()
+            if (not _process_alive(pid) if run_host == host and pid else not present)
+        ]
         if dead:
             cur.execute(
                 """update meta.pipeline_runs
@@ -262,8 +279,9 @@ def _close_plain_run() -> None:
             if status == "running" or (error or "").startswith("abandoned:"):
                 results = [outcome() for outcome in run.outcomes.values()]
                 failed = [why for status, why in results if status != "success"]
-                status, error = ("failed", "\n".join(why or "incomplete" for why in failed)) if failed \
-                    else ("success", None)
+                status, error = (
+                    ("failed", "\n".join(why or "incomplete" for why in failed)) if failed else ("success", None)
+                )
             with db.transaction(url) as conn, conn.cursor() as cur:
                 cur.execute(
                     """update meta.pipeline_runs
@@ -278,8 +296,9 @@ def _close_plain_run() -> None:
                     (run.run_id,),
                 )
     except Exception as exc:  # noqa: BLE001 - at exit: the next command closes the run (abandoned)
-        logging.getLogger("metalayer").warning("run %s not closed: %s: %s", run.run_id, type(exc).__name__,
-                                               str(exc).strip())
+        logging.getLogger("metalayer").warning(
+            "run %s not closed: %s: %s", run.run_id, type(exc).__name__, str(exc).strip()
+        )
     finally:
         if run.presence is not None:
             run.presence.close()

@@ -56,6 +56,15 @@ def luigid_command(*, port: int = 8082, address: str = "0.0.0.0") -> tuple[list[
     url = db.ensure_bootstrapped()
     config_path = luigid_config(home, url)
     luigid = Path(sys.executable).with_name("luigid")
-    command = [str(luigid), "--port", str(port), "--address", address, "--state-path",
-               str(home / "luigi-state.pickle"), "--logdir", str(home / "logs")]
+    command = [
+        str(luigid),
+        "--port",
+        str(port),
+        "--address",
+        address,
+        "--state-path",
+        str(home / "luigi-state.pickle"),
+        "--logdir",
+        str(home / "logs"),
+    ]
     return command, {**os.environ, "LUIGI_CONFIG_PATH": str(config_path)}

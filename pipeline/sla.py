@@ -25,8 +25,12 @@ LAYERS = ("bronze", "silver", "gold", "run")
 
 def thresholds() -> dict[str, float]:
     config = sla_config()
-    return {"bronze": config.bronze_minutes, "silver": config.silver_minutes, "gold": config.gold_minutes,
-            "run": config.run_minutes}
+    return {
+        "bronze": config.bronze_minutes,
+        "silver": config.silver_minutes,
+        "gold": config.gold_minutes,
+        "run": config.run_minutes,
+    }
 
 
 def layer_tasks(layer: str, run_date: date) -> list:
@@ -46,8 +50,15 @@ def layer_module(layer: str) -> str:
 class SlaWatch:
     """Watches one run; `finish()` stops the thread and runs the final check."""
 
-    def __init__(self, url: str, run_id: str, run_date: date, layers: tuple[str, ...],
-                 on_breach: Callable[[dict], None], started_at: datetime | None = None):
+    def __init__(
+        self,
+        url: str,
+        run_id: str,
+        run_date: date,
+        layers: tuple[str, ...],
+        on_breach: Callable[[dict], None],
+        started_at: datetime | None = None,
+    ):
         self.url, self.run_id, self.run_date, self.layers = url, run_id, run_date, layers
         self.on_breach = on_breach
         self.started_at = started_at or datetime.now(UTC)
@@ -88,13 +99,17 @@ class SlaWatch:
                 continue
             done_at = self._done_at(layer)
             if done_at is None:
-                message = (f"{layer} for {self.run_date} not done {self.limits[layer]:g} min after the run started "
-                           f"(deadline {deadline:%Y-%m-%d %H:%M:%S} UTC)")
+                message = (
+                    f"{layer} for {self.run_date} not done {self.limits[layer]:g} min after the run started "
+                    f"(deadline {deadline:%Y-%m-%d %H:%M:%S} UTC)"
+                )
             elif done_at is _NOT_THIS_RUN or done_at <= deadline:
                 continue
             else:
-                message = (f"{layer} for {self.run_date} took {(done_at - self.started_at).total_seconds() / 60:.2f} "
-                           f"min, over its {self.limits[layer]:g} min SLA")
+                message = (
+                    f"{layer} for {self.run_date} took {(done_at - self.started_at).total_seconds() / 60:.2f} "
+                    f"min, over its {self.limits[layer]:g} min SLA"
+                )
             if not final and done_at is not None:
                 continue  # finished late: recorded by the final check, once
             misses.append(self._record(layer, deadline, message))
@@ -105,8 +120,10 @@ class SlaWatch:
         tasks = layer_tasks(layer, self.run_date)
         marker_table = sql.Identifier(*postgres().marker_table.split("."))
         with db.transaction(self.url) as conn, conn.cursor() as cur:
-            cur.execute(sql.SQL("select count(*) from {} where update_id = any(%s)").format(marker_table),
-                        ([task.task_id for task in tasks],))
+            cur.execute(
+                sql.SQL("select count(*) from {} where update_id = any(%s)").format(marker_table),
+                ([task.task_id for task in tasks],),
+            )
             if cur.fetchone()[0] < len(tasks):
                 return None
             cur.execute(
@@ -125,8 +142,7 @@ class SlaWatch:
                    values (%s, %s, %s, %s, %s, %s)""",
                 (self.run_id, self.run_date, layer, self.limits[layer], deadline, message),
             )
-        miss = {"layer": layer, "expected_by": deadline, "message": message,
-                "threshold_minutes": self.limits[layer]}
+        miss = {"layer": layer, "expected_by": deadline, "message": message, "threshold_minutes": self.limits[layer]}
         self.on_breach(miss)
         return miss
 
@@ -140,6 +156,8 @@ def _families(layer: str) -> list[str]:
     from pipeline.base import WarehouseTask
 
     modules = {layer_module(name) for name in (("bronze", "silver", "gold") if layer == "run" else (layer,))}
-    return sorted(family for family, task_class in luigi.task_register.Register._get_reg().items()
-                  if isinstance(task_class, type) and issubclass(task_class, WarehouseTask)
-                  and task_class.__module__ in modules)
+    return sorted(
+        family
+        for family, task_class in luigi.task_register.Register._get_reg().items()
+        if isinstance(task_class, type) and issubclass(task_class, WarehouseTask) and task_class.__module__ in modules
+    )

@@ -91,8 +91,18 @@ REGIONS: tuple[str, ...] = (
 
 EXTRA_POLICIES = ("keep", "ignore", "fail")
 TIMESTAMP_COLUMNS = {"updated_at"}
-_SOURCE_KEYS = {"rename", "required", "extra_columns", "time_zone", "day_first", "decimal_comma", "epoch_columns",
-                "vocabularies", "kind", "extract"}
+_SOURCE_KEYS = {
+    "rename",
+    "required",
+    "extra_columns",
+    "time_zone",
+    "day_first",
+    "decimal_comma",
+    "epoch_columns",
+    "vocabularies",
+    "kind",
+    "extract",
+}
 _DEFAULT_KEYS = _SOURCE_KEYS - {"rename", "required", "vocabularies", "epoch_columns", "kind", "extract"}
 # Where a source's extract comes from: landing files (the default), a PostgreSQL table
 # or query, or an HTTP JSON API. `extract` holds the kind's own settings, checked by
@@ -155,8 +165,12 @@ class SourceSettings:
 
     def model_params(self) -> dict:
         """The parsing settings every silver model of this source receives."""
-        return {"time_zone": self.time_zone, "day_first": self.day_first, "decimal_comma": self.decimal_comma,
-                "epoch": "updated_at" in self.epoch_columns}
+        return {
+            "time_zone": self.time_zone,
+            "day_first": self.day_first,
+            "decimal_comma": self.decimal_comma,
+            "epoch": "updated_at" in self.epoch_columns,
+        }
 
 
 def sources_file() -> Path | None:
@@ -176,20 +190,25 @@ def parse_source_settings(text: str, path: Path | str = "sources.toml") -> dict[
         raise SourceConfigError(f"{path}: {exc}") from exc
     unknown = sorted(set(doc) - {"defaults", "sources"})
     if unknown:
-        raise SourceConfigError(f"{path}: unknown section(s) {', '.join(unknown)}; expected [defaults] and "
-                                "[sources.<name>]")
+        raise SourceConfigError(
+            f"{path}: unknown section(s) {', '.join(unknown)}; expected [defaults] and [sources.<name>]"
+        )
     defaults = doc.get("defaults", {})
     bad = sorted(set(defaults) - _DEFAULT_KEYS)
     if bad:
-        raise SourceConfigError(f"{path}: [defaults]: unknown key(s) {', '.join(bad)}; allowed: "
-                                f"{', '.join(sorted(_DEFAULT_KEYS))}")
+        raise SourceConfigError(
+            f"{path}: [defaults]: unknown key(s) {', '.join(bad)}; allowed: {', '.join(sorted(_DEFAULT_KEYS))}"
+        )
     sections = doc.get("sources", {})
     strangers = sorted(set(sections) - set(SOURCES))
     if strangers:
-        raise SourceConfigError(f"{path}: unknown source(s) {', '.join(strangers)}; the sources are "
-                                f"{', '.join(SOURCES)}")
-    return {name: _settings(source, {**defaults, **sections.get(name, {})}, f"{path}: [sources.{name}]")
-            for name, source in SOURCES.items()}
+        raise SourceConfigError(
+            f"{path}: unknown source(s) {', '.join(strangers)}; the sources are {', '.join(SOURCES)}"
+        )
+    return {
+        name: _settings(source, {**defaults, **sections.get(name, {})}, f"{path}: [sources.{name}]")
+        for name, source in SOURCES.items()
+    }
 
 
 def _settings(source: Source, raw: dict, where: str) -> SourceSettings:
@@ -200,8 +219,10 @@ def _settings(source: Source, raw: dict, where: str) -> SourceSettings:
     rename = {str(k).strip().lower(): str(v).strip().lower() for k, v in raw.get("rename", {}).items()}
     for file_column, contract_column in rename.items():
         if contract_column not in columns:
-            raise SourceConfigError(f"{where}: rename {file_column!r} -> {contract_column!r}: {contract_column!r} is "
-                                    f"not a column of the contract ({', '.join(source.columns)})")
+            raise SourceConfigError(
+                f"{where}: rename {file_column!r} -> {contract_column!r}: {contract_column!r} is "
+                f"not a column of the contract ({', '.join(source.columns)})"
+            )
     targets = list(rename.values())
     twice = sorted({c for c in targets if targets.count(c) > 1})
     if twice:
@@ -219,8 +240,10 @@ def _settings(source: Source, raw: dict, where: str) -> SourceSettings:
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise SourceConfigError(f"{where}: time_zone {zone!r} is not an IANA time zone name (e.g. 'UTC', "
-                                "'Europe/Berlin', 'America/New_York')") from exc
+        raise SourceConfigError(
+            f"{where}: time_zone {zone!r} is not an IANA time zone name (e.g. 'UTC', "
+            "'Europe/Berlin', 'America/New_York')"
+        ) from exc
     for flag in ("day_first", "decimal_comma"):
         if not isinstance(raw.get(flag, False), bool):
             raise SourceConfigError(f"{where}: {flag} must be true or false")
@@ -228,18 +251,23 @@ def _settings(source: Source, raw: dict, where: str) -> SourceSettings:
     strange = [c for c in epoch if c not in columns or c not in TIMESTAMP_COLUMNS]
     if strange:
         allowed = ", ".join(sorted(TIMESTAMP_COLUMNS & columns)) or "none in this source"
-        raise SourceConfigError(f"{where}: epoch_columns {', '.join(strange)}: only timestamp columns "
-                                f"({allowed}) can hold epoch seconds")
+        raise SourceConfigError(
+            f"{where}: epoch_columns {', '.join(strange)}: only timestamp columns ({allowed}) can hold epoch seconds"
+        )
     vocabularies = {k: dict(v) for k, v in DEFAULT_VOCABULARIES.get(source.name, {}).items()}
     for name, values in raw.get("vocabularies", {}).items():
         if name not in columns:
             raise SourceConfigError(f"{where}: vocabularies.{name}: {name!r} is not a column of the contract")
         if name not in vocabularies:
-            raise SourceConfigError(f"{where}: vocabularies.{name}: only {', '.join(vocabularies) or 'no'} "
-                                    "column(s) of this source are mapped onto a vocabulary")
+            raise SourceConfigError(
+                f"{where}: vocabularies.{name}: only {', '.join(vocabularies) or 'no'} "
+                "column(s) of this source are mapped onto a vocabulary"
+            )
         if not isinstance(values, dict) or not values:
-            raise SourceConfigError(f"{where}: vocabularies.{name} must map each canonical value to a list of "
-                                    "synonyms, e.g. West = [\"W\", \"Western\"]")
+            raise SourceConfigError(
+                f"{where}: vocabularies.{name} must map each canonical value to a list of "
+                'synonyms, e.g. West = ["W", "Western"]'
+            )
         vocabularies[name] = {str(value): tuple(str(s) for s in synonyms) for value, synonyms in values.items()}
         owner: dict[str, str] = {}
         for value, synonyms in vocabularies[name].items():
@@ -248,21 +276,33 @@ def _settings(source: Source, raw: dict, where: str) -> SourceSettings:
                 if not key:
                     raise SourceConfigError(f"{where}: vocabularies.{name}: {spelling!r} has no letters or digits")
                 if owner.setdefault(key, value) != value:
-                    raise SourceConfigError(f"{where}: vocabularies.{name}: {spelling!r} would mean both "
-                                            f"{owner[key]!r} and {value!r} (spellings are compared ignoring case, "
-                                            "spaces and punctuation)")
+                    raise SourceConfigError(
+                        f"{where}: vocabularies.{name}: {spelling!r} would mean both "
+                        f"{owner[key]!r} and {value!r} (spellings are compared ignoring case, "
+                        "spaces and punctuation)"
+                    )
     kind = raw.get("kind", "file")
     if kind not in SOURCE_KINDS:
         raise SourceConfigError(f"{where}: kind must be one of {', '.join(SOURCE_KINDS)}, not {kind!r}")
     extract = raw.get("extract", {})
     if not isinstance(extract, dict) or (kind == "file" and extract):
-        raise SourceConfigError(f"{where}: extract must be a table of the {kind} extractor's settings"
-                                + (" (a file source has none)" if kind == "file" else ""))
-    return SourceSettings(source=source, kind=kind, extract=extract, rename=rename, required=required,
-                          extra_columns=extra, time_zone=zone,
-                          day_first=bool(raw.get("day_first", False)),
-                          decimal_comma=bool(raw.get("decimal_comma", False)), epoch_columns=epoch,
-                          vocabularies=vocabularies)
+        raise SourceConfigError(
+            f"{where}: extract must be a table of the {kind} extractor's settings"
+            + (" (a file source has none)" if kind == "file" else "")
+        )
+    return SourceSettings(
+        source=source,
+        kind=kind,
+        extract=extract,
+        rename=rename,
+        required=required,
+        extra_columns=extra,
+        time_zone=zone,
+        day_first=bool(raw.get("day_first", False)),
+        decimal_comma=bool(raw.get("decimal_comma", False)),
+        epoch_columns=epoch,
+        vocabularies=vocabularies,
+    )
 
 
 @cache
@@ -276,6 +316,8 @@ def source_settings(name: str) -> SourceSettings:
     """The settings of one source, from the configured sources.toml (re-read when it changes)."""
     path = sources_file()
     if path is not None and not path.is_file():
-        raise SourceConfigError(f"{path}: the sources file named by METALAYER_SOURCES_FILE or luigi.cfg "
-                                "[metalayer] sources_file does not exist")
+        raise SourceConfigError(
+            f"{path}: the sources file named by METALAYER_SOURCES_FILE or luigi.cfg "
+            "[metalayer] sources_file does not exist"
+        )
     return _load_settings(path, path.stat().st_mtime if path else 0.0)[name]

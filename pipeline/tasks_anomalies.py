@@ -30,8 +30,13 @@ class Anomalies(WarehouseTask):
 
     def sql_params(self) -> dict:
         config = anomalies_config()
-        return {**super().sql_params(), "history_days": config.history_days, "min_history": config.min_history,
-                "threshold": config.threshold, "min_relative_scale": config.min_relative_scale}
+        return {
+            **super().sql_params(),
+            "history_days": config.history_days,
+            "min_history": config.min_history,
+            "threshold": config.threshold,
+            "min_relative_scale": config.min_relative_scale,
+        }
 
     def execute(self, conn) -> TaskStats:
         with conn.cursor() as cur:
@@ -39,6 +44,9 @@ class Anomalies(WarehouseTask):
             scored = max(cur.rowcount, 0)
             cur.execute(sql_path("anomalies/flagged.sql").read_text(), self.sql_params())
             flagged = [row[0] for row in cur.fetchall()]
-        message = (f"{len(flagged)} anomalies: " + ", ".join(flagged[:5]) + (", ..." if len(flagged) > 5 else "")
-                   if flagged else "no anomalies")
+        message = (
+            f"{len(flagged)} anomalies: " + ", ".join(flagged[:5]) + (", ..." if len(flagged) > 5 else "")
+            if flagged
+            else "no anomalies"
+        )
         return TaskStats(rows_in=scored, rows_out=scored, message=f"{scored} metrics scored; {message}")

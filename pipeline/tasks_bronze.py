@@ -84,8 +84,12 @@ def check_landing_file(path: Path, source: Source) -> None:
         raise ingest.LandingFileError(path, None, "is not a regular file (a directory?); expected the extract")
     others = [p.name for p in (path.parent / name for name in source.file_names()) if p != path and p.exists()]
     if others:
-        raise ingest.LandingFileError(path, None, f"{', '.join(others)} is also present for this date; deliver "
-                                      f"{source.name} in one format only, nothing of either is loaded")
+        raise ingest.LandingFileError(
+            path,
+            None,
+            f"{', '.join(others)} is also present for this date; deliver "
+            f"{source.name} in one format only, nothing of either is loaded",
+        )
 
 
 class BronzeTask(WarehouseTask):
@@ -125,8 +129,9 @@ class BronzeTask(WarehouseTask):
         clock.lap("sha256")
         with conn.cursor() as cur:
             # Two runs loading the same file serialize here; the second finds it ingested.
-            cur.execute("select pg_advisory_xact_lock(hashtext(%s))",
-                        (f"bronze:{self.source.name}:{sha256}:{self.date}",))
+            cur.execute(
+                "select pg_advisory_xact_lock(hashtext(%s))", (f"bronze:{self.source.name}:{sha256}:{self.date}",)
+            )
             cur.execute(
                 """select load_id, extract_date, source_file from meta.ingested_files
                    where source_name = %s and file_sha256 = %s and extract_date = %s""",
@@ -134,9 +139,13 @@ class BronzeTask(WarehouseTask):
             )
             previous = cur.fetchone()
             if previous:
-                return TaskStats(status="skipped", message=(
-                    f"{path} has the same sha256 as load {previous[0]} ({previous[2]}, extract date "
-                    f"{previous[1]}); not loaded again"))
+                return TaskStats(
+                    status="skipped",
+                    message=(
+                        f"{path} has the same sha256 as load {previous[0]} ({previous[2]}, extract date "
+                        f"{previous[1]}); not loaded again"
+                    ),
+                )
             cur.execute(
                 """insert into meta.ingested_files (run_id, source_name, extract_date, source_file, file_sha256,
                                                     file_bytes)
@@ -146,8 +155,12 @@ class BronzeTask(WarehouseTask):
             load_id = cur.fetchone()[0]
             config = bronze()
             context = ingest.LoadContext(
-                settings=source_settings(self.source.name), path=path, extract_date=self.date,
-                run_id=self.effective_run_id, load_id=load_id, max_record_lines=config.max_record_lines,
+                settings=source_settings(self.source.name),
+                path=path,
+                extract_date=self.date,
+                run_id=self.effective_run_id,
+                load_id=load_id,
+                max_record_lines=config.max_record_lines,
                 buffer_bytes=config.copy_buffer_bytes,
             )
             try:
@@ -156,8 +169,7 @@ class BronzeTask(WarehouseTask):
                 # The file is refused and this transaction rolls back; the drift that refused it is kept.
                 if getattr(exc, "drift", None):
                     with db.transaction() as outside, outside.cursor() as outside_cur:
-                        record_drift(outside_cur, self.effective_run_id, self.source.name, self.date, path,
-                                     exc.drift)
+                        record_drift(outside_cur, self.effective_run_id, self.source.name, self.date, path, exc.drift)
                 raise
             stats = loaded.stats
             record_drift(cur, self.effective_run_id, self.source.name, self.date, path, loaded.drift)
@@ -177,10 +189,13 @@ class BronzeTask(WarehouseTask):
                 profile_load(cur, self.source, load_id, stats.rows_loaded, config.profile_sample_rows)
                 clock.lap("profile")
         rejected = ", ".join(f"{rule}={n}" for rule, n in sorted(stats.rejects_by_rule.items()))
-        return TaskStats(rows_in=stats.records, rows_out=stats.rows_loaded, rows_rejected=stats.rows_rejected,
-                         phase_seconds=clock.laps,
-                         message=f"{path}: {stats.rows_loaded} rows loaded" + (f"; rejected {rejected}" if rejected
-                                                                                  else ""))
+        return TaskStats(
+            rows_in=stats.records,
+            rows_out=stats.rows_loaded,
+            rows_rejected=stats.rows_rejected,
+            phase_seconds=clock.laps,
+            message=f"{path}: {stats.rows_loaded} rows loaded" + (f"; rejected {rejected}" if rejected else ""),
+        )
 
     def _progress(self, done_bytes: int, total_bytes: int) -> None:
         if total_bytes:
@@ -189,17 +204,20 @@ class BronzeTask(WarehouseTask):
             self.set_status_message(f"COPY {self.source.name}: {done_bytes / 1e6:.1f} of {total_bytes / 1e6:.1f} MB")
 
 
-def record_drift(cur, run_id: str, source_name: str, extract_date: date, path: Path,
-                 drift: list[ingest.Drift]) -> None:
+def record_drift(cur, run_id: str, source_name: str, extract_date: date, path: Path, drift: list[ingest.Drift]) -> None:
     """meta.schema_drift: one row per column in which the file differs from its contract."""
     # A reprocessed date replaces what its earlier load of the same file recorded.
-    cur.execute("delete from meta.schema_drift where source_name = %s and extract_date = %s and source_file = %s",
-                (source_name, extract_date, str(path)))
+    cur.execute(
+        "delete from meta.schema_drift where source_name = %s and extract_date = %s and source_file = %s",
+        (source_name, extract_date, str(path)),
+    )
     if drift:
-        execute_values(cur, """insert into meta.schema_drift (run_id, source_name, extract_date, source_file,
+        execute_values(
+            cur,
+            """insert into meta.schema_drift (run_id, source_name, extract_date, source_file,
                                                               column_name, change, action, detail) values %s""",
-                       [(run_id, source_name, extract_date, str(path), d.column, d.change, d.action, d.detail)
-                        for d in drift])
+            [(run_id, source_name, extract_date, str(path), d.column, d.change, d.action, d.detail) for d in drift],
+        )
 
 
 def profile_load(cur, source: Source, load_id: int, rows: int, sample_rows: int) -> None:
@@ -212,27 +230,44 @@ def profile_load(cur, source: Source, load_id: int, rows: int, sample_rows: int)
     """
     rows_table = sql.Identifier("bronze", f"{source.bronze_table}_rows")
     step = max(1, rows // sample_rows) if rows > 2 * sample_rows else 1
-    cur.execute(sql.SQL("create temp table profile_sample on commit drop as select {} from {} "
-                        "where _load_id = %s and _line_number %% %s = 0").format(
-        sql.SQL(", ").join(sql.Identifier(c) for c in source.columns), rows_table), (load_id, step))
+    cur.execute(
+        sql.SQL(
+            "create temp table profile_sample on commit drop as select {} from {} "
+            "where _load_id = %s and _line_number %% %s = 0"
+        ).format(sql.SQL(", ").join(sql.Identifier(c) for c in source.columns), rows_table),
+        (load_id, step),
+    )
     null_counts = sql.SQL(", ").join(
-        sql.SQL("count(*) filter (where {} is null)").format(sql.Identifier(c)) for c in source.columns)
+        sql.SQL("count(*) filter (where {} is null)").format(sql.Identifier(c)) for c in source.columns
+    )
     cur.execute(sql.SQL("select {} from {} where _load_id = %s").format(null_counts, rows_table), (load_id,))
     nulls = cur.fetchone()
     values = []
     for ordinal, column in enumerate(source.columns):
-        cur.execute(sql.SQL(
-            "select count(*), count(*) filter (where seen = 1), coalesce(sum(seen), 0) "
-            "from (select count(*) as seen from profile_sample where {col} is not null group by {col}) as per_value"
-        ).format(col=sql.Identifier(column)))
+        cur.execute(
+            sql.SQL(
+                "select count(*), count(*) filter (where seen = 1), coalesce(sum(seen), 0) "
+                "from (select count(*) as seen from profile_sample where {col} is not null group by {col}) as per_value"
+            ).format(col=sql.Identifier(column))
+        )
         distinct, singletons, sampled = cur.fetchone()
         non_null = rows - nulls[ordinal]
         if step > 1 and sampled:
             # Duj1: n*d / (n - f1 + f1*n/N)
             estimate = sampled * distinct / (sampled - singletons + singletons * sampled / non_null)
             distinct = min(non_null, round(estimate))
-        values.append((load_id, column, ordinal + 1, rows, nulls[ordinal], (nulls[ordinal] / rows) if rows else 0,
-                       distinct, step > 1))
+        values.append(
+            (
+                load_id,
+                column,
+                ordinal + 1,
+                rows,
+                nulls[ordinal],
+                (nulls[ordinal] / rows) if rows else 0,
+                distinct,
+                step > 1,
+            )
+        )
     cur.execute("drop table profile_sample")
     execute_values(
         cur,

@@ -106,25 +106,40 @@ class FactSales(GoldTask):
                 counts = run_script(cur, gold_step("fact_sales_first_load", model=fact_model()), params)
                 inserted = next(n for first, n in counts if first.startswith("insert into gold.fact_sales ("))
                 clock.lap("load")
-                return TaskStats(rows_in=inserted, rows_out=inserted, phase_seconds=clock.laps,
-                                 message=f"first load: {inserted} fact rows")
+                return TaskStats(
+                    rows_in=inserted,
+                    rows_out=inserted,
+                    phase_seconds=clock.laps,
+                    message=f"first load: {inserted} fact rows",
+                )
             cur.execute(gold_step("fact_sales_changes", model=fact_model()), params)
-            cur.execute("select count(*) filter (where had_before), count(*) filter (where not had_before) "
-                        "from changed_facts")
+            cur.execute(
+                "select count(*) filter (where had_before), count(*) filter (where not had_before) from changed_facts"
+            )
             updated, inserted = cur.fetchone()
             clock.lap("compare")
             if updated + inserted:
-                cur.execute("insert into gold.fact_sales_batches (changed_lines, delta_lines, is_full) "
-                            "values (%s, 0, false) returning batch_id", (updated + inserted,))
+                cur.execute(
+                    "insert into gold.fact_sales_batches (changed_lines, delta_lines, is_full) "
+                    "values (%s, 0, false) returning batch_id",
+                    (updated + inserted,),
+                )
                 run_script(cur, gold_step("fact_sales_merge"), {"batch_id": cur.fetchone()[0]})
                 clock.lap("merge")
-        return TaskStats(rows_in=updated + inserted, rows_out=updated + inserted, phase_seconds=clock.laps,
-                         message=f"{inserted} new fact rows, {updated} changed")
+        return TaskStats(
+            rows_in=updated + inserted,
+            rows_out=updated + inserted,
+            phase_seconds=clock.laps,
+            message=f"{inserted} new fact rows, {updated} changed",
+        )
 
     def requires(self):
         common = {"run_id": self.run_id, "landing_dir": self.landing_dir}
-        required = [DimDate(date=self.date, **common), DimProduct(date=self.date, **common),
-                    DimCustomer(date=self.date, **common)]
+        required = [
+            DimDate(date=self.date, **common),
+            DimProduct(date=self.date, **common),
+            DimCustomer(date=self.date, **common),
+        ]
         previous = previous_extract_date(self.landing_dir, self.date)
         if previous is not None:
             required.append(FactSales(date=previous, **common))
@@ -168,18 +183,24 @@ def catch_up_with_fact(cur, consumer: str, *, full: bool = False) -> FactCatchUp
     # One catch-up per table at a time; then no fact writer may be in flight (see FactSales).
     cur.execute(sql.SQL("lock table {} in exclusive mode").format(table))
     cur.execute("lock table gold.fact_sales in share mode")
-    cur.execute("""select (select batch_id from gold.fact_sales_watermarks where consumer = %s),
+    cur.execute(
+        """select (select batch_id from gold.fact_sales_watermarks where consumer = %s),
                           (select max(batch_id) from gold.fact_sales_batches),
-                          (select max(batch_id) from gold.fact_sales_batches where is_full)""", (consumer,))
+                          (select max(batch_id) from gold.fact_sales_batches where is_full)""",
+        (consumer,),
+    )
     watermark, latest, full_batch = cur.fetchone()
     latest = latest if latest is not None else (watermark or 0)
     if not (full or watermark is None or (full_batch is not None and full_batch > watermark)):
         if latest <= watermark:
             return FactCatchUp(consumer, "none", watermark)
-        cur.execute("""select count(*), coalesce(sum(delta_lines), 0),
+        cur.execute(
+            """select count(*), coalesce(sum(delta_lines), 0),
                               (select greatest(reltuples, 0)::bigint from pg_class
                                where oid = 'gold.fact_sales'::regclass)
-                       from gold.fact_sales_batches where batch_id > %s and batch_id <= %s""", (watermark, latest))
+                       from gold.fact_sales_batches where batch_id > %s and batch_id <= %s""",
+            (watermark, latest),
+        )
         batches, delta_lines, fact_lines = cur.fetchone()
         # Past the size of the fact, one pass over all of it is cheaper than the batches.
         if delta_lines <= max(100_000, fact_lines):
@@ -194,16 +215,19 @@ def catch_up_with_fact(cur, consumer: str, *, full: bool = False) -> FactCatchUp
 def finish_catch_up(cur, catch_up: FactCatchUp) -> None:
     if catch_up.mode != "none":
         cur.execute("drop view fact_lines")
-    cur.execute("""insert into gold.fact_sales_watermarks (consumer, batch_id) values (%s, %s)
+    cur.execute(
+        """insert into gold.fact_sales_watermarks (consumer, batch_id) values (%s, %s)
                    on conflict (consumer) do update set batch_id = excluded.batch_id""",
-                (catch_up.consumer, catch_up.latest))
+        (catch_up.consumer, catch_up.latest),
+    )
 
 
 class IncrementalAggregate(FactAggregate):
     """A table kept from the fact incrementally; its SQL applies F(new_facts) - F(old_facts)."""
 
-    full_refresh = luigi.BoolParameter(default=False, significant=False,
-                                       description="recompute from the whole fact instead of catching up")
+    full_refresh = luigi.BoolParameter(
+        default=False, significant=False, description="recompute from the whole fact instead of catching up"
+    )
 
     def execute(self, conn) -> TaskStats:
         clock = PhaseClock()
@@ -220,8 +244,9 @@ class IncrementalAggregate(FactAggregate):
                 rows_out = cur.fetchone()[0]
                 clock.lap("apply")
             finish_catch_up(cur, catch_up)
-        return TaskStats(rows_in=catch_up.lines, rows_out=rows_out, message=catch_up.describe(),
-                         phase_seconds=clock.laps)
+        return TaskStats(
+            rows_in=catch_up.lines, rows_out=rows_out, message=catch_up.describe(), phase_seconds=clock.laps
+        )
 
 
 PURCHASE_SUMMARY = "gold.customer_purchase_summary"
@@ -275,18 +300,24 @@ class CustomerClv(FactAggregate):
         clock = PhaseClock()
         with conn.cursor() as cur:
             # Room for the two temp tables (a row per customer each); set before the first temp table.
-            cur.execute("select set_config('work_mem', %s, true), set_config('temp_buffers', '256MB', true)",
-                        (GOLD_WORK_MEM,))  # set local
+            cur.execute(
+                "select set_config('work_mem', %s, true), set_config('temp_buffers', '256MB', true)", (GOLD_WORK_MEM,)
+            )  # set local
             from_summary = purchase_summary_covers(cur, self.date)
             rfm = sql.SQL(sql_path("gold/customer_rfm.sql").read_text().strip().rstrip(";"))
-            cur.execute(sql.SQL("create temp table clv_input on commit drop as "
-                                "select row_number() over (order by customer_id) as ordinal, * from ({}) as rfm")
-                        .format(rfm), {**self.sql_params(), "from_summary": from_summary})
+            cur.execute(
+                sql.SQL(
+                    "create temp table clv_input on commit drop as "
+                    "select row_number() over (order by customer_id) as ordinal, * from ({}) as rfm"
+                ).format(rfm),
+                {**self.sql_params(), "from_summary": from_summary},
+            )
             clock.lap("summary")
             # Numbers travel as binary float8 both ways (no text per value); numeric -> float8 is
             # correctly rounded in PostgreSQL, as float() of a Decimal is in Python.
-            summary = copy_out_float8(cur, sql.SQL("select frequency, recency_days, t_days, monetary_value "
-                                                   "from clv_input order by ordinal"))
+            summary = copy_out_float8(
+                cur, sql.SQL("select frequency, recency_days, t_days, monetary_value from clv_input order by ordinal")
+            )
             clock.lap("read")
             x = summary["frequency"]
             t_x = summary["recency_days"] / unit_days
@@ -312,25 +343,42 @@ class CustomerClv(FactAggregate):
                 "expected_avg_spend": clv.expected_average_spend(gg, x, m),
                 "predicted_clv": clv.predicted_clv(bg, gg, x, t_x, t, m, periods, rate, time_unit=period),
             }
-            cur.execute("create temp table clv_predictions (ordinal float8 primary key, recency float8, t float8, "
-                        "expected_purchases float8, p_alive float8, expected_avg_spend float8, predicted_clv float8) "
-                        "on commit drop")
+            cur.execute(
+                "create temp table clv_predictions (ordinal float8 primary key, recency float8, t float8, "
+                "expected_purchases float8, p_alive float8, expected_avg_spend float8, predicted_clv float8) "
+                "on commit drop"
+            )
             copy_in_float8(cur, "clv_predictions", predictions)
             cur.execute(sql_path("gold/customer_clv.sql").read_text(), self.sql_params())
             cur.execute("delete from gold.clv_model where as_of_date = %s", (self.date,))
             for name, fit in (("bg_nbd", bg), ("gamma_gamma", gg)):
                 params = json.dumps(fit.params.as_dict()) if fit.params is not None else None
-                cur.execute("""insert into gold.clv_model (model, time_unit, params, log_likelihood, n_customers,
+                cur.execute(
+                    """insert into gold.clv_model (model, time_unit, params, log_likelihood, n_customers,
                                                            penalizer, penalizer_reason, message, as_of_date)
                                values (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                            (name, config.time_unit, params, fit.log_likelihood if fit.params else None,
-                             int(fit.n_customers), fit.penalizer, fit.penalizer_reason, fit.message, self.date))
+                    (
+                        name,
+                        config.time_unit,
+                        params,
+                        fit.log_likelihood if fit.params else None,
+                        int(fit.n_customers),
+                        fit.penalizer,
+                        fit.penalizer_reason,
+                        fit.message,
+                        self.date,
+                    ),
+                )
             clock.lap("write")
         warnings = [fit.message for fit in (bg, gg) if fit.params is None]
         if warnings:
             logger.warning("CLV for %s: no predictions: %s", self.date, "; ".join(warnings))
-        return TaskStats(rows_in=len(x), rows_out=len(x), phase_seconds=clock.laps,
-                         message="; ".join([*(f"WARNING: {w}" for w in warnings), clv_penalty_summary(bg, gg)]))
+        return TaskStats(
+            rows_in=len(x),
+            rows_out=len(x),
+            phase_seconds=clock.laps,
+            message="; ".join([*(f"WARNING: {w}" for w in warnings), clv_penalty_summary(bg, gg)]),
+        )
 
 
 def clv_penalty_summary(bg: clv.FitResult, gg: clv.FitResult) -> str:
@@ -360,15 +408,17 @@ def copy_out_float8(cur, query: sql.Composable) -> dict[str, np.ndarray]:
     columns = [column.name for column in cur.description]
     buffer = io.BytesIO()
     casts = sql.SQL(", ").join(sql.SQL("{}::float8").format(sql.Identifier(c)) for c in columns)
-    cur.copy_expert(sql.SQL("copy (select {} from ({}) as q) to stdout with (format binary)").format(
-        casts, query).as_string(cur), buffer)
+    cur.copy_expert(
+        sql.SQL("copy (select {} from ({}) as q) to stdout with (format binary)").format(casts, query).as_string(cur),
+        buffer,
+    )
     data = buffer.getvalue()
     start = len(PGCOPY_HEADER) + int.from_bytes(data[15:19], "big")  # header extension length
     row = _float8_tuple(columns)
-    rows = np.frombuffer(data, dtype=row, count=(len(data) - start - len(PGCOPY_TRAILER)) // row.itemsize,
-                         offset=start)
-    if len(rows) and not ((rows["count"] == len(columns)).all()
-                          and all((rows[f"{c}_length"] == 8).all() for c in columns)):
+    rows = np.frombuffer(data, dtype=row, count=(len(data) - start - len(PGCOPY_TRAILER)) // row.itemsize, offset=start)
+    if len(rows) and not (
+        (rows["count"] == len(columns)).all() and all((rows[f"{c}_length"] == 8).all() for c in columns)
+    ):
         raise ValueError(f"unexpected binary COPY layout (a null?) in: {query.as_string(cur)}")
     return {name: rows[name].astype(float) for name in columns}
 
@@ -382,8 +432,12 @@ def copy_in_float8(cur, table: str, arrays: dict[str, np.ndarray]) -> None:
         rows[f"{name}_length"] = 8
         rows[name] = arrays[name]
     stream = io.BytesIO(PGCOPY_HEADER + rows.tobytes() + PGCOPY_TRAILER)
-    cur.copy_expert(sql.SQL("copy {} ({}) from stdin with (format binary)").format(
-        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(n) for n in names)).as_string(cur), stream)
+    cur.copy_expert(
+        sql.SQL("copy {} ({}) from stdin with (format binary)")
+        .format(sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(n) for n in names))
+        .as_string(cur),
+        stream,
+    )
 
 
 class BusinessKpis(GoldTask):
@@ -396,10 +450,12 @@ class BusinessKpis(GoldTask):
     def execute(self, conn) -> TaskStats:
         with conn.cursor() as cur:
             from_summary = purchase_summary_covers(cur, self.date)
-            cur.execute(sql_path("gold/business_kpis.sql").read_text(),
-                        {**self.sql_params(), "from_summary": from_summary})
-            return TaskStats(rows_out=max(cur.rowcount, 0),
-                             message="from the purchase summary" if from_summary else "from the fact")
+            cur.execute(
+                sql_path("gold/business_kpis.sql").read_text(), {**self.sql_params(), "from_summary": from_summary}
+            )
+            return TaskStats(
+                rows_out=max(cur.rowcount, 0), message="from the purchase summary" if from_summary else "from the fact"
+            )
 
 
 class CohortRetention(IncrementalAggregate):
@@ -407,6 +463,16 @@ class CohortRetention(IncrementalAggregate):
     sql_files = ("gold/cohort_retention.sql",)
 
 
-GOLD_TASKS: tuple[type[GoldTask], ...] = (DimDate, DimProduct, DimCustomer, FactSales, AggDailySales,
-                                          AggMonthlySales, CustomerAnalytics, ProductAnalytics, CohortRetention,
-                                          CustomerClv, BusinessKpis)
+GOLD_TASKS: tuple[type[GoldTask], ...] = (
+    DimDate,
+    DimProduct,
+    DimCustomer,
+    FactSales,
+    AggDailySales,
+    AggMonthlySales,
+    CustomerAnalytics,
+    ProductAnalytics,
+    CohortRetention,
+    CustomerClv,
+    BusinessKpis,
+)

@@ -31,16 +31,20 @@ class ConservationError(RuntimeError):
     """Some input line ended in no place, or in two."""
 
     retryable = False
-    hint = ("a bug, not bad data: keep the extract, the run's log and the task's error, and report them; "
-            "the date's silver is unchanged")
+    hint = (
+        "a bug, not bad data: keep the extract, the run's log and the task's error, and report them; "
+        "the date's silver is unchanged"
+    )
 
 
 class QualityRuleFailed(RuntimeError):
     """A rule of severity `fail` found failing rows; nothing of the task is committed."""
 
     retryable = False
-    hint = ("the rule and how many rows broke it are in meta.quality_results (console: Data quality); correct "
-            "the extract and run the date again, or change the rule's severity in the rules file")
+    hint = (
+        "the rule and how many rows broke it are in meta.quality_results (console: Data quality); correct "
+        "the extract and run the date again, or change the rule's severity in the rules file"
+    )
 
 
 @dataclass(frozen=True)
@@ -60,20 +64,46 @@ class SilverSpec:
 
 
 CUSTOMERS = SilverSpec(
-    name="customers", source=CRM_CUSTOMERS, key="customer_id",
-    columns=("customer_id", "first_name", "last_name", "email", "phone", "phone_raw", "address", "city", "state",
-             "region", "is_phone_valid", "signup_date", "updated_at"),
-    version=("updated_at", "_extract_date", "_load_id", "_line_number"), first_seen=True, keeps_history=True,
-    tracks_deletes=True)
+    name="customers",
+    source=CRM_CUSTOMERS,
+    key="customer_id",
+    columns=(
+        "customer_id",
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "phone_raw",
+        "address",
+        "city",
+        "state",
+        "region",
+        "is_phone_valid",
+        "signup_date",
+        "updated_at",
+    ),
+    version=("updated_at", "_extract_date", "_load_id", "_line_number"),
+    first_seen=True,
+    keeps_history=True,
+    tracks_deletes=True,
+)
 PRODUCTS = SilverSpec(
-    name="products", source=ERP_PRODUCTS, key="product_id",
+    name="products",
+    source=ERP_PRODUCTS,
+    key="product_id",
     columns=("product_id", "product_name", "category", "unit_cost", "list_price", "updated_at"),
-    version=("updated_at", "_extract_date", "_load_id", "_line_number"), first_seen=True, tracks_deletes=True)
+    version=("updated_at", "_extract_date", "_load_id", "_line_number"),
+    first_seen=True,
+    tracks_deletes=True,
+)
 SALES = SilverSpec(
-    name="sales", source=ERP_SALES, key="order_id",
-    columns=("order_id", "customer_id", "product_id", "order_size", "quantity", "unit_price", "amount",
-             "order_date"),
-    version=("_extract_date", "_load_id", "_line_number"), first_seen=False)
+    name="sales",
+    source=ERP_SALES,
+    key="order_id",
+    columns=("order_id", "customer_id", "product_id", "order_size", "quantity", "unit_price", "amount", "order_date"),
+    version=("_extract_date", "_load_id", "_line_number"),
+    first_seen=False,
+)
 
 LINEAGE = ("_extract_date", "_load_id", "_line_number")
 
@@ -108,8 +138,12 @@ def lines_ctes(spec: SilverSpec) -> sql.Composed:
     cleaned key, exact copies last) and source_line. Only the few lines whose key
     repeats are sorted to find them.
     """
-    return step("lines", raw=sql.Identifier("bronze", f"{spec.source.bronze_table}_rows"),
-                key=sql.Identifier(spec.key), raw_columns=_ids(spec.source.columns))
+    return step(
+        "lines",
+        raw=sql.Identifier("bronze", f"{spec.source.bronze_table}_rows"),
+        key=sql.Identifier(spec.key),
+        raw_columns=_ids(spec.source.columns),
+    )
 
 
 class SilverTask(WarehouseTask):
@@ -132,15 +166,21 @@ class SilverTask(WarehouseTask):
         rules = load_rules().rules(spec.name)
         row_rules = [r for r in rules if r.is_row_level]
         with conn.cursor() as cur:
-            cur.execute("select coalesce(array_agg(load_id order by load_id), '{}') from meta.ingested_files "
-                        "where source_name = %s and extract_date = %s", (spec.source.name, self.date))
+            cur.execute(
+                "select coalesce(array_agg(load_id order by load_id), '{}') from meta.ingested_files "
+                "where source_name = %s and extract_date = %s",
+                (spec.source.name, self.date),
+            )
             loads = cur.fetchone()[0]
             params["loads"] = loads
             # Reprocessing a date replaces what its earlier processing recorded.
-            cur.execute("delete from silver.quarantine where stage = 'silver' and source_table = %s "
-                        "and load_id = any(%s)", (spec.table, loads))
-            cur.execute("delete from silver.duplicates where source_table = %s and load_id = any(%s)",
-                        (spec.table, loads))
+            cur.execute(
+                "delete from silver.quarantine where stage = 'silver' and source_table = %s and load_id = any(%s)",
+                (spec.table, loads),
+            )
+            cur.execute(
+                "delete from silver.duplicates where source_table = %s and load_id = any(%s)", (spec.table, loads)
+            )
 
             # Room for the staged extract in memory; both must be set before the first temp table.
             cur.execute("set local temp_buffers = '1GB'; set local work_mem = '256MB'")
@@ -155,8 +195,7 @@ class SilverTask(WarehouseTask):
             self.report(f"checking {len(row_rules)} rules on {staged:,} rows", 50)
             counts = self._count_failures(cur, row_rules)
             clock.lap("rules")
-            failing = [(rule, counts[rule.name]) for rule in row_rules if rule.severity == "fail"
-                       and counts[rule.name]]
+            failing = [(rule, counts[rule.name]) for rule in row_rules if rule.severity == "fail" and counts[rule.name]]
             quarantined = self._quarantine(cur, params)
             if spec.keeps_history:
                 self._record_versions(cur, params)
@@ -172,25 +211,36 @@ class SilverTask(WarehouseTask):
             if failing:
                 self._record_results_outside(results)
                 worst = ", ".join(f"{rule.name} ({n} rows)" for rule, n in failing)
-                raise QualityRuleFailed(f"{spec.table} for {self.date}: fail-severity rule(s) broken: {worst}; "
-                                        "nothing of this task was committed")
+                raise QualityRuleFailed(
+                    f"{spec.table} for {self.date}: fail-severity rule(s) broken: {worst}; "
+                    "nothing of this task was committed"
+                )
             self._record_results(cur, results)
             clock.lap("results")
         duplicates = exact + superseded
         return TaskStats(
-            rows_in=staged, rows_out=inserted + updated, rows_rejected=quarantined, rows_duplicate=duplicates,
+            rows_in=staged,
+            rows_out=inserted + updated,
+            rows_rejected=quarantined,
+            rows_duplicate=duplicates,
             phase_seconds=clock.laps,
-            message=(f"{staged} lines: {inserted} inserted, {updated} updated, {quarantined} quarantined, "
-                     f"{exact} exact duplicates, {superseded} superseded"
-                     + (f"; {deleted} deleted at the source, {restored} back" if deleted or restored else "")),
+            message=(
+                f"{staged} lines: {inserted} inserted, {updated} updated, {quarantined} quarantined, "
+                f"{exact} exact duplicates, {superseded} superseded"
+                + (f"; {deleted} deleted at the source, {restored} back" if deleted or restored else "")
+            ),
         )
 
     # -- steps -------------------------------------------------------------------------------------------
 
     def _parts(self) -> dict[str, sql.Composable]:
         spec = self.spec
-        return {"key": sql.Identifier(spec.key), "target": sql.Identifier("silver", spec.name),
-                "table": sql.Literal(spec.table), "raw": sql.Identifier("bronze", f"{spec.source.bronze_table}_rows")}
+        return {
+            "key": sql.Identifier(spec.key),
+            "target": sql.Identifier("silver", spec.name),
+            "table": sql.Literal(spec.table),
+            "raw": sql.Identifier("bronze", f"{spec.source.bronze_table}_rows"),
+        }
 
     def _record_versions(self, cur, params) -> None:
         """Every valid version of the extract (not only the newest): the history gold's SCD2 reads."""
@@ -201,35 +251,50 @@ class SilverTask(WarehouseTask):
 
     def _stage(self, cur, rules: list[Rule], params) -> int:
         """One pass: the model's rows with the rules each row failed (drop rules apart) and the drop reasons."""
-        passes = [sql.SQL("coalesce(({}), false) as {}").format(rule.predicate(i), sql.Identifier(f"pass_{i}"))
-                  for i, rule in enumerate(rules)]
+        passes = [
+            sql.SQL("coalesce(({}), false) as {}").format(rule.predicate(i), sql.Identifier(f"pass_{i}"))
+            for i, rule in enumerate(rules)
+        ]
         helpers = [cte for i, rule in enumerate(rules) for cte in rule.helper_ctes(i)]
 
         def failing(selected, label):
-            items = [sql.SQL("case when not {} then {} end").format(sql.Identifier(f"pass_{i}"), label(rule))
-                     for i, rule in enumerate(rules) if selected(rule)]
+            items = [
+                sql.SQL("case when not {} then {} end").format(sql.Identifier(f"pass_{i}"), label(rule))
+                for i, rule in enumerate(rules)
+                if selected(rule)
+            ]
             return sql.SQL("array_remove(array[{}]::text[], null)").format(sql.SQL(", ").join(items))
 
         model_sql = sql.SQL((db.SQL_DIR / "silver" / f"{self.spec.name}.sql").read_text().strip().rstrip(";"))
         lines = lines_ctes(self.spec)
         cur.execute(sql.SQL("with {} select * from ({}) as cleaned limit 0").format(lines, model_sql), params)
-        model_columns = sql.SQL(", ").join(sql.SQL("evaluated.{}").format(sql.Identifier(c.name))
-                                           for c in cur.description if c.name != "source_line")
+        model_columns = sql.SQL(", ").join(
+            sql.SQL("evaluated.{}").format(sql.Identifier(c.name)) for c in cur.description if c.name != "source_line"
+        )
         drop_passes = [sql.Identifier(f"pass_{i}") for i, rule in enumerate(rules) if rule.severity == "drop"]
-        cur.execute(step(
-            "stage", lines=lines, model=model_sql, model_columns=model_columns,
-            materialized=sql.SQL("materialized" if helpers else "not materialized"),
-            helpers=sql.SQL("").join(sql.SQL(",\n\n") + cte for cte in helpers),
-            passes=sql.SQL("").join(sql.SQL(", ") + p for p in passes),
-            failed_drop=failing(lambda r: r.severity == "drop", lambda r: sql.Literal(r.name)),
-            failed_other=failing(lambda r: r.severity != "drop", lambda r: sql.Literal(r.name)),
-            drop_reasons=failing(lambda r: r.severity == "drop", lambda r: r.reason_sql()),
-            all_drop_rules_pass=sql.SQL(" and ").join(drop_passes) if drop_passes else sql.SQL("true"),
-        ), params)
+        cur.execute(
+            step(
+                "stage",
+                lines=lines,
+                model=model_sql,
+                model_columns=model_columns,
+                materialized=sql.SQL("materialized" if helpers else "not materialized"),
+                helpers=sql.SQL("").join(sql.SQL(",\n\n") + cte for cte in helpers),
+                passes=sql.SQL("").join(sql.SQL(", ") + p for p in passes),
+                failed_drop=failing(lambda r: r.severity == "drop", lambda r: sql.Literal(r.name)),
+                failed_other=failing(lambda r: r.severity != "drop", lambda r: sql.Literal(r.name)),
+                drop_reasons=failing(lambda r: r.severity == "drop", lambda r: r.reason_sql()),
+                all_drop_rules_pass=sql.SQL(" and ").join(drop_passes) if drop_passes else sql.SQL("true"),
+            ),
+            params,
+        )
         staged = cur.rowcount
         # Statistics for the columns later steps join and filter on (all columns would cost more).
-        cur.execute(sql.SQL("analyze stage ({})").format(
-            _ids((self.spec.key, "_load_id", "_line_number", "copy_number", "key_rank"))))
+        cur.execute(
+            sql.SQL("analyze stage ({})").format(
+                _ids((self.spec.key, "_load_id", "_line_number", "copy_number", "key_rank"))
+            )
+        )
         return staged
 
     def _count_failures(self, cur, rules: list[Rule]) -> dict[str, int]:
@@ -252,19 +317,31 @@ class SilverTask(WarehouseTask):
         """
         spec = self.spec
         parts = self._parts()
-        newest_first = sql.SQL(", ").join(
-            sql.SQL("{} desc nulls last").format(sql.Identifier(c)) for c in spec.version)
-        cur.execute(step("versions", newest_first=newest_first,
-                         line_columns=_ids(dict.fromkeys([spec.key, *LINEAGE, *spec.version])), **parts))
+        newest_first = sql.SQL(", ").join(sql.SQL("{} desc nulls last").format(sql.Identifier(c)) for c in spec.version)
+        cur.execute(
+            step(
+                "versions",
+                newest_first=newest_first,
+                line_columns=_ids(dict.fromkeys([spec.key, *LINEAGE, *spec.version])),
+                **parts,
+            )
+        )
         winner = sql.SQL(
             """stage.copy_number = 1 and cardinality(stage.failed_drop) = 0
                and (stage._load_id, stage._line_number) not in (
-                   select _load_id, _line_number from versions where version_rank > 1)""")
+                   select _load_id, _line_number from versions where version_rank > 1)"""
+        )
         cur.execute(sql.SQL("select not exists (select 1 from {target})").format(**parts))
         first_load = cur.fetchone()[0]
-        cur.execute(step("existing", newer=_version_tuple("stage", spec.version),
-                         current=_version_tuple("current_row", spec.version),
-                         winner=sql.SQL("false") if first_load else winner, **parts))
+        cur.execute(
+            step(
+                "existing",
+                newer=_version_tuple("stage", spec.version),
+                current=_version_tuple("current_row", spec.version),
+                winner=sql.SQL("false") if first_load else winner,
+                **parts,
+            )
+        )
         cur.execute(step("record_duplicates", **parts), params)
         cur.execute(step("count_duplicates"))
         exact, superseded = cur.fetchone()
@@ -275,8 +352,9 @@ class SilverTask(WarehouseTask):
         if spec.first_seen:
             values.append(sql.SQL("stage._extract_date"))
         values += [sql.SQL("stage.{}").format(sql.Identifier(c)) for c in LINEAGE]
-        updates = [sql.SQL("{c} = stage.{c}").format(c=sql.Identifier(c)) for c in (*spec.columns, *LINEAGE)
-                   if c != spec.key]
+        updates = [
+            sql.SQL("{c} = stage.{c}").format(c=sql.Identifier(c)) for c in (*spec.columns, *LINEAGE) if c != spec.key
+        ]
         if spec.first_seen:
             updates.append(sql.SQL("first_extract_date = least(current_row.first_extract_date, stage._extract_date)"))
         cur.execute(step("update_changed", updates=sql.SQL(", ").join(updates), **parts))
@@ -287,8 +365,9 @@ class SilverTask(WarehouseTask):
             # First load: emptying the table in this transaction lets PostgreSQL (wal_level=minimal,
             # as on the embedded server) write the new rows without WAL. It is empty anyway.
             cur.execute(sql.SQL("truncate {target}").format(**parts))
-        cur.execute(step("insert_new", columns=_ids(columns), values=sql.SQL(", ").join(values), winner=winner,
-                         **parts))
+        cur.execute(
+            step("insert_new", columns=_ids(columns), values=sql.SQL(", ").join(values), winner=winner, **parts)
+        )
         inserted = cur.rowcount
         cur.execute(sql.SQL("analyze {target}").format(**parts))  # later steps and layers plan on fresh stats
         return inserted, updated, exact, superseded
@@ -306,7 +385,8 @@ class SilverTask(WarehouseTask):
             raise ConservationError(
                 f"{spec.table} for {self.date}: {staged} bronze lines but {in_silver} silver rows + {quarantined} "
                 f"quarantined + {duplicates} duplicates = {placed}, {placed_twice} line(s) in two places; "
-                "nothing was committed")
+                "nothing was committed"
+            )
 
     def _apply_deletes(self, cur, loads: list[int]) -> tuple[int, int]:
         """Soft deletes from the date's latest key snapshot; returns (keys deleted, deleted keys back).
@@ -319,13 +399,17 @@ class SilverTask(WarehouseTask):
         """
         spec = self.spec
         # File sources have no watermarks and no snapshots: nothing to do, and no scan of silver.
-        cur.execute("select count(*), count(*) filter (where extract_date > %s) from meta.source_watermarks "
-                    "where source_name = %s", (self.date, spec.source.name))
+        cur.execute(
+            "select count(*), count(*) filter (where extract_date > %s) from meta.source_watermarks "
+            "where source_name = %s",
+            (self.date, spec.source.name),
+        )
         extracts, later = cur.fetchone()
         if not extracts or later:
             return 0, 0
-        cur.execute("select max(load_id) from meta.source_watermarks where load_id = any(%s) and has_key_snapshot",
-                    (loads,))
+        cur.execute(
+            "select max(load_id) from meta.source_watermarks where load_id = any(%s) and has_key_snapshot", (loads,)
+        )
         args = {"loads": loads, "snapshot_load": cur.fetchone()[0]}
         parts = self._parts()
         cur.execute(step("deletes_reset", **parts), args)
@@ -342,37 +426,49 @@ class SilverTask(WarehouseTask):
             raise ConservationError(
                 f"{spec.table} for {self.date}: {flagged} rows flagged deleted but {open_deletions} open deletions; "
                 f"{missed} row(s) absent from key snapshot load {args['snapshot_load']} not deleted, "
-                f"{wrongly_deleted} in it but deleted; nothing was committed")
+                f"{wrongly_deleted} in it but deleted; nothing was committed"
+            )
         return deleted, restored
 
-    def _results(self, cur, rules: tuple[Rule, ...], counts: dict[str, int], checked: int,
-                 staged: int) -> list[dict]:
+    def _results(self, cur, rules: tuple[Rule, ...], counts: dict[str, int], checked: int, staged: int) -> list[dict]:
         results = []
         for rule in rules:
             if rule.is_row_level:
                 failed, rows = counts[rule.name], checked
             else:
                 failed, rows = self._table_check(cur, rule, staged), 1
-            results.append({"table_name": self.spec.table, "rule_name": rule.name, "dimension": rule.dimension,
-                            "severity": rule.severity, "rows_checked": rows, "rows_failed": failed,
-                            "pass_rate": (1 - failed / rows) if rows else None})
+            results.append(
+                {
+                    "table_name": self.spec.table,
+                    "rule_name": rule.name,
+                    "dimension": rule.dimension,
+                    "severity": rule.severity,
+                    "rows_checked": rows,
+                    "rows_failed": failed,
+                    "pass_rate": (1 - failed / rows) if rows else None,
+                }
+            )
         return results
 
     def _table_check(self, cur, rule: Rule, staged: int) -> int:
         """1 when the table-level rule fails for this run, else 0."""
         if rule.kind == "volume":
-            cur.execute("""select rows_in from meta.task_runs
+            cur.execute(
+                """select rows_in from meta.task_runs
                            where task_family = %s and status = 'success' and (params->>'date')::date < %s
                            order by (params->>'date')::date desc, finished_at desc limit 1""",
-                        (self.task_family, self.date))
+                (self.task_family, self.date),
+            )
             previous = cur.fetchone()
             if not previous or not previous[0]:
                 return 0
             ratio = staged / previous[0]
             return int(not rule.params["min_ratio"] <= ratio <= rule.params["max_ratio"])
         if rule.kind == "freshness":
-            cur.execute("select max(extract_date) from meta.ingested_files where source_name = %s "
-                        "and extract_date <= %s", (self.spec.source.name, self.date))
+            cur.execute(
+                "select max(extract_date) from meta.ingested_files where source_name = %s and extract_date <= %s",
+                (self.spec.source.name, self.date),
+            )
             newest = cur.fetchone()[0]
             return int(newest is None or self.date - newest > timedelta(days=rule.params["max_age_days"]))
         raise ValueError(f"unknown table-level kind {rule.kind}")
@@ -380,15 +476,30 @@ class SilverTask(WarehouseTask):
     def _record_results(self, cur, results: list[dict]) -> None:
         if not results:
             return
-        execute_values(cur, """
+        execute_values(
+            cur,
+            """
             insert into meta.quality_results (run_id, run_date, table_name, rule_name, dimension, severity,
                                               rows_checked, rows_failed, pass_rate)
             values %s
             on conflict (run_id, run_date, table_name, rule_name) do update set
                 rows_checked = excluded.rows_checked, rows_failed = excluded.rows_failed,
                 pass_rate = excluded.pass_rate, checked_at = now()""",
-            [(self.effective_run_id, self.date, r["table_name"], r["rule_name"], r["dimension"], r["severity"],
-              r["rows_checked"], r["rows_failed"], r["pass_rate"]) for r in results])
+            [
+                (
+                    self.effective_run_id,
+                    self.date,
+                    r["table_name"],
+                    r["rule_name"],
+                    r["dimension"],
+                    r["severity"],
+                    r["rows_checked"],
+                    r["rows_failed"],
+                    r["pass_rate"],
+                )
+                for r in results
+            ],
+        )
 
     def _record_results_outside(self, results: list[dict]) -> None:
         """Keep the evidence of a failed rule although the task's transaction rolls back."""
@@ -423,8 +534,12 @@ class SilverCustomers(DimensionSilverTask):
     def model_params(self, settings: SourceSettings) -> dict:
         config = silver_config()
         spellings, values = settings.vocabulary_arrays("region")
-        return {"calling_code": config.default_calling_code, "national_digits": config.national_number_digits,
-                "region_spellings": spellings, "region_values": values}
+        return {
+            "calling_code": config.default_calling_code,
+            "national_digits": config.national_number_digits,
+            "region_spellings": spellings,
+            "region_values": values,
+        }
 
 
 class SilverProducts(DimensionSilverTask):
@@ -452,9 +567,11 @@ class QualityGateFailed(RuntimeError):
     """The run lost too many lines to quarantine, or scored below the threshold, and luigi.cfg says to fail."""
 
     retryable = False  # the same data fails the same way (pipeline/base.py: an expected failure)
-    hint = ("see the quarantined lines and failing rules (console: Data quality; or silver.quarantine for the "
-            "date), correct the extract and run the date again; if the loss is acceptable, raise [quality] "
-            "threshold / max_quarantined_share or set on_breach = warn in luigi.cfg")
+    hint = (
+        "see the quarantined lines and failing rules (console: Data quality; or silver.quarantine for the "
+        "date), correct the extract and run the date again; if the loss is acceptable, raise [quality] "
+        "threshold / max_quarantined_share or set on_breach = warn in luigi.cfg"
+    )
 
 
 @dataclass(frozen=True)
@@ -486,9 +603,11 @@ class QuarantinedShare:
     def describe(self, limit: float | None = None) -> str:
         rules = ", ".join(f"{rule} {lines:,}" for rule, lines in self.top_rules[:3])
         over = f", more than the {_percent(limit)} of [quality] max_quarantined_share" if limit is not None else ""
-        return (f"{self.table} quarantined {_percent(self.share)} of its {self.lines_in:,} input lines{over} "
-                f"({self.quarantined:,}: {self.bronze_rejected:,} broken, {self.silver_quarantined:,} dropped by "
-                f"rules" + (f"; most by {rules}" if rules else "") + ")")
+        return (
+            f"{self.table} quarantined {_percent(self.share)} of its {self.lines_in:,} input lines{over} "
+            f"({self.quarantined:,}: {self.bronze_rejected:,} broken, {self.silver_quarantined:,} dropped by "
+            f"rules" + (f"; most by {rules}" if rules else "") + ")"
+        )
 
 
 class SilverQualityGate(WarehouseTask):
@@ -510,24 +629,42 @@ class SilverQualityGate(WarehouseTask):
         scores, worst = compute_scores(conn, self.date)
         shares = quarantined_shares(conn, self.date)
         run_id = self.effective_run_id
-        rows = [(run_id, self.date, table, dimension, score, checked)
-                for (table, dimension), (score, checked) in scores.items()]
+        rows = [
+            (run_id, self.date, table, dimension, score, checked)
+            for (table, dimension), (score, checked) in scores.items()
+        ]
         config = quality_config()
         limit = config.max_quarantined_share
-        share_rows = [(run_id, self.date, share.table, share.lines_in, share.bronze_rejected,
-                       share.silver_quarantined, share.share, limit, share.exceeds(limit))
-                      for share in shares.values()]
+        share_rows = [
+            (
+                run_id,
+                self.date,
+                share.table,
+                share.lines_in,
+                share.bronze_rejected,
+                share.silver_quarantined,
+                share.share,
+                limit,
+                share.exceeds(limit),
+            )
+            for share in shares.values()
+        ]
         overall, checked = scores.get(("*", "overall"), (None, 0))
-        score_text = (f"run quality score {_percent(overall)} over {checked} rows "
-                      f"(threshold {_percent(config.threshold)})")
+        score_text = (
+            f"run quality score {_percent(overall)} over {checked} rows (threshold {_percent(config.threshold)})"
+        )
         low_score = overall is not None and overall < config.threshold
         if low_score:
             score_text += "; worst rules: " + ", ".join(
-                f"{r['table_name']}.{r['rule_name']} {_percent(r['pass_rate'])}" for r in worst[:3])
+                f"{r['table_name']}.{r['rule_name']} {_percent(r['pass_rate'])}" for r in worst[:3]
+            )
         lossy = [share for share in shares.values() if share.exceeds(limit)]
         loss_text = "; ".join(share.describe(limit) for share in lossy)
-        shares_text = ("quarantined " + ", ".join(f"{share.table} {_percent(share.share)}" for share in shares.values())
-                       + f" (limit {_percent(limit)})")
+        shares_text = (
+            "quarantined "
+            + ", ".join(f"{share.table} {_percent(share.share)}" for share in shares.values())
+            + f" (limit {_percent(limit)})"
+        )
         breach = low_score or bool(lossy)
         if breach and config.on_breach == "fail":
             with db.transaction() as outside, outside.cursor() as cur:
@@ -546,24 +683,32 @@ def _percent(value) -> str:
 
 
 def _write_scores(cur, rows) -> None:
-    execute_values(cur, """
+    execute_values(
+        cur,
+        """
         insert into meta.quality_scores (run_id, run_date, table_name, dimension, score, rows_checked)
         values %s
         on conflict (run_id, run_date, table_name, dimension) do update set
-            score = excluded.score, rows_checked = excluded.rows_checked, computed_at = now()""", rows)
+            score = excluded.score, rows_checked = excluded.rows_checked, computed_at = now()""",
+        rows,
+    )
 
 
 def _write_shares(cur, rows) -> None:
     if not rows:
         return
-    execute_values(cur, """
+    execute_values(
+        cur,
+        """
         insert into meta.quarantined_shares (run_id, run_date, table_name, lines_in, bronze_rejected,
                                              silver_quarantined, quarantined_share, max_share, is_breach)
         values %s
         on conflict (run_id, run_date, table_name) do update set
             lines_in = excluded.lines_in, bronze_rejected = excluded.bronze_rejected,
             silver_quarantined = excluded.silver_quarantined, quarantined_share = excluded.quarantined_share,
-            max_share = excluded.max_share, is_breach = excluded.is_breach, computed_at = now()""", rows)
+            max_share = excluded.max_share, is_breach = excluded.is_breach, computed_at = now()""",
+        rows,
+    )
 
 
 def quarantined_shares(conn, run_date) -> dict[str, QuarantinedShare]:
@@ -583,7 +728,8 @@ def quarantined_shares(conn, run_date) -> dict[str, QuarantinedShare]:
                from meta.ingested_files as files
                where files.extract_date = %s
                group by files.source_name""",
-            (run_date,))
+            (run_date,),
+        )
         counts = {source: row for source, *row in cur.fetchall()}
         cur.execute(
             """select files.source_name, quarantine.rule_name, count(*)
@@ -592,15 +738,21 @@ def quarantined_shares(conn, run_date) -> dict[str, QuarantinedShare]:
                where files.extract_date = %s and quarantine.stage in ('bronze', 'silver')
                group by files.source_name, quarantine.rule_name
                order by count(*) desc, quarantine.rule_name""",
-            (run_date,))
+            (run_date,),
+        )
         rules: dict[str, list[tuple[str, int]]] = {}
         for source, rule, lines in cur.fetchall():
             rules.setdefault(source, []).append((rule, lines))
     shares = {}
     for source, table in tables.items():
         lines_in, rejected, dropped = counts.get(source, (0, 0, 0))
-        shares[table] = QuarantinedShare(table=table, lines_in=lines_in, bronze_rejected=rejected,
-                                         silver_quarantined=dropped, top_rules=tuple(rules.get(source, ())))
+        shares[table] = QuarantinedShare(
+            table=table,
+            lines_in=lines_in,
+            bronze_rejected=rejected,
+            silver_quarantined=dropped,
+            top_rules=tuple(rules.get(source, ())),
+        )
     return shares
 
 
@@ -612,7 +764,8 @@ def latest_results(conn, run_date) -> list[dict]:
                       rows_failed, pass_rate
                from meta.quality_results where run_date = %s
                order by table_name, rule_name, checked_at desc""",
-            (run_date,))
+            (run_date,),
+        )
         keys = ("table_name", "rule_name", "dimension", "severity", "rows_checked", "rows_failed", "pass_rate")
         return [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
 
@@ -646,6 +799,10 @@ def quality_summary(url: str, run_date) -> dict:
         scores, worst = compute_scores(conn, run_date)
         shares = quarantined_shares(conn, run_date)
     config = quality_config()
-    return {"scores": scores, "worst": worst, "shares": shares, "threshold": config.threshold,
-            "max_quarantined_share": config.max_quarantined_share}
-
+    return {
+        "scores": scores,
+        "worst": worst,
+        "shares": shares,
+        "threshold": config.threshold,
+        "max_quarantined_share": config.max_quarantined_share,
+    }

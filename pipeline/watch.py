@@ -83,8 +83,9 @@ def readiness(folder: Path, quiet_seconds: float, now: float | None = None) -> R
         return Readiness(False, f"waiting for {', '.join(missing)}", digest, stage="missing")
     age = (now if now is not None else time.time()) - max(mtime for _, _, mtime in files) / 1e9
     if age < quiet_seconds:
-        return Readiness(False, f"last written {max(age, 0):.1f}s ago, quiet period {quiet_seconds:g}s", digest,
-                         stage="settling")
+        return Readiness(
+            False, f"last written {max(age, 0):.1f}s ago, quiet period {quiet_seconds:g}s", digest, stage="settling"
+        )
     return Readiness(True, f"every contract file present, unchanged for {quiet_seconds:g}s", digest)
 
 
@@ -108,12 +109,17 @@ class FolderTracker:
             since = now
         self.seen[day] = (state.fingerprint, since)
         if state.ready and not state.has_marker and now - since < self.quiet_seconds:
-            return Readiness(False, f"changed {now - since:.1f}s ago, quiet period {self.quiet_seconds:g}s",
-                             state.fingerprint, stage="settling")
+            return Readiness(
+                False,
+                f"changed {now - since:.1f}s ago, quiet period {self.quiet_seconds:g}s",
+                state.fingerprint,
+                stage="settling",
+            )
         return state
 
 
 # ---------------------------------------------------------------- what was decided (meta.watched_dates)
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -125,36 +131,49 @@ class Decision:
 def decision(url: str, day: date) -> Decision | None:
     """What was decided for the date; a date a run of any trigger delivered before counts as done."""
     with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute("select status, folder_fingerprint, run_id from meta.watched_dates where extract_date = %s",
-                    (day,))
+        cur.execute("select status, folder_fingerprint, run_id from meta.watched_dates where extract_date = %s", (day,))
         row = cur.fetchone()
         if row:
             return Decision(*row)
-        cur.execute("select run_id from meta.pipeline_runs where run_date = %s and status = 'success' "
-                    "order by finished_at desc limit 1", (day,))
+        cur.execute(
+            "select run_id from meta.pipeline_runs where run_date = %s and status = 'success' "
+            "order by finished_at desc limit 1",
+            (day,),
+        )
         delivered = cur.fetchone()
     return Decision("delivered_before", "", delivered[0]) if delivered else None
 
 
 def record(url: str, day: date, landing: Path, folder_fingerprint: str, run_id: str | None, status: str) -> None:
     with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute("""insert into meta.watched_dates (extract_date, landing_dir, folder_fingerprint, run_id, status)
+        cur.execute(
+            """insert into meta.watched_dates (extract_date, landing_dir, folder_fingerprint, run_id, status)
                        values (%s, %s, %s, %s, %s)
                        on conflict (extract_date) do update
                        set landing_dir = excluded.landing_dir, folder_fingerprint = excluded.folder_fingerprint,
                            run_id = excluded.run_id, status = excluded.status, decided_at = now()""",
-                    (day, str(landing), folder_fingerprint, run_id, status))
+            (day, str(landing), folder_fingerprint, run_id, status),
+        )
 
 
 # ---------------------------------------------------------------- the loop
+
 
 def heartbeat_file() -> Path:
     return db.metalayer_home() / "run" / "watch.alive"
 
 
 class Watcher:
-    def __init__(self, landing: Path, *, quiet_seconds: float, poll_seconds: float, workers: int = 1,
-                 scheduler_url: str | None = None, printer: Callable[[str], None] = print):
+    def __init__(
+        self,
+        landing: Path,
+        *,
+        quiet_seconds: float,
+        poll_seconds: float,
+        workers: int = 1,
+        scheduler_url: str | None = None,
+        printer: Callable[[str], None] = print,
+    ):
         self.landing = landing
         self.quiet_seconds = quiet_seconds
         self.poll_seconds = poll_seconds
@@ -193,8 +212,9 @@ class Watcher:
                 continue
             state = self.tracker.check(day, self.landing / day.isoformat())
             if not state.ready:
-                self._once_per_state(day, f"{state.stage}: {state.reason}" if state.stage == "missing"
-                                     else state.stage, state.reason)
+                self._once_per_state(
+                    day, f"{state.stage}: {state.reason}" if state.stage == "missing" else state.stage, state.reason
+                )
                 continue
             if known and known.status == "failed" and known.fingerprint == state.fingerprint:
                 self._once_per_state(day, "failed", "failed before; run again when its files change")
@@ -207,8 +227,14 @@ class Watcher:
 
         self.say(f"{day}: complete ({state.reason}); running")
         try:
-            result = run_pipeline(day, landing=self.landing, workers=self.workers, scheduler_url=self.scheduler_url,
-                                  trigger="watch", printer=self.printer)
+            result = run_pipeline(
+                day,
+                landing=self.landing,
+                workers=self.workers,
+                scheduler_url=self.scheduler_url,
+                trigger="watch",
+                printer=self.printer,
+            )
         except RunAlreadyRunning as busy:
             self.say(f"{day}: {busy}; looked at again next poll")
             return "busy"
@@ -232,8 +258,10 @@ class Watcher:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self.stop.set())
         threading.Thread(target=self._beat, name="watch-heartbeat", daemon=True).start()
-        self.say(f"watching {self.landing}: a date runs when it has {SUCCESS_FILE}, or every contract file "
-                 f"unchanged for {self.quiet_seconds:g}s; polling every {self.poll_seconds:g}s")
+        self.say(
+            f"watching {self.landing}: a date runs when it has {SUCCESS_FILE}, or every contract file "
+            f"unchanged for {self.quiet_seconds:g}s; polling every {self.poll_seconds:g}s"
+        )
         while not self.stop.is_set():
             self.poll(url)
             self.stop.wait(self.poll_seconds)

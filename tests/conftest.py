@@ -120,26 +120,38 @@ def free_port() -> int:
 
 # Columns that say which run wrote an audit row, when, and its serial id: they differ between equal
 # reprocessings.
-RUN_COLUMNS = ("run_id", "quarantined_at", "recorded_at", "checked_at", "computed_at", "loaded_at", "quarantine_id",
-               "duplicate_id")
+RUN_COLUMNS = (
+    "run_id",
+    "quarantined_at",
+    "recorded_at",
+    "checked_at",
+    "computed_at",
+    "loaded_at",
+    "quarantine_id",
+    "duplicate_id",
+)
 
 
 def table_checksums(query, schema: str, exclude: tuple[str, ...] = RUN_COLUMNS) -> dict[str, str]:
     """md5 of every row of every table in a schema (without the run columns): equal checksums, equal tables."""
     columns: dict[str, list[str]] = {}
     for table, column in query(
-            """select columns.table_name, columns.column_name
+        """select columns.table_name, columns.column_name
                from information_schema.columns as columns
                inner join information_schema.tables as tables using (table_schema, table_name)
                where columns.table_schema = %s and tables.table_type = 'BASE TABLE'
-               order by columns.table_name, columns.ordinal_position""", (schema,)):
+               order by columns.table_name, columns.ordinal_position""",
+        (schema,),
+    ):
         if column not in exclude:
             columns.setdefault(table, []).append(column)
     sums = {}
     for table, names in columns.items():
         row = ", ".join(f'"{name}"' for name in names)
-        (digest,) = query(f"select md5(coalesce(string_agg(t::text, E'\\n' order by t::text), '')) "  # noqa: S608
-                          f'from (select {row} from "{schema}"."{table}") as t')[0]
+        (digest,) = query(
+            f"select md5(coalesce(string_agg(t::text, E'\\n' order by t::text), '')) "  # noqa: S608
+            f'from (select {row} from "{schema}"."{table}") as t'
+        )[0]
         sums[f"{schema}.{table}"] = digest
     return sums
 

@@ -35,8 +35,10 @@ def debian_postgres(version: int = 15, password: str | None = None) -> Iterator[
 
     bin_dir = binaries(version)
     if not (bin_dir / "initdb").exists():
-        raise RuntimeError(f"{bin_dir / 'initdb'} is missing: install Debian's postgresql-{version} "
-                           "(make system-deps installs postgresql-15)")
+        raise RuntimeError(
+            f"{bin_dir / 'initdb'} is missing: install Debian's postgresql-{version} "
+            "(make system-deps installs postgresql-15)"
+        )
     password = password or "metalayer-" + uuid.uuid4().hex[:12]
     # initdb refuses to run as root: the cluster then belongs to Debian's postgres user (or nobody).
     user = None
@@ -51,17 +53,45 @@ def debian_postgres(version: int = 15, password: str | None = None) -> Iterator[
     data = root / "data"
     port = free_port()
     try:
-        subprocess.run(as_server_user([str(bin_dir / "initdb"), "-D", str(data), "-U", "metalayer",
-                                       "--auth=scram-sha-256", f"--pwfile={root / 'password'}",
-                                       "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"], user),
-                       check=True, capture_output=True, cwd=root)
+        subprocess.run(
+            as_server_user(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "metalayer",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={root / 'password'}",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-sync",
+                ],
+                user,
+            ),
+            check=True,
+            capture_output=True,
+            cwd=root,
+        )
         # max_connections: the whole suite (luigid workers, console, exporters) opens more than the default 100.
-        options = (f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c synchronous_commit=off "
-                   "-c full_page_writes=off -c max_connections=300")
-        subprocess.run(as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w",
-                                       "-o", options, "start"], user), check=True, capture_output=True, cwd=root)
+        options = (
+            f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c synchronous_commit=off "
+            "-c full_page_writes=off -c max_connections=300"
+        )
+        subprocess.run(
+            as_server_user(
+                [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o", options, "start"], user
+            ),
+            check=True,
+            capture_output=True,
+            cwd=root,
+        )
         yield f"postgresql://metalayer:{password}@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run(as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                                      user), check=False, capture_output=True, cwd=root)
+        subprocess.run(
+            as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], user),
+            check=False,
+            capture_output=True,
+            cwd=root,
+        )
         shutil.rmtree(root, ignore_errors=True)

@@ -49,8 +49,9 @@ def build_history(landing: Path, url: str) -> None:
     os.environ["DATABASE_URL"] = url
     for offset in range(DAYS):
         day = START + timedelta(days=offset)
-        ok = luigi.build([Anomalies(date=day, landing_dir=str(landing))], local_scheduler=True, workers=1,
-                         log_level="WARNING")
+        ok = luigi.build(
+            [Anomalies(date=day, landing_dir=str(landing))], local_scheduler=True, workers=1, log_level="WARNING"
+        )
         if not ok:
             raise RuntimeError(f"the pipeline failed for {day}")
 
@@ -70,7 +71,8 @@ def histories(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict
         scenarios[name] = {"landing": landing, "manifests": manifests, "url": url, "database": database}
     # The clean history in a forked process while this one builds the injected one: two cores, half the time.
     child = multiprocessing.get_context("fork").Process(
-        target=build_history, args=(scenarios["clean"]["landing"], scenarios["clean"]["url"]))
+        target=build_history, args=(scenarios["clean"]["landing"], scenarios["clean"]["url"])
+    )
     saved = os.environ.get("DATABASE_URL")
     child.start()
     try:
@@ -126,14 +128,23 @@ def test_injected_anomalies_are_found_with_precision_and_recall_of_at_least_0_9(
     flagged_dates = set(flagged["extract_date"])
     # Recall: the metric the anomaly must move is flagged on its date. Precision: a date with
     # any flagged metric (one alert a day) is a labelled date.
-    caught = {day for day, label in truth.items()
-              if not flagged[(flagged["extract_date"] == day)
-                             & (flagged[["source_name", "metric", "subject"]].apply(tuple, axis=1)
-                                == EXPECTED_METRIC[label["kind"]](label))].empty}
+    caught = {
+        day
+        for day, label in truth.items()
+        if not flagged[
+            (flagged["extract_date"] == day)
+            & (
+                flagged[["source_name", "metric", "subject"]].apply(tuple, axis=1)
+                == EXPECTED_METRIC[label["kind"]](label)
+            )
+        ].empty
+    }
     recall = len(caught) / len(truth)
     precision = len(flagged_dates & set(truth)) / len(flagged_dates)
-    print(f"\ninjected: {len(truth)} anomalies, recall {recall:.2f}, precision {precision:.2f}; "
-          f"{len(flagged)} metrics flagged on {len(flagged_dates)} dates")
+    print(
+        f"\ninjected: {len(truth)} anomalies, recall {recall:.2f}, precision {precision:.2f}; "
+        f"{len(flagged)} metrics flagged on {len(flagged_dates)} dates"
+    )
     assert recall >= 0.9, sorted(set(truth) - caught)
     assert precision >= 0.9, sorted(flagged_dates - set(truth))
     # Every date from the 22nd on is scored (21 dates of history), the history load never.
@@ -145,10 +156,13 @@ def test_a_clean_history_raises_at_most_one_false_alarm(histories):
     frame = scores(histories["clean"]["url"])
     flagged = frame[frame["is_anomaly"]]
     scored = frame["score"].notna().sum()
-    print(f"\nclean: {scored} scores, {len(flagged)} false alarms on {flagged['extract_date'].nunique()} dates, "
-          f"largest |score| {frame['score'].abs().max():.2f}")
-    assert flagged["extract_date"].nunique() <= 1, flagged[["extract_date", "source_name", "metric", "subject",
-                                                            "score"]]
+    print(
+        f"\nclean: {scored} scores, {len(flagged)} false alarms on {flagged['extract_date'].nunique()} dates, "
+        f"largest |score| {frame['score'].abs().max():.2f}"
+    )
+    assert flagged["extract_date"].nunique() <= 1, flagged[
+        ["extract_date", "source_name", "metric", "subject", "score"]
+    ]
     assert scored > 2000  # every metric of 38 dates: about 60 a date
 
 
@@ -165,8 +179,12 @@ def baseline_score(values: pd.Series, day: date, history_days: int = 56, min_rel
     mad = (adjusted - center).abs().median()
     depth = per_weekday.loc[per_weekday["count"] >= 2, "count"].mean()
     today_count = per_weekday["count"].get(day.isoweekday(), 0)
-    spread = (1.4826 * mad * math.sqrt(depth / (depth - 1))
-              * math.sqrt(1 + math.pi / 2 * (1 / len(y) + (1 / today_count if today_count >= 2 else 0))))
+    spread = (
+        1.4826
+        * mad
+        * math.sqrt(depth / (depth - 1))
+        * math.sqrt(1 + math.pi / 2 * (1 / len(y) + (1 / today_count if today_count >= 2 else 0)))
+    )
     expected_y = center + effect.get(day.isoweekday(), 0.0)
     scale = max(spread, min_relative_scale, 1 / math.sqrt(max(math.expm1(expected_y), 1)))
     return math.expm1(expected_y), scale, (math.log1p(values[day]) - expected_y) / scale
@@ -176,8 +194,9 @@ def baseline_score(values: pd.Series, day: date, history_days: int = 56, min_rel
 def test_the_sales_volume_score_recomputed_from_the_manifests(histories, offset):
     scenario = histories["injected"]
     # Lines per extract as the generator wrote them; the first folder (the history load) is no baseline.
-    volumes = pd.Series({date.fromisoformat(m["date"]): m["files"]["erp_sales.csv"]["records"]
-                         for m in scenario["manifests"][1:]})
+    volumes = pd.Series(
+        {date.fromisoformat(m["date"]): m["files"]["erp_sales.csv"]["records"] for m in scenario["manifests"][1:]}
+    )
     day = START + timedelta(days=offset)
     expected, scale, score = baseline_score(volumes, day)
     row = pick(scores(scenario["url"]), extract_date=day, source_name="erp_sales", metric="volume")
@@ -198,12 +217,16 @@ def test_revenue_and_price_values_are_those_of_the_gold_fact(histories):
     lines["order_date"] = pd.to_datetime(lines["order_date"]).dt.date
     daily = lines.groupby(["order_date", "region"], as_index=False).agg(revenue=("amount", "sum"))
     revenue = frame[frame["metric"] == "revenue"].merge(
-        daily, how="left", left_on=["extract_date", "subject"], right_on=["order_date", "region"])
+        daily, how="left", left_on=["extract_date", "subject"], right_on=["order_date", "region"]
+    )
     assert len(revenue) == 9 * DAYS  # nine regions on every date (the first one unscored)
     # A region without sales is a zero (the region_silent days), not a missing point.
     assert revenue["value"].to_numpy() == pytest.approx(revenue["revenue"].fillna(0).to_numpy(), rel=1e-12)
-    silent = [(day, label["region"]) for day, label in labels(histories["injected"]["manifests"]).items()
-              if label["kind"] == "region_silent"]
+    silent = [
+        (day, label["region"])
+        for day, label in labels(histories["injected"]["manifests"]).items()
+        if label["kind"] == "region_silent"
+    ]
     for day, region in silent:
         assert pick(revenue, extract_date=day, subject=region)["value"].item() == 0
     prices = read(url, "select order_date, avg(unit_price)::float8 as price from gold.fact_sales group by 1")
@@ -222,11 +245,11 @@ def test_the_exporter_serves_the_newest_dates_anomalies(histories):
     served = {(s.labels["source"], s.labels["metric"]): s.value for s in families["metalayer_anomalies"].samples}
     last = START + timedelta(days=DAYS - 1)
     frame = pick(scores(url), extract_date=last)
-    assert served == {key: float(group["is_anomaly"].sum())
-                      for key, group in frame.groupby(["source_name", "metric"])}
+    assert served == {key: float(group["is_anomaly"].sum()) for key, group in frame.groupby(["source_name", "metric"])}
     assert set(served) >= {("erp_sales", "volume"), ("gold", "revenue"), ("crm_customers", "null_rate")}
     assert families["metalayer_anomalies_extract_date_timestamp_seconds"].samples[0].value == pytest.approx(
-        (last - date(1970, 1, 1)).total_seconds())
+        (last - date(1970, 1, 1)).total_seconds()
+    )
 
 
 def test_the_console_page_lists_a_dates_anomalies(histories, monkeypatch):
@@ -247,18 +270,25 @@ def test_the_console_page_lists_a_dates_anomalies(histories, monkeypatch):
     assert at.metric[0].value == str(len(frame))
     shown = at.dataframe[0].value
     assert set(zip(shown["source_name"], shown["metric"], shown["subject"], strict=True)) == set(
-        zip(frame["source_name"], frame["metric"], frame["subject"], strict=True))
-    assert ("crm_customers", "null_rate", "phone") in set(zip(shown["source_name"], shown["metric"],
-                                                               shown["subject"], strict=True))
+        zip(frame["source_name"], frame["metric"], frame["subject"], strict=True)
+    )
+    assert ("crm_customers", "null_rate", "phone") in set(
+        zip(shown["source_name"], shown["metric"], shown["subject"], strict=True)
+    )
 
 
 def test_generated_anomalies_do_what_their_labels_say(tmp_path):
     from pipeline.generate import generate
 
-    days = {START + timedelta(days=k): spec for k, spec in
-            enumerate(("missing_sales", "prices_in_cents", "region_silent=Pacific", "column_null=phone"), start=1)}
-    injected = generate(tmp_path / "injected", START, days=5, customers=500, orders=2000, delta_orders=400,
-                        anomalies=days)
+    days = {
+        START + timedelta(days=k): spec
+        for k, spec in enumerate(
+            ("missing_sales", "prices_in_cents", "region_silent=Pacific", "column_null=phone"), start=1
+        )
+    }
+    injected = generate(
+        tmp_path / "injected", START, days=5, customers=500, orders=2000, delta_orders=400, anomalies=days
+    )
     clean = generate(tmp_path / "clean", START, days=5, customers=500, orders=2000, delta_orders=400)
 
     def rows(path: Path) -> pd.DataFrame:
@@ -295,4 +325,5 @@ def test_generated_anomalies_do_what_their_labels_say(tmp_path):
         for info in m["files"].values():
             assert info["records"] == sum(info["broken_lines"].values()) + info["loadable_records"]
     assert json.loads((tmp_path / "injected" / silent.isoformat() / "manifest.json").read_text())["anomalies"] == [
-        {"kind": "region_silent", "region": "Pacific", "lines_removed": injected[3]["anomalies"][0]["lines_removed"]}]
+        {"kind": "region_silent", "region": "Pacific", "lines_removed": injected[3]["anomalies"][0]["lines_removed"]}
+    ]

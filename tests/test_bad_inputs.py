@@ -32,8 +32,15 @@ CASES = SPEC["cases"]
 DAY = DEFAULTS["date"]
 DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SILVER_TABLES = {"crm_customers": "customers", "erp_products": "products", "erp_sales": "sales"}
-ALL_TASKS = ["CrmCustomersRaw", "ErpProductsRaw", "ErpSalesRaw", "SilverCustomers", "SilverProducts", "SilverSales",
-             "SilverQualityGate"]
+ALL_TASKS = [
+    "CrmCustomersRaw",
+    "ErpProductsRaw",
+    "ErpSalesRaw",
+    "SilverCustomers",
+    "SilverProducts",
+    "SilverSales",
+    "SilverQualityGate",
+]
 
 
 def long_value(chars: int, seed: str) -> str:
@@ -130,7 +137,8 @@ def test_a_file_that_cannot_be_loaded_is_tried_once(warehouse, query, tmp_path):
         result = run_pipeline(date.fromisoformat(DAY), landing=landing, trigger="test", upto="silver")
     assert not result.success
     assert query("select task_family, status from meta.task_runs where task_family = 'ErpSalesRaw'") == [
-        ("ErpSalesRaw", "failed")]
+        ("ErpSalesRaw", "failed")
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -162,26 +170,31 @@ def test_bad_input_case(warehouse, query, tmp_path, name):
             assert sorted(family for family, _error in failed) == sorted(case["failed"])  # one attempt each
             assert all(error.startswith(message + "\n") for _family, error in failed), failed[0][1][:600]
             # Nothing of the file anywhere: no load, no bronze row, no quarantined line.
-            assert query("select count(*) from meta.ingested_files where source_file = %s", (str(path.resolve()),)) \
-                == [(0,)]
-            assert query("select count(*) from silver.quarantine where source_file = %s", (str(path.resolve()),)) \
-                == [(0,)]
+            assert query("select count(*) from meta.ingested_files where source_file = %s", (str(path.resolve()),)) == [
+                (0,)
+            ]
+            assert query("select count(*) from silver.quarantine where source_file = %s", (str(path.resolve()),)) == [
+                (0,)
+            ]
 
     # Rows per bronze source and silver table, exactly.
     bronze = expected_counts(case, "bronze")
     silver = expected_counts(case, "silver")
     for source_name, source in SOURCES.items():
-        (rows,), = query(f"select count(*) from bronze.{source.bronze_table}_rows")  # noqa: S608 - contract names
+        ((rows,),) = query(f"select count(*) from bronze.{source.bronze_table}_rows")  # noqa: S608 - contract names
         assert rows == bronze[source_name], source_name
-        (in_silver,), = query(f"select count(*) from silver.{SILVER_TABLES[source_name]}")  # noqa: S608
+        ((in_silver,),) = query(f"select count(*) from silver.{SILVER_TABLES[source_name]}")  # noqa: S608
         assert in_silver == silver[SILVER_TABLES[source_name]], source_name
 
     # Every quarantined line with its rule and reason; every duplicate with its kind.
     assert quarantine_rows(query) == expected_quarantine(case)
-    assert query("select count(*) from silver.quarantine where reason = '' or record is null "
-                 "or source_file is null or line_number is null") == [(0,)]
-    assert sorted(query("select source_table, line_number, kind, extract_date::text from silver.duplicates")) == \
-        sorted((e[0], e[1], e[2], e[3] if len(e) > 3 else DAY) for e in case.get("duplicates", []))
+    assert query(
+        "select count(*) from silver.quarantine where reason = '' or record is null "
+        "or source_file is null or line_number is null"
+    ) == [(0,)]
+    assert sorted(query("select source_table, line_number, kind, extract_date::text from silver.duplicates")) == sorted(
+        (e[0], e[1], e[2], e[3] if len(e) > 3 else DAY) for e in case.get("duplicates", [])
+    )
 
     assert_accounted_for(query)
     for check in case.get("checks", []):
@@ -193,15 +206,17 @@ def assert_accounted_for(query) -> None:
     files = query("select load_id, records, rows_loaded, rows_rejected, physical_lines from meta.ingested_files")
     for load_id, records, loaded, rejected, physical in files:
         assert records == loaded + rejected <= physical
-        assert query("select count(*) from silver.quarantine where stage = 'bronze' and load_id = %s",
-                     (load_id,)) == [(rejected,)]
+        assert query("select count(*) from silver.quarantine where stage = 'bronze' and load_id = %s", (load_id,)) == [
+            (rejected,)
+        ]
     for source_name, source in SOURCES.items():
         table = f"silver.{SILVER_TABLES[source_name]}"
-        (lines,), = query(f"select count(*) from bronze.{source.bronze_table}_rows")  # noqa: S608 - contract names
-        (silver_rows,), = query(f"select count(*) from {table}")  # noqa: S608 - contract names
-        (quarantined,), = query("select count(*) from silver.quarantine where stage = 'silver' and source_table = %s",
-                                (table,))
-        (duplicates,), = query("select count(*) from silver.duplicates where source_table = %s", (table,))
+        ((lines,),) = query(f"select count(*) from bronze.{source.bronze_table}_rows")  # noqa: S608 - contract names
+        ((silver_rows,),) = query(f"select count(*) from {table}")  # noqa: S608 - contract names
+        ((quarantined,),) = query(
+            "select count(*) from silver.quarantine where stage = 'silver' and source_table = %s", (table,)
+        )
+        ((duplicates,),) = query("select count(*) from silver.duplicates where source_table = %s", (table,))
         if query("select 1 from meta.table_updates where target_table = %s", (table,)):
             assert lines == silver_rows + quarantined + duplicates, table
 

@@ -80,9 +80,13 @@ def test_bench_reports_tasks_pipeline_floor_memory_and_the_incremental_day(bench
     floor_seconds = sum(source["seconds"] for source in floor.values())
     assert summary["raw_floor_seconds"] == round(floor_seconds, 3)
     assert summary["pipeline_vs_floor"] == round(full["pipeline_seconds"] / summary["raw_floor_seconds"], 2)
-    assert summary["incremental_days"] == [{
-        "run_date": incremental["run_date"], "pipeline_seconds": incremental["pipeline_seconds"],
-        "vs_full_run": round(incremental["pipeline_seconds"] / full["pipeline_seconds"], 3)}]
+    assert summary["incremental_days"] == [
+        {
+            "run_date": incremental["run_date"],
+            "pipeline_seconds": incremental["pipeline_seconds"],
+            "vs_full_run": round(incremental["pipeline_seconds"] / full["pipeline_seconds"], 3),
+        }
+    ]
     # The incremental day's aggregates read the affected customers' lines, not the whole fact.
     fact_lines = next(t["rows_in"] for t in full["tasks"] if t["task"] == "FactSales")
     day = {t["task"]: t for t in incremental["tasks"]}

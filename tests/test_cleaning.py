@@ -298,9 +298,7 @@ class PickOption:
 
 def generator_dates() -> list[tuple[str, date]]:
     """Every day from 2023-01-01 to 2025-12-31 (leap day included) in every date format the generator writes."""
-    days = [
-        date(2023, 1, 1) + timedelta(days=k) for k in range((date(2025, 12, 31) - date(2023, 1, 1)).days + 1)
-    ]
+    days = [date(2023, 1, 1) + timedelta(days=k) for k in range((date(2025, 12, 31) - date(2023, 1, 1)).days + 1)]
     return [(gen._fmt_date(d.toordinal(), f), d) for d in days for f in range(len(gen.DATE_FORMAT_RATES))]
 
 
@@ -309,9 +307,7 @@ def generator_phones() -> list[tuple[str, str | None]]:
     for _state, _region, _pop, _cities, area_codes in gen._STATES:
         for area in area_codes:
             digits = f"{area}2010199"
-            cases += [
-                (gen._fmt_phone(digits, style), f"+1{digits}") for style in range(len(gen.PHONE_FORMAT_RATES))
-            ]
+            cases += [(gen._fmt_phone(digits, style), f"+1{digits}") for style in range(len(gen.PHONE_FORMAT_RATES))]
     invalid = {gen._invalid_phone("4155550123", random.Random(k)) for k in range(400)}
     assert len(invalid) == 9, "the generator's invalid phone styles changed; review this test"
     return cases + [(raw, None) for raw in sorted(invalid)]
@@ -525,9 +521,9 @@ def test_phone_e164_other_default_calling_code(query):
             ("123", None),
         ],
     )
-    assert query(
-        "select silver.phone_e164('4155550123', null, 10), silver.phone_e164('4155550123', '1', null)"
-    ) == [(None, None)]
+    assert query("select silver.phone_e164('4155550123', null, 10), silver.phone_e164('4155550123', '1', null)") == [
+        (None, None)
+    ]
 
 
 def test_phone_e164_matches_the_reference_on_random_digit_strings(query):
@@ -545,9 +541,7 @@ def test_phone_e164_matches_the_reference_on_random_digit_strings(query):
 # --------------------------------------------------------------------------- dates
 def test_parse_date_every_generator_format_every_day(query):
     cases = generator_dates()
-    assert any(raw == "02/29/2024" for raw, _ in cases) and any(
-        raw == "February 29, 2024" for raw, _ in cases
-    )
+    assert any(raw == "02/29/2024" for raw, _ in cases) and any(raw == "February 29, 2024" for raw, _ in cases)
     check(query, "silver.parse_date({x})", cases)
 
 
@@ -665,9 +659,7 @@ def test_parse_date_matches_the_reference_on_random_calendar_parts(query):
             )
         )
     check(query, "silver.parse_date({x})", [(raw, reference_date(raw)) for raw in inputs])
-    check(
-        query, "silver.parse_date({x}, true)", [(raw, reference_date(raw, day_first=True)) for raw in inputs]
-    )
+    check(query, "silver.parse_date({x}, true)", [(raw, reference_date(raw, day_first=True)) for raw in inputs])
 
 
 # --------------------------------------------------------------------------- timestamps
@@ -945,8 +937,7 @@ def test_parse_timestamp_epoch_seconds_only_when_configured(query):
     check(query, "silver.parse_timestamp({x}, 'UTC', false)", off)
     rng = random.Random(13)
     seconds = [
-        f"{rng.randrange(-(10**12), 10**12)}.{rng.randrange(10**9):09d}"[: rng.randrange(9, 24)]
-        for _ in range(2000)
+        f"{rng.randrange(-(10**12), 10**12)}.{rng.randrange(10**9):09d}"[: rng.randrange(9, 24)] for _ in range(2000)
     ]
     check(
         query,
@@ -1136,9 +1127,7 @@ def money_styles(amount: Decimal, decimal_comma: bool) -> list[str]:
     grouped = f"{abs(amount):,.2f}"
     if decimal_comma:
         plain = plain.replace(".", ",")
-        numbers = [plain] + [
-            grouped.replace(",", "_").replace(".", ",").replace("_", g) for g in MONEY_GROUPS[True]
-        ]
+        numbers = [plain] + [grouped.replace(",", "_").replace(".", ",").replace("_", g) for g in MONEY_GROUPS[True]]
     else:
         numbers = [plain, grouped]
     sign = "-" if amount < 0 else ""
@@ -1305,9 +1294,7 @@ def test_no_function_raises_on_junk(query):
 
 def test_no_function_raises_on_constants_folded_at_plan_time(query):
     """With a constant argument the planner evaluates the inlined body itself: no branch may raise there either."""
-    inputs = (
-        [x for x in NASTY if x is not None] + list(gen._BAD_DATES) + ["2023-02-29T00:00:00Z", "02/30/2024"]
-    )
+    inputs = [x for x in NASTY if x is not None] + list(gen._BAD_DATES) + ["2023-02-29T00:00:00Z", "02/30/2024"]
     for expression in TEXT_FUNCTIONS:
         columns = ", ".join(expression.format(x="%s::text") for _ in inputs)
         assert len(query(f"select {columns}", tuple(inputs))[0]) == len(inputs)
@@ -1364,9 +1351,7 @@ def extract(
 ) -> list[tuple[dict, list[dict], list[list[str]], list[dict]]]:
     """(manifest, customers, sales lines, products) per folder of a history + 2 delta extract."""
     landing = tmp_path_factory.mktemp("cleaning-landing")
-    manifests = gen.generate(
-        landing, date(2024, 2, 27), days=3, customers=3000, orders=4000, customers_format="jsonl"
-    )
+    manifests = gen.generate(landing, date(2024, 2, 27), days=3, customers=3000, orders=4000, customers_format="jsonl")
     out = []
     for manifest in manifests:
         folder = landing / manifest["date"]
@@ -1393,11 +1378,7 @@ def test_extract_customers_clean_exactly_as_the_manifest_says(query, extract):
 
         signups = run(query, "silver.parse_date({x})", values["signup_date"])
         assert signups == [reference_date(v) for v in values["signup_date"]]
-        assert (
-            signups.count(None)
-            == info["date_formats"]["signup_date"]["unparseable"]
-            == defects["unparseable_date"]
-        )
+        assert signups.count(None) == info["date_formats"]["signup_date"]["unparseable"] == defects["unparseable_date"]
 
         updated = run(query, "silver.parse_timestamp({x})", values["updated_at"])
         assert updated == [reference_timestamp(v) for v in values["updated_at"]] and None not in updated
@@ -1405,8 +1386,7 @@ def test_extract_customers_clean_exactly_as_the_manifest_says(query, extract):
         regions = run(query, REGION_LOOKUP, values["region"])
         assert regions == [reference_region(v) for v in values["region"]] and None not in regions
         assert (
-            sum(raw != clean for raw, clean in zip(values["region"], regions, strict=True))
-            == info["region_variants"]
+            sum(raw != clean for raw, clean in zip(values["region"], regions, strict=True)) == info["region_variants"]
         )
 
         firsts = run(query, "silver.clean_name({x})", values["first_name"])
@@ -1436,9 +1416,7 @@ def test_extract_sales_and_products_clean_exactly_as_the_manifest_says(query, ex
         order_dates = run(query, "silver.parse_date({x})", [row[3] for row in sales])
         assert order_dates == [reference_date(row[3]) for row in sales]
         assert (
-            order_dates.count(None)
-            == info["date_formats"]["order_date"]["unparseable"]
-            == defects["unparseable_date"]
+            order_dates.count(None) == info["date_formats"]["order_date"]["unparseable"] == defects["unparseable_date"]
         )
 
         quantities = run(query, "silver.parse_integer({x})", [row[4] for row in sales])

@@ -57,8 +57,14 @@ def _session(client: socket.socket) -> None:
             client.sendall(b"N")
             continue
         break
-    parameters = {"server_version": "14.11", "server_encoding": "UTF8", "client_encoding": "UTF8",
-                  "DateStyle": "ISO, MDY", "integer_datetimes": "on", "standard_conforming_strings": "on"}
+    parameters = {
+        "server_version": "14.11",
+        "server_encoding": "UTF8",
+        "client_encoding": "UTF8",
+        "DateStyle": "ISO, MDY",
+        "integer_datetimes": "on",
+        "standard_conforming_strings": "on",
+    }
     reply = _message(b"R", struct.pack("!i", 0))
     for name, value in parameters.items():
         reply += _message(b"S", name.encode() + b"\0" + value.encode() + b"\0")
@@ -81,14 +87,17 @@ def test_a_server_older_than_15_is_refused_with_its_version_and_no_traceback(tmp
     port = listener.getsockname()[1]
     url = f"postgresql://metalayer@127.0.0.1:{port}/warehouse?sslmode=disable&gssencmode=disable"
     try:
-        done = metalayer("db", "bootstrap", env={**os.environ, "DATABASE_URL": url,
-                                                 "METALAYER_HOME": str(tmp_path / "home")})
+        done = metalayer(
+            "db", "bootstrap", env={**os.environ, "DATABASE_URL": url, "METALAYER_HOME": str(tmp_path / "home")}
+        )
     finally:
         listener.close()
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
-    assert done.stderr.strip() == (f"metalayer db: PostgreSQL 14.11 at 127.0.0.1:{port} is not supported: "
-                                   "MetaLayer supports PostgreSQL 15, 16, 17 and 18")
+    assert done.stderr.strip() == (
+        f"metalayer db: PostgreSQL 14.11 at 127.0.0.1:{port} is not supported: "
+        "MetaLayer supports PostgreSQL 15, 16, 17 and 18"
+    )
 
 
 def test_an_embedded_server_that_can_not_start_says_what_to_do_without_a_traceback(tmp_path):

@@ -98,8 +98,9 @@ def integral_expected(params: clv.BGNBDParams, t: float, x: int, t_x: float, T: 
             return (r + x) * t / (alpha + T)
         return -math.expm1(-(r + x) * math.log1p(p * t / (alpha + T))) / p
 
-    value, _ = integrate.quad(given_p, 0.0, 1.0, weight="alg", wvar=(a - 1.0, b + x - 1.0), epsabs=0,
-                              epsrel=1e-12, limit=200)
+    value, _ = integrate.quad(
+        given_p, 0.0, 1.0, weight="alg", wvar=(a - 1.0, b + x - 1.0), epsabs=0, epsrel=1e-12, limit=200
+    )
     alive = 1.0 if x == 0 else 1.0 / (1.0 + a / (b + x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x))
     return value / beta_fn(a, b + x) * alive
 
@@ -143,12 +144,27 @@ def test_expected_purchases_new_matches_eq9_by_hand():
     assert got == pytest.approx(clv.expected_purchases(CDNOW, ts, 0, 0, 0), rel=1e-13)
 
 
-@pytest.mark.parametrize("params", [CDNOW, clv.BGNBDParams(0.6, 60.0, 1.8, 6.0), clv.BGNBDParams(2.0, 10.0, 0.3, 0.5),
-                                    clv.BGNBDParams(1.5, 30.0, 1.0, 4.0), clv.BGNBDParams(0.8, 20.0, 1.0004, 2.0)])
+@pytest.mark.parametrize(
+    "params",
+    [
+        CDNOW,
+        clv.BGNBDParams(0.6, 60.0, 1.8, 6.0),
+        clv.BGNBDParams(2.0, 10.0, 0.3, 0.5),
+        clv.BGNBDParams(1.5, 30.0, 1.0, 4.0),
+        clv.BGNBDParams(0.8, 20.0, 1.0004, 2.0),
+    ],
+)
 def test_expected_purchases_against_posterior_integral(params):
     # includes z close to 1 (t >> alpha + T), many purchases (x = 300), and a = 1 (the 0/0 point of eq. 10)
-    cases = [(2, 30.43, 38.86, 39.0), (0, 0.0, 38.86, 5.0), (7, 29.43, 38.86, 2000.0), (300, 99.0, 100.0, 20.0),
-             (300, 99.0, 100.0, 1e5), (1, 0.5, 300.0, 1e4), (40, 10.0, 60.0, 0.25)]
+    cases = [
+        (2, 30.43, 38.86, 39.0),
+        (0, 0.0, 38.86, 5.0),
+        (7, 29.43, 38.86, 2000.0),
+        (300, 99.0, 100.0, 20.0),
+        (300, 99.0, 100.0, 1e5),
+        (1, 0.5, 300.0, 1e4),
+        (40, 10.0, 60.0, 0.25),
+    ]
     for x, t_x, T, t in cases:
         got = float(clv.expected_purchases(params, t, x, t_x, T))
         assert got == pytest.approx(integral_expected(params, t, x, t_x, T), rel=1e-7), (x, t_x, T, t)
@@ -159,8 +175,15 @@ def test_gamma_gamma_formulas_by_hand():
     x, m = 2, 22.35
     # note eq.: ln f = ln G(px+q) - ln G(px) - ln G(q) + q ln gamma + (px-1) ln m + px ln x - (px+q) ln(gamma + m x)
     px = P_GG * x
-    by_hand = (math.lgamma(px + Q_GG) - math.lgamma(px) - math.lgamma(Q_GG) + Q_GG * math.log(G_GG)
-               + (px - 1) * math.log(m) + px * math.log(x) - (px + Q_GG) * math.log(G_GG + m * x))
+    by_hand = (
+        math.lgamma(px + Q_GG)
+        - math.lgamma(px)
+        - math.lgamma(Q_GG)
+        + Q_GG * math.log(G_GG)
+        + (px - 1) * math.log(m)
+        + px * math.log(x)
+        - (px + Q_GG) * math.log(G_GG + m * x)
+    )
     assert clv.gamma_gamma_log_likelihood(CDNOW_GG, [x], [m])[0] == pytest.approx(by_hand, rel=1e-13)
     # E[M | x, m] = p (gamma + m x) / (p x + q - 1) = 6.25 * 60.14 / 15.24 = 24.664...
     spend = clv.expected_average_spend(CDNOW_GG, [x, 0], [m, np.nan])
@@ -173,8 +196,9 @@ def test_gamma_gamma_formulas_by_hand():
 def test_gamma_gamma_density_integrates_to_one():
     # the density of the mean m given x, integrated over m, is 1 (checks the x^(px) Jacobian term)
     for x in (1, 3, 10):
-        total, _ = integrate.quad(lambda m, x=x: math.exp(clv.gamma_gamma_log_likelihood(CDNOW_GG, [x], [m])[0]),
-                                  0, np.inf, limit=200)
+        total, _ = integrate.quad(
+            lambda m, x=x: math.exp(clv.gamma_gamma_log_likelihood(CDNOW_GG, [x], [m])[0]), 0, np.inf, limit=200
+        )
         assert total == pytest.approx(1.0, abs=1e-8)
 
 
@@ -203,8 +227,10 @@ def test_clv_falls_with_the_discount_rate_and_matches_its_definition():
     t_x = np.array([0.0, 30.43, 29.43, 5.0])
     T = np.full(4, 38.86)
     m = np.array([0.0, 22.35, 73.74, 11.77])
-    values = [clv.predicted_clv(CDNOW, CDNOW_GG, x, t_x, T, m, horizon=12, discount_rate_per_period=d, time_unit=4.0)
-              for d in (0.0, 0.01, 0.05, 0.2)]
+    values = [
+        clv.predicted_clv(CDNOW, CDNOW_GG, x, t_x, T, m, horizon=12, discount_rate_per_period=d, time_unit=4.0)
+        for d in (0.0, 0.01, 0.05, 0.2)
+    ]
     for lower, higher in zip(values[1:], values[:-1], strict=True):
         assert np.all(lower < higher)
     # d = 0: spend * E[Y(12 * 4 weeks)]; d > 0: the sum of discounted period increments
@@ -330,8 +356,9 @@ def test_weights_compressed_fit_equals_the_uncompressed_fit(simulated):
     gg_rows, gg_counts = np.unique(np.column_stack([x, m])[x > 0], axis=0, return_counts=True)
     gg_weighted = clv.fit_gamma_gamma(gg_rows[:, 0], gg_rows[:, 1], weights=gg_counts, compress=False)
     assert gg_weighted.log_likelihood == pytest.approx(gg_full.log_likelihood, rel=1e-11)
-    assert list(gg_weighted.params.as_dict().values()) == pytest.approx(list(gg_full.params.as_dict().values()),
-                                                                       rel=1e-5)
+    assert list(gg_weighted.params.as_dict().values()) == pytest.approx(
+        list(gg_full.params.as_dict().values()), rel=1e-5
+    )
 
 
 def test_penalizer_shrinks_log_shapes(simulated):
@@ -346,8 +373,10 @@ def test_penalizer_shrinks_log_shapes(simulated):
     assert shrunk.log_likelihood < plain.log_likelihood
     # the fit minimises -LL + lambda * sum(log shape^2): at the penalised optimum every nudge raises it
     z = np.log(list(shrunk.params.as_dict().values()))
-    penalised = lambda z: (-clv.bgnbd_log_likelihood(np.exp(z), x, t_x, T).sum()  # noqa: E731
-                           + 100.0 * (z[0] ** 2 + z[2] ** 2 + z[3] ** 2))
+
+    def penalised(z):
+        return -clv.bgnbd_log_likelihood(np.exp(z), x, t_x, T).sum() + 100.0 * (z[0] ** 2 + z[2] ** 2 + z[3] ** 2)
+
     for j in range(4):
         for step in (-1e-3, 1e-3):
             nudged = z.copy()
@@ -361,8 +390,10 @@ def test_penalizer_shrinks_log_shapes(simulated):
 def test_default_fit_is_the_plain_maximum_likelihood(simulated):
     # data simulated from known parameters: plain maximum likelihood converges, so no penalty at all
     x, t_x, T, m = simulated["x"], simulated["t_x"], simulated["T"], simulated["m"]
-    for default, plain in ((clv.fit_bgnbd(x, t_x, T), clv.fit_bgnbd(x, t_x, T, penalizer=0)),
-                           (clv.fit_gamma_gamma(x, m), clv.fit_gamma_gamma(x, m, penalizer=0))):
+    for default, plain in (
+        (clv.fit_bgnbd(x, t_x, T), clv.fit_bgnbd(x, t_x, T, penalizer=0)),
+        (clv.fit_gamma_gamma(x, m), clv.fit_gamma_gamma(x, m, penalizer=0)),
+    ):
         assert default.converged, default.message
         assert default.params == plain.params  # exactly, not approximately
         assert default.log_likelihood == plain.log_likelihood
@@ -388,8 +419,9 @@ def test_ridge_falls_back_to_the_penalty_and_says_why():
     assert fit.converged, fit.message
     assert fit.penalizer == clv.FALLBACK_PENALIZER == 0.5
     assert fit.penalizer_reason == "fallback: plain maximum likelihood ran off along a ridge (a -> inf, b -> inf)"
-    assert fit.message.endswith("; penalised (penalizer 0.5) because plain maximum likelihood ran off along a "
-                                "ridge (a -> inf, b -> inf)")
+    assert fit.message.endswith(
+        "; penalised (penalizer 0.5) because plain maximum likelihood ran off along a ridge (a -> inf, b -> inf)"
+    )
     assert fit.params == clv.fit_bgnbd(x, t_x, T, penalizer=0.5).params
     # the fallback keeps what the data do determine: the purchase rate r/alpha, and p mostly near 0
     assert fit.params.r / fit.params.alpha == pytest.approx(plain.last_params.r / plain.last_params.alpha, rel=0.01)
@@ -397,8 +429,10 @@ def test_ridge_falls_back_to_the_penalty_and_says_why():
     # a fallback of 0 disables it: no params, and the reason says so
     none = clv.fit_bgnbd(x, t_x, T, fallback_penalizer=0)
     assert none.params is None and none.penalizer == 0
-    assert none.penalizer_reason == ("none: plain maximum likelihood ran off along a ridge (a -> inf, b -> inf); "
-                                     "fallback disabled (fallback_penalizer = 0)")
+    assert none.penalizer_reason == (
+        "none: plain maximum likelihood ran off along a ridge (a -> inf, b -> inf); "
+        "fallback disabled (fallback_penalizer = 0)"
+    )
 
 
 def test_sample_generator_data_fits_plainly_or_records_the_penalty(tmp_path):
@@ -409,14 +443,22 @@ def test_sample_generator_data_fits_plainly_or_records_the_penalty(tmp_path):
     generate(tmp_path, date(2026, 11, 1), days=1, customers=2000, orders=6000)
     sales = pd.read_csv(tmp_path / "2026-11-01" / "erp_sales.csv", dtype=str, on_bad_lines="skip", engine="python")
     amount = pd.to_numeric(sales.quantity, errors="coerce") * pd.to_numeric(sales.unit_price, errors="coerce")
-    rfm = clv.rfm_from_transactions(sales.customer_id, pd.to_datetime(sales.order_date, errors="coerce",
-                                                                      format="mixed"),
-                                    amount, pd.Timestamp("2026-11-01"), time_unit="weeks")
+    rfm = clv.rfm_from_transactions(
+        sales.customer_id,
+        pd.to_datetime(sales.order_date, errors="coerce", format="mixed"),
+        amount,
+        pd.Timestamp("2026-11-01"),
+        time_unit="weeks",
+    )
     rfm = rfm[rfm.monetary_value >= 0]
     x, t_x, T, m = (rfm[c].to_numpy(float) for c in ("frequency", "recency", "T", "monetary_value"))
-    for fit, plain in ((clv.fit_bgnbd(x, t_x, T), clv.fit_bgnbd(x, t_x, T, penalizer=0)),
-                       (clv.fit_gamma_gamma(np.where(m > 0, x, 0), m),  # as CustomerClv: no free-only repeats
-                        clv.fit_gamma_gamma(np.where(m > 0, x, 0), m, penalizer=0))):
+    for fit, plain in (
+        (clv.fit_bgnbd(x, t_x, T), clv.fit_bgnbd(x, t_x, T, penalizer=0)),
+        (
+            clv.fit_gamma_gamma(np.where(m > 0, x, 0), m),  # as CustomerClv: no free-only repeats
+            clv.fit_gamma_gamma(np.where(m > 0, x, 0), m, penalizer=0),
+        ),
+    ):
         assert fit.converged, fit.message
         if plain.converged:
             assert fit.params == plain.params and fit.penalizer == 0
@@ -441,10 +483,14 @@ def test_penalty_effect_shrinks_as_customers_grow():
     lam = clv.FALLBACK_PENALIZER
     bg_shifts, gg_shifts = [], []
     for n in (500, 5_000, 50_000):
-        plain, penalised = clv.fit_bgnbd(x[:n], t_x[:n], T[:n], penalizer=0), clv.fit_bgnbd(
-            x[:n], t_x[:n], T[:n], penalizer=lam)
-        gg_plain, gg_penalised = clv.fit_gamma_gamma(x[:n], m[:n], penalizer=0), clv.fit_gamma_gamma(
-            x[:n], m[:n], penalizer=lam)
+        plain, penalised = (
+            clv.fit_bgnbd(x[:n], t_x[:n], T[:n], penalizer=0),
+            clv.fit_bgnbd(x[:n], t_x[:n], T[:n], penalizer=lam),
+        )
+        gg_plain, gg_penalised = (
+            clv.fit_gamma_gamma(x[:n], m[:n], penalizer=0),
+            clv.fit_gamma_gamma(x[:n], m[:n], penalizer=lam),
+        )
         assert plain.converged and penalised.converged and gg_plain.converged and gg_penalised.converged
         bg_shifts.append(relative_shift(plain, penalised))
         gg_shifts.append(relative_shift(gg_plain, gg_penalised))
@@ -458,20 +504,23 @@ def test_penalty_effect_shrinks_as_customers_grow():
 # --------------------------------------------------------------------------- degenerate inputs
 
 
-@pytest.mark.parametrize(("x", "t_x", "T", "needle"), [
-    ([], [], [], "at least 20 customers"),
-    ([1], [2.0], [5.0], "got 1 customers"),
-    ([0] * 100, [0] * 100, [10.0] * 100, "1 distinct frequency"),
-    ([3] * 50, [7.0] * 50, [9.0] * 50, "1 distinct frequency"),
-    ([0, 1, 2], [0, 1, 2], [3, 3, 3], "got 3 customers"),
-    ([np.nan] + [1] * 29, [1.0] * 30, [2.0] * 30, "invalid values in 1 row (first at index 0)"),
-    ([1] * 29 + [2], [1.0] * 29 + [np.inf], [2.0] * 30, "invalid values"),
-    ([1, 0] * 15, [5.0, 0.0] * 15, [4.0, 4.0] * 15, "invalid values"),  # t_x > T
-    ([1.5, 0] * 15, [1.0, 0.0] * 15, [4.0, 4.0] * 15, "invalid values"),  # fractional frequency
-    ([-1, 0] * 15, [1.0, 0.0] * 15, [4.0, 4.0] * 15, "invalid values"),
-    (["a", "b"], [1, 2], [3, 4], "not numeric"),
-    ([1, 2, 3], [1, 2], [3, 4, 5], "differ in length"),
-])
+@pytest.mark.parametrize(
+    ("x", "t_x", "T", "needle"),
+    [
+        ([], [], [], "at least 20 customers"),
+        ([1], [2.0], [5.0], "got 1 customers"),
+        ([0] * 100, [0] * 100, [10.0] * 100, "1 distinct frequency"),
+        ([3] * 50, [7.0] * 50, [9.0] * 50, "1 distinct frequency"),
+        ([0, 1, 2], [0, 1, 2], [3, 3, 3], "got 3 customers"),
+        ([np.nan] + [1] * 29, [1.0] * 30, [2.0] * 30, "invalid values in 1 row (first at index 0)"),
+        ([1] * 29 + [2], [1.0] * 29 + [np.inf], [2.0] * 30, "invalid values"),
+        ([1, 0] * 15, [5.0, 0.0] * 15, [4.0, 4.0] * 15, "invalid values"),  # t_x > T
+        ([1.5, 0] * 15, [1.0, 0.0] * 15, [4.0, 4.0] * 15, "invalid values"),  # fractional frequency
+        ([-1, 0] * 15, [1.0, 0.0] * 15, [4.0, 4.0] * 15, "invalid values"),
+        (["a", "b"], [1, 2], [3, 4], "not numeric"),
+        ([1, 2, 3], [1, 2], [3, 4, 5], "differ in length"),
+    ],
+)
 def test_degenerate_bgnbd_inputs_give_no_params(x, t_x, T, needle):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no RuntimeWarnings leak either
@@ -501,19 +550,24 @@ def test_penalizer_must_be_a_number_at_least_zero():
 
 def test_minimum_size_message_is_explicit():
     fit = clv.fit_bgnbd([0, 1, 2], [0, 1, 2], [3, 3, 3])
-    assert fit.message == ("BG/NBD needs at least 20 customers with at least 2 distinct frequencies; "
-                           "got 3 customers and 3 distinct frequencies")
+    assert fit.message == (
+        "BG/NBD needs at least 20 customers with at least 2 distinct frequencies; "
+        "got 3 customers and 3 distinct frequencies"
+    )
 
 
-@pytest.mark.parametrize(("x", "m", "needle"), [
-    ([], [], "at least 10 repeat customers"),
-    ([0] * 50, [0.0] * 50, "got 0 repeat customers"),
-    ([1, 2, 0] * 3, [5.0, 6.0, 0.0] * 3, "got 6 repeat customers"),
-    ([2] * 40, [25.0] * 40, "1 distinct value"),
-    ([1] * 20, [np.nan] + [3.0] * 19, "invalid values"),
-    ([1] * 20, [0.0] + [3.0] * 19, "invalid values"),
-    ([1] * 20, [np.inf] + [3.0] * 19, "invalid values"),
-])
+@pytest.mark.parametrize(
+    ("x", "m", "needle"),
+    [
+        ([], [], "at least 10 repeat customers"),
+        ([0] * 50, [0.0] * 50, "got 0 repeat customers"),
+        ([1, 2, 0] * 3, [5.0, 6.0, 0.0] * 3, "got 6 repeat customers"),
+        ([2] * 40, [25.0] * 40, "1 distinct value"),
+        ([1] * 20, [np.nan] + [3.0] * 19, "invalid values"),
+        ([1] * 20, [0.0] + [3.0] * 19, "invalid values"),
+        ([1] * 20, [np.inf] + [3.0] * 19, "invalid values"),
+    ],
+)
 def test_degenerate_gamma_gamma_inputs_give_no_params(x, m, needle):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -582,8 +636,15 @@ def test_rfm_from_transactions_in_days(transactions):
     #    T = 01-31 - 01-01 = 30 days; monetary = mean(20, 30) = 25 (first day's 15 excluded)
     # B: frequency 0, recency 0, T = 01-31 - 01-10 = 21 days, monetary 0
     # C: purchase days 01-20, 01-27 (02-05 is after as_of) -> frequency 1; recency 7; T = 11; monetary 16
-    expected = pd.DataFrame({"frequency": [2, 0, 1], "recency": [14.0, 0.0, 7.0], "T": [30.0, 21.0, 11.0],
-                             "monetary_value": [25.0, 0.0, 16.0]}, index=pd.Index(["A", "B", "C"], name="customer_id"))
+    expected = pd.DataFrame(
+        {
+            "frequency": [2, 0, 1],
+            "recency": [14.0, 0.0, 7.0],
+            "T": [30.0, 21.0, 11.0],
+            "monetary_value": [25.0, 0.0, 16.0],
+        },
+        index=pd.Index(["A", "B", "C"], name="customer_id"),
+    )
     pd.testing.assert_frame_equal(summary, expected)
 
 
@@ -643,34 +704,48 @@ def test_customer_clv_records_the_penalizer_used_and_why(warehouse, query, luigi
     result = run_pipeline(date(2026, 11, 1), landing=landing, trigger="test")
     assert result.success
     # refit here on the summary the task read: the same decision, penalizer and reason
-    x, t_x, T, m = (np.array(column, dtype=float) for column in zip(*query(
-        "select frequency, recency, t, monetary_value from gold.customer_clv order by customer_id"), strict=True))
-    expected = {"bg_nbd": clv.fit_bgnbd(x, t_x, T),
-                "gamma_gamma": clv.fit_gamma_gamma(np.where(m > 0, x, 0), m)}
-    stored = {model: (penalizer, reason, params) for model, penalizer, reason, params in query(
-        "select model, penalizer, penalizer_reason, params from gold.clv_model where as_of_date = '2026-11-01'")}
+    x, t_x, T, m = (
+        np.array(column, dtype=float)
+        for column in zip(
+            *query("select frequency, recency, t, monetary_value from gold.customer_clv order by customer_id"),
+            strict=True,
+        )
+    )
+    expected = {"bg_nbd": clv.fit_bgnbd(x, t_x, T), "gamma_gamma": clv.fit_gamma_gamma(np.where(m > 0, x, 0), m)}
+    stored = {
+        model: (penalizer, reason, params)
+        for model, penalizer, reason, params in query(
+            "select model, penalizer, penalizer_reason, params from gold.clv_model where as_of_date = '2026-11-01'"
+        )
+    }
     assert set(stored) == set(expected)
     for model, fit in expected.items():
         penalizer, reason, params = stored[model]
         assert fit.converged, fit.message
         assert (penalizer, reason) == (fit.penalizer, fit.penalizer_reason)
         assert params == pytest.approx(fit.params.as_dict(), rel=1e-4)
-        assert reason.startswith("none: plain maximum likelihood converged" if penalizer == 0
-                                 else "fallback: plain maximum likelihood ")
+        assert reason.startswith(
+            "none: plain maximum likelihood converged" if penalizer == 0 else "fallback: plain maximum likelihood "
+        )
     message = next(t["message"] for t in result.tasks if t["task_family"] == "CustomerClv")
-    assert message == ("CLV fits: BG/NBD " + ("no penalty" if stored["bg_nbd"][0] == 0
-                                              else f"penalizer {stored['bg_nbd'][0]:g}")
-                       + f" ({stored['bg_nbd'][1]}); Gamma-Gamma "
-                       + ("no penalty" if stored["gamma_gamma"][0] == 0 else f"penalizer {stored['gamma_gamma'][0]:g}")
-                       + f" ({stored['gamma_gamma'][1]})")
+    assert message == (
+        "CLV fits: BG/NBD "
+        + ("no penalty" if stored["bg_nbd"][0] == 0 else f"penalizer {stored['bg_nbd'][0]:g}")
+        + f" ({stored['bg_nbd'][1]}); Gamma-Gamma "
+        + ("no penalty" if stored["gamma_gamma"][0] == 0 else f"penalizer {stored['gamma_gamma'][0]:g}")
+        + f" ({stored['gamma_gamma'][1]})"
+    )
     # the console's model list carries them
     console_sql = (db.SQL_DIR / "console" / "clv_models.sql").read_text()
     assert [(row[0], row[5], row[6]) for row in query(console_sql)] == [
-        (model, *stored[model][:2]) for model in ("bg_nbd", "gamma_gamma")]
+        (model, *stored[model][:2]) for model in ("bg_nbd", "gamma_gamma")
+    ]
 
     # [clv] penalizer configured: always that one, and the reason says so
     luigi_setting("clv", "penalizer", 2.0)
     result = rerun("CustomerClv", date(2026, 11, 1), downstream=False, landing=landing, trigger="test")
     assert result.success
     assert query("select model, penalizer, penalizer_reason from gold.clv_model order by model") == [
-        ("bg_nbd", 2.0, "configured: penalizer = 2"), ("gamma_gamma", 2.0, "configured: penalizer = 2")]
+        ("bg_nbd", 2.0, "configured: penalizer = 2"),
+        ("gamma_gamma", 2.0, "configured: penalizer = 2"),
+    ]

@@ -26,12 +26,30 @@ APP_SERVICES = {"migrate", "luigid", "scheduler", "console", "exporter", "watche
 IMAGE_SERVICES = {"postgres", "prometheus", "pushgateway", "grafana"}
 # Service keys this file may use (a subset of the Compose specification); a typo
 # such as `depends-on` or `healthcheck.intervall` would be silently ignored by old Compose versions.
-SERVICE_KEYS = {"build", "image", "command", "environment", "configs", "volumes", "ports", "healthcheck",
-                "depends_on", "restart", "shm_size"}
+SERVICE_KEYS = {
+    "build",
+    "image",
+    "command",
+    "environment",
+    "configs",
+    "volumes",
+    "ports",
+    "healthcheck",
+    "depends_on",
+    "restart",
+    "shm_size",
+}
 HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period"}
 # What each service listens on inside its container.
-CONTAINER_PORTS = {"postgres": 5432, "luigid": 8082, "console": 8501, "exporter": 9108, "prometheus": 9090,
-                   "pushgateway": 9091, "grafana": 3000}
+CONTAINER_PORTS = {
+    "postgres": 5432,
+    "luigid": 8082,
+    "console": 8501,
+    "exporter": 9108,
+    "prometheus": 9090,
+    "pushgateway": 9091,
+    "grafana": 3000,
+}
 VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::?([-?])([^}]*))?\}")
 
 
@@ -243,8 +261,10 @@ def test_settings_come_from_env_with_every_variable_in_env_example_and_no_secret
     # The console gets its role's password; every other app service shares the common environment.
     console = compose["services"]["console"]["environment"]
     assert {key: console[key] for key in compose["x-app"]["environment"]} == compose["x-app"]["environment"]
-    assert set(console) - set(compose["x-app"]["environment"]) == {"METALAYER_READER_PASSWORD",
-                                                                   "METALAYER_OPS_PASSWORD_HASH"}
+    assert set(console) - set(compose["x-app"]["environment"]) == {
+        "METALAYER_READER_PASSWORD",
+        "METALAYER_OPS_PASSWORD_HASH",
+    }
     for name in required:
         assert env[name] == "change-me", f"{name} in .env.example must be a placeholder"
     for name, value in env.items():
@@ -283,10 +303,18 @@ def test_the_luigi_overrides_name_real_settings_and_real_services(compose):
 
 def test_prometheus_and_grafana_configs_point_at_compose_services(compose):
     prometheus = yaml.safe_load((REPO_ROOT / "monitoring" / "prometheus.yml").read_text())
-    targets = {job["job_name"]: target for job in prometheus["scrape_configs"]
-               for group in job["static_configs"] for target in group["targets"]}
-    assert targets == {"metalayer-exporter": "exporter:9108", "luigid": "luigid:8082",
-                       "pushgateway": "pushgateway:9091", "prometheus": "localhost:9090"}
+    targets = {
+        job["job_name"]: target
+        for job in prometheus["scrape_configs"]
+        for group in job["static_configs"]
+        for target in group["targets"]
+    }
+    assert targets == {
+        "metalayer-exporter": "exporter:9108",
+        "luigid": "luigid:8082",
+        "pushgateway": "pushgateway:9091",
+        "prometheus": "localhost:9090",
+    }
     for target in targets.values():
         host, port = target.split(":")
         if host != "localhost":
@@ -316,8 +344,11 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 
 def dockerignored(path: str) -> bool:
-    patterns = [line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     first = path.split("/")[0]
     return any(Path(first).match(pattern.removeprefix("**/")) or Path(path).match(pattern) for pattern in patterns)
 

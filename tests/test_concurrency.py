@@ -40,15 +40,23 @@ def reference(server_url, reliability_landing) -> Reference:
             patch.setenv("DATABASE_URL", url)
             assert run_pipeline(DAY, landing=reliability_landing, trigger="test").success
         query = querier(url)
-        yield Reference(checksums=warehouse_checksums(query),
-                        markers={marker for (marker,) in query("select update_id from meta.table_updates")})
+        yield Reference(
+            checksums=warehouse_checksums(query),
+            markers={marker for (marker,) in query("select update_id from meta.table_updates")},
+        )
     finally:
         db.drop_database(name, server_url)
 
 
 def start(command: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(command, env={**os.environ, "METALAYER_TRIGGER": "test"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        command,
+        env={**os.environ, "METALAYER_TRIGGER": "test"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def finish(processes: list[subprocess.Popen]) -> list[subprocess.CompletedProcess]:
@@ -75,8 +83,7 @@ def start_while_running(query, first: list[str], second: list[str]) -> list[subp
 
 
 def metalayer_run(landing: Path, *options: str) -> list[str]:
-    return [str(BIN / "metalayer"), "run", "--date", str(DAY), "--landing", str(landing), "--trigger", "test",
-            *options]
+    return [str(BIN / "metalayer"), "run", "--date", str(DAY), "--landing", str(landing), "--trigger", "test", *options]
 
 
 def assert_same_as_one_run(query, reference: Reference) -> None:
@@ -99,10 +106,10 @@ def test_a_second_run_of_a_date_exits_75(warehouse, query, reliability_landing, 
     assert set(map(tuple, work_per_task(query).values())) == {("success",)}
 
 
-def test_a_second_run_of_a_date_with_wait_queues_and_finds_it_done(warehouse, query, reliability_landing,
-                                                                    reference):
-    first, second = start_while_running(query, metalayer_run(reliability_landing, "--wait"),
-                                        metalayer_run(reliability_landing, "--wait"))
+def test_a_second_run_of_a_date_with_wait_queues_and_finds_it_done(warehouse, query, reliability_landing, reference):
+    first, second = start_while_running(
+        query, metalayer_run(reliability_landing, "--wait"), metalayer_run(reliability_landing, "--wait")
+    )
     assert (first.returncode, second.returncode) == (0, 0), (first.stdout[-2000:], second.stdout[-2000:])
     assert f"waiting: a run for {DAY} is already in progress" in second.stdout
     assert "Nothing to do: every task for this date is already complete." in second.stdout
@@ -117,8 +124,18 @@ def test_two_plain_luigi_commands_for_a_date(warehouse, query, reliability_landi
     """No date lock here: per-task locks and markers keep the data right and do each task's work once."""
     # Luigi's own pid lock stops a second identical command line on the same host (exit 10,
     # [retcode] already_running); --no-lock lets both run, as two hosts or two command lines would.
-    command = [str(BIN / "luigi"), "--module", "pipeline", "MasterTask", "--date", str(DAY), "--local-scheduler",
-               "--landing-dir", str(reliability_landing), "--no-lock"]
+    command = [
+        str(BIN / "luigi"),
+        "--module",
+        "pipeline",
+        "MasterTask",
+        "--date",
+        str(DAY),
+        "--local-scheduler",
+        "--landing-dir",
+        str(reliability_landing),
+        "--no-lock",
+    ]
     done = start_together(command, command)
     assert [process.returncode for process in done] == [0, 0], [process.stderr[-3000:] for process in done]
     assert_same_as_one_run(query, reference)
@@ -133,8 +150,11 @@ def test_two_plain_luigi_commands_for_a_date(warehouse, query, reliability_landi
 
 
 def test_two_runs_of_a_date_against_luigid(luigid, query, reliability_landing, reference):  # noqa: F811
-    first, second = start_while_running(query, metalayer_run(reliability_landing, "--scheduler-url", luigid),
-                                        metalayer_run(reliability_landing, "--scheduler-url", luigid))
+    first, second = start_while_running(
+        query,
+        metalayer_run(reliability_landing, "--scheduler-url", luigid),
+        metalayer_run(reliability_landing, "--scheduler-url", luigid),
+    )
     assert (first.returncode, second.returncode) == (0, 75), (first.stdout[-2000:], second.stderr[-2000:])
     assert f"a run for {DAY} is already in progress" in second.stderr
     assert query("select status, scheduler from meta.pipeline_runs") == [("success", luigid)]

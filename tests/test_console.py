@@ -43,11 +43,14 @@ DAY2_FILES = {
     "crm_customers.csv": (
         "customer_id,first_name,last_name,email,phone,address,city,state,region,signup_date,updated_at\n"
         "C2,Bob,Smith,bob.smith@example.com,555-CALL-NOW,2 Oak Ave,Boston,MA,New England,2024-01-06,"
-        "2026-11-21T09:00:00Z\n"),
+        "2026-11-21T09:00:00Z\n"
+    ),
     "erp_products.csv": (SMALL / "2026-11-20" / "erp_products.csv").read_text(),
-    "erp_sales.csv": ("order_id,customer_id,product_id,order_date,quantity,unit_price\n"
-                      "O12,C2,P1,2026-11-20,4,2.50\n"
-                      "O13,C4,P3,2026-11-21,1,10.00\n"),
+    "erp_sales.csv": (
+        "order_id,customer_id,product_id,order_date,quantity,unit_price\n"
+        "O12,C2,P1,2026-11-20,4,2.50\n"
+        "O13,C4,P3,2026-11-21,1,10.00\n"
+    ),
 }
 
 
@@ -106,6 +109,7 @@ def console_db(server_url, tmp_path_factory):
 
 
 # ---------------------------------------------------------------- helpers
+
 
 def run_sql(url: str, text: str, params=None) -> list[tuple]:
     from pipeline import db
@@ -190,13 +194,15 @@ def elements(at: AppTest, kind: str) -> list:
 
 # ---------------------------------------------------------------- pages
 
+
 def test_overview_shows_the_latest_run_kpis_with_changes_rows_and_freshness(filled):
     at = open_page("overview")
     url, day2 = filled["url"], filled["runs"]["day2"]
     shown = metrics(at)
     assert shown["Status"][0] == "success"
-    tasks = run_sql(url, "select count(*) from meta.task_runs where run_id = %s and status in ('success', 'skipped')",
-                    (day2,))[0][0]
+    tasks = run_sql(
+        url, "select count(*) from meta.task_runs where run_id = %s and status in ('success', 'skipped')", (day2,)
+    )[0][0]
     assert shown["Tasks done"][0] == f"{tasks} of {tasks}"
     # KPIs and their change against 2026-11-20, by hand (module docstring).
     assert shown["Revenue"] == ("425.00", "+20.00")
@@ -205,14 +211,24 @@ def test_overview_shows_the_latest_run_kpis_with_changes_rows_and_freshness(fill
     assert shown["Average order value"] == ("70.83", "-30.42")
     # No CLV fit on three customers: the tile says so and shows historical CLV, 425.00 / 3 (was 405.00 / 3).
     assert shown["Average historical CLV"] == ("141.67", "+6.67")
-    score = run_sql(url, "select score from meta.quality_scores where run_id = %s and table_name = '*' "
-                         "and dimension = 'overall'", (day2,))[0][0]
+    score = run_sql(
+        url,
+        "select score from meta.quality_scores where run_id = %s and table_name = '*' and dimension = 'overall'",
+        (day2,),
+    )[0][0]
     assert shown["Run quality score"][0] == f"{float(score) * 100:.2f}%"
     text = page_text(at)
     assert day2 in text and "SLA met" in text
     rows = frame_with(at, "row_count").set_index("table_name")["row_count"].to_dict()
-    for table in ("silver.customers", "silver.products", "silver.sales", "silver.quarantine", "gold.fact_sales",
-                  "gold.dim_customer", "gold.dim_product"):
+    for table in (
+        "silver.customers",
+        "silver.products",
+        "silver.sales",
+        "silver.quarantine",
+        "gold.fact_sales",
+        "gold.dim_customer",
+        "gold.dim_product",
+    ):
         assert rows[table] == run_sql(url, f"select count(*) from {table}")[0][0], table  # noqa: S608
     assert rows["silver.sales"] == 6 and rows["gold.fact_sales"] == 6
     # Bronze: the lines of both days' files (the small fixture's and the three written here).
@@ -224,8 +240,11 @@ def test_overview_shows_the_latest_run_kpis_with_changes_rows_and_freshness(fill
 
 def test_overview_reports_a_recorded_sla_miss(filled):
     url, day2 = filled["url"], filled["runs"]["day2"]
-    run_sql(url, "insert into meta.sla_misses (run_id, run_date, message) values (%s, %s, %s)",
-            (day2, DAY2, "gold not done within 180 minutes of the run's start"))
+    run_sql(
+        url,
+        "insert into meta.sla_misses (run_id, run_date, message) values (%s, %s, %s)",
+        (day2, DAY2, "gold not done within 180 minutes of the run's start"),
+    )
     try:
         text = page_text(open_page("overview"))
     finally:
@@ -240,9 +259,13 @@ def test_runs_history_filters_timeline_task_rows_errors_and_log(filled):
     assert list(history["run_id"]) == [runs["day2"], runs["day1"], runs["failed"]]  # newest first
     (gantt,) = elements(at, "vega_lite_chart")
     bars = chart_data(gantt).set_index("task_family")
-    day2_tasks = run_sql(url, "select tasks.task_family, extract(epoch from tasks.started_at - runs.started_at), "
-                              "extract(epoch from tasks.finished_at - runs.started_at) from meta.task_runs as tasks "
-                              "inner join meta.pipeline_runs as runs using (run_id) where run_id = %s", (runs["day2"],))
+    day2_tasks = run_sql(
+        url,
+        "select tasks.task_family, extract(epoch from tasks.started_at - runs.started_at), "
+        "extract(epoch from tasks.finished_at - runs.started_at) from meta.task_runs as tasks "
+        "inner join meta.pipeline_runs as runs using (run_id) where run_id = %s",
+        (runs["day2"],),
+    )
     assert len(bars) == len(day2_tasks)  # one bar per task of the latest run, from its start to its end
     for family, start, end in day2_tasks:
         assert bars.loc[family, "start_seconds"] == pytest.approx(float(start), abs=1e-3)
@@ -254,14 +277,20 @@ def test_runs_history_filters_timeline_task_rows_errors_and_log(filled):
     assert tasks.loc["SilverQualityGate", "status"] == "failed"
     # rows in and out per task are meta.task_runs' own; the sales file has 13 lines.
     assert tasks.loc["ErpSalesRaw", "rows_in"] == 13
-    expected = dict(run_sql(url, "select task_family, rows_out from meta.task_runs where run_id = %s "
-                                 "and rows_out is not null", (runs["failed"],)))
+    expected = dict(
+        run_sql(
+            url,
+            "select task_family, rows_out from meta.task_runs where run_id = %s and rows_out is not null",
+            (runs["failed"],),
+        )
+    )
     assert tasks["rows_out"].dropna().to_dict() == expected
     text = page_text(at)
     assert "QualityGateFailed: run quality score" in text  # the task's error, in its expander
     assert metrics(at)["Failed tasks"][0] == "1"
-    log_file = run_sql(url, "select to_jsonb(r) ->> 'log_file' from meta.pipeline_runs r where run_id = %s",
-                       (runs["failed"],))[0][0]
+    log_file = run_sql(
+        url, "select to_jsonb(r) ->> 'log_file' from meta.pipeline_runs r where run_id = %s", (runs["failed"],)
+    )[0][0]
     if log_file:  # runs record their log file (operations issue)
         assert any(runs["failed"] in str(code.value) for code in at.code)
     at.multiselect(key="runs_status").set_value(["failed", "success"]).run()
@@ -277,15 +306,23 @@ def test_quality_scores_failing_rules_and_masked_quarantine(filled):
     assert not at.exception
     at.selectbox(key="quality_run").set_value(runs["failed"]).run()
     failing = frame_with(at, "rows_failed")
-    expected = run_sql(url, "select table_name, rule_name, rows_checked, rows_failed from meta.quality_results "
-                            "where run_id = %s and rows_failed > 0 order by pass_rate, 1, 2", (runs["failed"],))
+    expected = run_sql(
+        url,
+        "select table_name, rule_name, rows_checked, rows_failed from meta.quality_results "
+        "where run_id = %s and rows_failed > 0 order by pass_rate, 1, 2",
+        (runs["failed"],),
+    )
     assert [tuple(row) for row in failing[["table_name", "rule_name", "rows_checked", "rows_failed"]].values] == [
-        tuple(row) for row in expected]
+        tuple(row) for row in expected
+    ]
     # By hand (tests/test_silver.py): one phone of the seven customer rows checked fails.
     assert ("silver.customers", "phone_valid", 7, 1) in [tuple(row) for row in expected]
     latest = frame_with(at, "score").set_index("table")["score"]
-    run_score = run_sql(url, "select score from meta.quality_scores where run_id = %s and table_name = '*' and "
-                             "dimension = 'overall'", (runs["day2"],))[0][0]
+    run_score = run_sql(
+        url,
+        "select score from meta.quality_scores where run_id = %s and table_name = '*' and dimension = 'overall'",
+        (runs["day2"],),
+    )[0][0]
     assert latest["run (all tables)"] == pytest.approx(float(run_score))
 
     quarantine = frame_with(at, "line_number")
@@ -304,9 +341,19 @@ def test_quality_scores_failing_rules_and_masked_quarantine(filled):
 def test_quarantine_csv_holds_every_matching_row_masked_unless_ops(filled):
     from console import data
 
-    masked = pd.read_csv(io.BytesIO(data.csv_bytes(
-        "quarantine", masked=True, drop=("matching_rows",), tables=["silver.customers"], rules=[], runs=[],
-        limit=None)))
+    masked = pd.read_csv(
+        io.BytesIO(
+            data.csv_bytes(
+                "quarantine",
+                masked=True,
+                drop=("matching_rows",),
+                tables=["silver.customers"],
+                rules=[],
+                runs=[],
+                limit=None,
+            )
+        )
+    )
     assert sorted(masked["line_number"]) == [4, 8, 9] and "matching_rows" not in masked.columns
     assert "ed@example.com" not in masked.to_csv() and "e***@example.com" in masked.to_csv()
     plain = data.csv_bytes("quarantine", masked=False, tables=["silver.customers"], rules=[], runs=[], limit=None)
@@ -320,18 +367,26 @@ def test_business_kpis_products_regions_clv_and_cohorts_masked(filled):
     assert shown["Average order value"][0] == "70.83"
     products = frame_with(at, "total_quantity_sold")
     assert [(p, r) for p, r in products[["product_id", "revenue"]].values] == [
-        ("P3", 310.0), ("P2", 100.0), ("P1", 15.0)]
+        ("P3", 310.0),
+        ("P2", 100.0),
+        ("P1", 15.0),
+    ]
     regions = frame_with(at, "revenue_share")
     assert [(r, v) for r, v in regions[["region", "revenue"]].values] == [("New England", 315.0), ("Mountain", 110.0)]
     assert regions["revenue_share"].tolist() == pytest.approx([315 / 425, 110 / 425], abs=1e-6)
     customers = frame_with(at, "historical_clv")
-    assert customers[["customer_id", "historical_clv"]].values.tolist() == [
-        ["C2", 310.0], ["C4", 110.0], ["C1", 5.0]]
+    assert customers[["customer_id", "historical_clv"]].values.tolist() == [["C2", 310.0], ["C4", 110.0], ["C1", 5.0]]
     assert customers["email"].tolist() == ["b***@example.com", "d***@example.com", "a***@example.com"]
     assert customers["phone"].tolist()[1:] == ["***25", "***23"]
     text = page_text(at)
-    for personal in ("bob.smith@example.com", "di.prince@example.com", "ann.lee@example.com", "+14155550125",
-                     "Smith", "Prince"):
+    for personal in (
+        "bob.smith@example.com",
+        "di.prince@example.com",
+        "ann.lee@example.com",
+        "+14155550125",
+        "Smith",
+        "Prince",
+    ):
         assert personal not in text, personal
     assert "No predictions for this date" in text  # three customers are too few to fit
     segments = frame_with(at, "segment")
@@ -342,8 +397,9 @@ def test_business_kpis_products_regions_clv_and_cohorts_masked(filled):
     assert {str(day)[:10] for day in monthly["month_start"]} == {"2026-11-01"}
     cohorts = next(frame for columns, frame in data.items() if "retention_rate" in columns)
     # Every customer first bought in November 2026: one cohort of 3, month 0 only, retention 1.
-    assert cohorts[["cohort", "months_since_first", "cohort_size", "active_customers", "retention_rate"]
-                   ].values.tolist() == [["2026-11", 0, 3, 3, 1.0]]
+    assert cohorts[
+        ["cohort", "months_since_first", "cohort_size", "active_customers", "retention_rate"]
+    ].values.tolist() == [["2026-11", 0, 3, 3, 1.0]]
     histogram = next(frame for columns, frame in data.items() if "bin_start" in columns)
     # Historical CLV 5, 110, 310; 99th percentile 110 + 0.98 x 200 = 306, bins of 15.3: 1, 8 and the last.
     assert histogram[["bin", "customers"]].values.tolist() == [[1, 1], [8, 1], [20, 1]]
@@ -382,8 +438,11 @@ def test_lineage_graph_comes_from_luigi_and_shows_latest_status(filled):
     assert '"file:erp_sales" -> "ErpSalesRaw"' in dot and '"FactSales" -> "AggDailySales"' in dot
     assert '"CustomerClv" -> "BusinessKpis"' in dot and '"SilverQualityGate" -> "DimCustomer"' in dot
     assert dot.count('fillcolor="#c8e6c9"') == len(families)  # every task: success green
-    assert set(table.loc[table["needs_previous_date"], "task_family"]) == {"SilverCustomers", "SilverProducts",
-                                                                         "FactSales"}
+    assert set(table.loc[table["needs_previous_date"], "task_family"]) == {
+        "SilverCustomers",
+        "SilverProducts",
+        "FactSales",
+    }
 
 
 def test_lineage_colours_a_failed_task_red_and_unrun_ones_white(warehouse, console_env, tmp_path):
@@ -394,8 +453,10 @@ def test_lineage_colours_a_failed_task_red_and_unrun_ones_white(warehouse, conso
     assert not run_pipeline(DAY1, landing=landing, trigger="test").success  # fails at the quality gate
     at = open_page("lineage")
     dot = elements(at, "graphviz_chart")[0].proto.spec
-    assert ('"SilverQualityGate" [label="SilverQualityGate\\nmeta.quality_scores\\n[failed]", fillcolor="#ffcdd2", '
-            f'URL="runs?date={DAY1}&task=SilverQualityGate", target="_self"') in dot
+    assert (
+        '"SilverQualityGate" [label="SilverQualityGate\\nmeta.quality_scores\\n[failed]", fillcolor="#ffcdd2", '
+        f'URL="runs?date={DAY1}&task=SilverQualityGate", target="_self"'
+    ) in dot
     assert '"FactSales" [label="FactSales\\ngold.fact_sales\\n[blocked]' in dot  # never ran: the gate failed
     assert "fontsize=14" in dot and "fontsize=11" not in dot  # readable: 14 pt, >= 12 px once drawn
     assert '[success]", fillcolor="#c8e6c9"' in dot  # bronze and silver ran
@@ -436,32 +497,42 @@ def test_business_clv_predictions_segments_and_distribution_match_pandas(warehou
     landing = tmp_path / "landing"
     generate(landing, date(2026, 11, 1), days=1, customers=2000, orders=6000)
     assert run_pipeline(date(2026, 11, 1), landing=landing, trigger="test").success
-    clv = pd.DataFrame(run_sql(warehouse, "select customer_id, predicted_clv::float8, historical_clv::float8, "
-                                          "p_alive::float8 from gold.customer_clv"),
-                       columns=["customer_id", "predicted_clv", "historical_clv", "p_alive"])
+    clv = pd.DataFrame(
+        run_sql(
+            warehouse,
+            "select customer_id, predicted_clv::float8, historical_clv::float8, p_alive::float8 from gold.customer_clv",
+        ),
+        columns=["customer_id", "predicted_clv", "historical_clv", "p_alive"],
+    )
     predicted = clv.dropna(subset=["predicted_clv"])
     assert len(predicted) > 1000  # the models fit on this data
 
     at = open_page("business")
     assert "No predictions" not in page_text(at)
     segments = frame_with(at, "segment").set_index("segment")["customers"]
-    buckets = pd.cut(clv["p_alive"], [-1, 0.25, 0.5, 0.75, 2], right=False,
-                     labels=["likely lost (< 25%)", "at risk (25-50%)", "cooling (50-75%)",
-                             "active (P(alive) >= 75%)"]).value_counts()
+    buckets = pd.cut(
+        clv["p_alive"],
+        [-1, 0.25, 0.5, 0.75, 2],
+        right=False,
+        labels=["likely lost (< 25%)", "at risk (25-50%)", "cooling (50-75%)", "active (P(alive) >= 75%)"],
+    ).value_counts()
     for label, count in buckets.items():
         assert segments.get(label, 0) == count, label
     assert segments.sum() == len(clv)
 
-    histogram = next(chart_data(chart) for chart in elements(at, "vega_lite_chart")
-                     if "bin_start" in chart_data(chart).columns)
+    histogram = next(
+        chart_data(chart) for chart in elements(at, "vega_lite_chart") if "bin_start" in chart_data(chart).columns
+    )
     upper = float(np.percentile(predicted["predicted_clv"], 99))  # linear, as percentile_cont
     expected_bins = np.clip(np.floor(predicted["predicted_clv"] / upper * 20) + 1, 1, 20).value_counts()
     assert dict(zip(histogram["bin"], histogram["customers"], strict=True)) == {
-        int(b): int(n) for b, n in expected_bins.items()}
+        int(b): int(n) for b, n in expected_bins.items()
+    }
 
     top = frame_with(at, "email")
-    expected_top = predicted.sort_values(["predicted_clv", "historical_clv", "customer_id"],
-                                         ascending=[False, False, True]).head(20)
+    expected_top = predicted.sort_values(
+        ["predicted_clv", "historical_clv", "customer_id"], ascending=[False, False, True]
+    ).head(20)
     assert top["customer_id"].tolist() == expected_top["customer_id"].tolist()
     assert top["predicted_clv"].tolist() == pytest.approx(expected_top["predicted_clv"].tolist())
     from console.ui import tile_money
@@ -472,6 +543,7 @@ def test_business_clv_predictions_segments_and_distribution_match_pandas(warehou
 
 
 # ---------------------------------------------------------------- roles, masking, login
+
 
 def test_reader_role_reads_gold_and_meta_but_no_personal_column(filled):
     import psycopg2
@@ -488,23 +560,33 @@ def test_reader_role_reads_gold_and_meta_but_no_personal_column(filled):
         assert cur.fetchone() == (6,)
         cur.execute("select email from console.customer_masked where customer_id = 'C2'")
         assert cur.fetchone() == ("b***@example.com",)
-    for statement in ("select email from gold.dim_customer", "select phone from silver.customers",
-                      "select record from silver.quarantine", "select * from bronze.crm_customers_raw",
-                      "select * from console.customer", "delete from meta.pipeline_runs",
-                      "create table gold.scratch (x int)"):
+    for statement in (
+        "select email from gold.dim_customer",
+        "select phone from silver.customers",
+        "select record from silver.quarantine",
+        "select * from bronze.crm_customers_raw",
+        "select * from console.customer",
+        "delete from meta.pipeline_runs",
+        "create table gold.scratch (x int)",
+    ):
         with pytest.raises(psycopg2.errors.InsufficientPrivilege), db.transaction(reader) as conn, conn.cursor() as cur:
             cur.execute(statement)
 
 
-@pytest.mark.parametrize(("text", "masked"), [
-    ("call (415) 555-0123 now", "call *** now"),
-    ("415-555-0123, 415.555.0123, 4155550123", "***, ***, ***"),
-    ("+1 415 555 0123 or 1-415-555-0123", "*** or ***"),
-    ("mail Ann.Lee@Example.com please", "mail ***@Example.com please"),
-    # dates, times, counts and run ids stay readable
-    ("run 2026-11-21-20261122T050426-2c4866 at 2026-11-21 10:00:00: 1008000 rows",
-     "run 2026-11-21-20261122T050426-2c4866 at 2026-11-21 10:00:00: 1008000 rows"),
-])
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("call (415) 555-0123 now", "call *** now"),
+        ("415-555-0123, 415.555.0123, 4155550123", "***, ***, ***"),
+        ("+1 415 555 0123 or 1-415-555-0123", "*** or ***"),
+        ("mail Ann.Lee@Example.com please", "mail ***@Example.com please"),
+        # dates, times, counts and run ids stay readable
+        (
+            "run 2026-11-21-20261122T050426-2c4866 at 2026-11-21 10:00:00: 1008000 rows",
+            "run 2026-11-21-20261122T050426-2c4866 at 2026-11-21 10:00:00: 1008000 rows",
+        ),
+    ],
+)
 def test_mask_text_hides_emails_and_phone_numbers_only(warehouse, text, masked):
     assert run_sql(warehouse, "select console.mask_text(%s)", (text,)) == [(masked,)]
 
@@ -513,7 +595,12 @@ def test_money_on_tiles_stays_short():
     from console.ui import tile_change, tile_money
 
     assert [tile_money(v) for v in (425, 9_999.994, 12_345.6, 2_210_034.56, None)] == [
-        "425.00", "9,999.99", "12,346", "2.21 M", "n/a"]
+        "425.00",
+        "9,999.99",
+        "12,346",
+        "2.21 M",
+        "n/a",
+    ]
     assert [tile_change(v) for v in (20, -30.42, -1_500_000, None)] == ["+20.00", "-30.42", "-1.50 M", None]
 
 
@@ -567,6 +654,7 @@ def test_five_failed_logins_make_the_next_wait_even_with_the_right_password(fill
 
 
 # ---------------------------------------------------------------- operations
+
 
 def launch_buttons(at: AppTest) -> list[str]:
     return [button.label for button in at.button if button.label.startswith("Launch")]
@@ -641,11 +729,13 @@ def test_operations_rerun_launches_detached_and_shows_progress_until_it_ends(fil
     follow(at, launch_id)
     assert "rerun BusinessKpis for 2026-11-21 (no downstream): finished" in page_text(at)
     assert metrics(at)["Run status"][0] == "success"
-    assert run_sql(url, "select run_date, trigger, status from meta.pipeline_runs where run_id = %s",
-                   (launch_id,)) == [(DAY2, "console", "success")]
+    assert run_sql(url, "select run_date, trigger, status from meta.pipeline_runs where run_id = %s", (launch_id,)) == [
+        (DAY2, "console", "success")
+    ]
     # Only the invalidated task (and what is not complete yet) ran again, as the plan said.
     assert run_sql(url, "select task_family, status from meta.task_runs where run_id = %s", (launch_id,)) == [
-        (family, "success") for family in planned["task"]]
+        (family, "success") for family in planned["task"]
+    ]
     # The run shows on the Runs page at once (the launch cleared the cache).
     open_page("runs", at)
     assert launch_id in frame_with(at, "tasks_failed")["run_id"].tolist()
@@ -662,8 +752,12 @@ def test_operations_backfill_runs_each_date_and_follows_them(filled, console_env
     submit(at, "Confirm launch")
     follow(at, at.session_state["ops_launches"][0])
     assert metrics(at)["Dates done"][0] == "2 of 2"
-    assert run_sql(url, "select run_date, status from meta.pipeline_runs where trigger = 'console' and "
-                        "started_at >= %s order by run_date", (before,)) == [(DAY1, "success"), (DAY2, "success")]
+    assert run_sql(
+        url,
+        "select run_date, status from meta.pipeline_runs where trigger = 'console' and "
+        "started_at >= %s order by run_date",
+        (before,),
+    ) == [(DAY1, "success"), (DAY2, "success")]
 
 
 def test_operations_refuse_a_date_that_is_already_running(filled, console_env):
@@ -672,9 +766,12 @@ def test_operations_refuse_a_date_that_is_already_running(filled, console_env):
     url = filled["url"]
     at = ops_page(console_env)
     holder = f"{DAY1}-holder-{uuid.uuid4().hex[:6]}"
-    run_sql(url, "insert into meta.pipeline_runs (run_id, run_date, trigger, status, host, pid) "
-                 "values (%s, %s, 'cli', 'running', %s, %s)", (holder, DAY1, socket.gethostname(),
-                                                               os.getpid()))
+    run_sql(
+        url,
+        "insert into meta.pipeline_runs (run_id, run_date, trigger, status, host, pid) "
+        "values (%s, %s, 'cli', 'running', %s, %s)",
+        (holder, DAY1, socket.gethostname(), os.getpid()),
+    )
     try:
         with date_lock(url, DAY1, holder):
             at.selectbox(key="ops_run_date").set_value(DAY1)
@@ -698,8 +795,14 @@ def test_launcher_refuses_a_date_its_own_launch_still_runs(filled):
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
         launcher._launches["earlier"] = Launch(
-            launch_id="earlier", action=Action("backfill", start=DAY1, end=DAY2), run_id=None, command=["sleep"],
-            log_path=Path("/dev/null"), started_at=datetime.now(UTC), process=sleeper)
+            launch_id="earlier",
+            action=Action("backfill", start=DAY1, end=DAY2),
+            run_id=None,
+            command=["sleep"],
+            log_path=Path("/dev/null"),
+            started_at=datetime.now(UTC),
+            process=sleeper,
+        )
         with pytest.raises(LaunchRefused, match="still running"):
             launcher.launch(Action("rerun", start=DAY2, target="gold"), filled["url"])
     finally:
@@ -726,8 +829,10 @@ def test_without_the_reader_role_pages_read_as_the_pipeline_role_still_masked(wa
 
 # ---------------------------------------------------------------- loss and expected failures (tests/test_gate.py)
 
-def test_overview_and_quality_show_the_quarantined_share_and_a_clean_error(warehouse, console_env, tmp_path,
-                                                                           luigi_setting):
+
+def test_overview_and_quality_show_the_quarantined_share_and_a_clean_error(
+    warehouse, console_env, tmp_path, luigi_setting
+):
     """Half the sales quarantined (run passes under on_breach = warn), then a file with a broken header."""
     from console import data
     from pipeline.runner import run_pipeline
@@ -738,9 +843,14 @@ def test_overview_and_quality_show_the_quarantined_share_and_a_clean_error(wareh
     landing = lossy_landing(tmp_path)
     assert run_pipeline(DAY, landing=landing, trigger="test").success
     expected = expected_shares_by_pandas(landing)  # by table, from the landing files read with pandas
-    lines = {table: len(pd.read_csv(landing / DAY.isoformat() / name)) for table, name in (
-        ("silver.customers", "crm_customers.csv"), ("silver.products", "erp_products.csv"),
-        ("silver.sales", "erp_sales.csv"))}
+    lines = {
+        table: len(pd.read_csv(landing / DAY.isoformat() / name))
+        for table, name in (
+            ("silver.customers", "crm_customers.csv"),
+            ("silver.products", "erp_products.csv"),
+            ("silver.sales", "erp_sales.csv"),
+        )
+    }
 
     at = open_page("overview")
     assert metrics(at)["Quarantined (worst table)"][0] == f"{expected['silver.sales'] * 100:.2f}%" == "50.00%"
@@ -756,10 +866,15 @@ def test_overview_and_quality_show_the_quarantined_share_and_a_clean_error(wareh
     assert table.loc["run (all tables)", "lines_quarantined"] == 5
 
     day = DAY.replace(day=DAY.day + 1)
-    broken = write_landing(tmp_path / "broken", day.isoformat(), {
-        "crm_customers.csv": (landing / DAY.isoformat() / "crm_customers.csv").read_text(),
-        "erp_products.csv": (landing / DAY.isoformat() / "erp_products.csv").read_text(),
-        "erp_sales.csv": "order_id,customer\nO1,C1\n"})
+    broken = write_landing(
+        tmp_path / "broken",
+        day.isoformat(),
+        {
+            "crm_customers.csv": (landing / DAY.isoformat() / "crm_customers.csv").read_text(),
+            "erp_products.csv": (landing / DAY.isoformat() / "erp_products.csv").read_text(),
+            "erp_sales.csv": "order_id,customer\nO1,C1\n",
+        },
+    )
     failed = run_pipeline(day, landing=broken, trigger="test")
     assert not failed.success
     path = (broken / day.isoformat() / "erp_sales.csv").resolve()
@@ -788,10 +903,12 @@ def test_overview_and_quality_show_the_quarantined_share_and_a_clean_error(wareh
         assert headers["received"].tolist() == ["order_id", "customer"] + [""] * (len(contract) - 2), page
         assert headers["matches"].tolist() == [True] + [False] * (len(contract) - 1), page
     drift = frame_with(at, "action")  # meta.schema_drift on Data quality
-    recorded = run_sql(warehouse, "select source_name, change, action, string_agg(column_name, ', ' order by "
-                                  "column_name) from meta.schema_drift group by 1, 2, 3 order by 1, 2, 3")
-    assert sorted(map(tuple, drift[["source_name", "change", "action", "columns"]].values.tolist())) == sorted(
-        recorded)
+    recorded = run_sql(
+        warehouse,
+        "select source_name, change, action, string_agg(column_name, ', ' order by "
+        "column_name) from meta.schema_drift group by 1, 2, 3 order by 1, 2, 3",
+    )
+    assert sorted(map(tuple, drift[["source_name", "change", "action", "columns"]].values.tolist())) == sorted(recorded)
 
 
 def test_quality_charts_share_one_axis_threshold_and_dimension_colours(filled):
@@ -806,31 +923,46 @@ def test_quality_charts_share_one_axis_threshold_and_dimension_colours(filled):
         assert '"domain": [0, 1]' in spec.replace("[0.0, 1.0]", "[0, 1]") or '"domain":[0,1]' in spec
         assert f'"{QUARANTINED_SERIES}"' in spec and DIMENSION_COLOURS["validity"] in spec
     rules = [chart_data(chart) for chart in charts]
-    shares = run_sql(filled["url"], "select sum(bronze_rejected + silver_quarantined)::float8 / sum(lines_in) "
-                                    "from meta.quarantined_shares where run_id = %s", (filled["runs"]["day2"],))[0][0]
-    assert any(frame.get("threshold") is not None and frame["threshold"].tolist() == [quality().threshold]
-               for frame in rules) or str(quality().threshold) in charts[0].proto.spec
-    run_lines = next(frame for frame in rules if "dimension" in frame.columns and
-                     (frame["table"] == "run (all tables)").all())
-    latest = run_lines[(run_lines["dimension"] == QUARANTINED_SERIES) & (run_lines["run_date"] == run_lines[
-        "run_date"].max())]
+    shares = run_sql(
+        filled["url"],
+        "select sum(bronze_rejected + silver_quarantined)::float8 / sum(lines_in) "
+        "from meta.quarantined_shares where run_id = %s",
+        (filled["runs"]["day2"],),
+    )[0][0]
+    assert (
+        any(
+            frame.get("threshold") is not None and frame["threshold"].tolist() == [quality().threshold]
+            for frame in rules
+        )
+        or str(quality().threshold) in charts[0].proto.spec
+    )
+    run_lines = next(
+        frame for frame in rules if "dimension" in frame.columns and (frame["table"] == "run (all tables)").all()
+    )
+    latest = run_lines[
+        (run_lines["dimension"] == QUARANTINED_SERIES) & (run_lines["run_date"] == run_lines["run_date"].max())
+    ]
     assert latest["score"].tolist() == pytest.approx([shares])
     groups = frame_with(at, "quarantined_rows")
-    expected = run_sql(filled["url"], "select source_table, source_file, rule_name, count(*) from silver.quarantine "
-                                      "group by 1, 2, 3")
-    assert sorted(map(tuple, groups[["source_table", "source_file", "rule_name", "quarantined_rows"]].values.tolist(
-        ))) == sorted(expected)
+    expected = run_sql(
+        filled["url"], "select source_table, source_file, rule_name, count(*) from silver.quarantine group by 1, 2, 3"
+    )
+    assert sorted(
+        map(tuple, groups[["source_table", "source_file", "rule_name", "quarantined_rows"]].values.tolist())
+    ) == sorted(expected)
     assert "ed@example.com" not in groups.to_csv()
 
 
 # ---------------------------------------------------------------- ops truth: the date x task grid, root causes
 
+
 def failed_and_missing_landing(tmp_path: Path) -> Path:
     """DAY1 from the small fixture (fails at the quality gate); DAY2 without its sales file."""
     landing = tmp_path / "landing"
     shutil.copytree(SMALL, landing)
-    write_landing(landing, DAY2.isoformat(), {name: text for name, text in DAY2_FILES.items()
-                                              if name != "erp_sales.csv"})
+    write_landing(
+        landing, DAY2.isoformat(), {name: text for name, text in DAY2_FILES.items() if name != "erp_sales.csv"}
+    )
     return landing
 
 
@@ -843,10 +975,10 @@ def test_grid_shows_blocked_and_missing_cells_and_the_cause_on_overview_and_runs
     failed = run_pipeline(DAY1, landing=landing, trigger="test")
     assert not failed.success
     graph = date_graph(DAY1, landing)  # family -> (task, families it needs on the date), from Luigi
-    gate_error = run_sql(warehouse, "select error from meta.task_runs where run_id = %s and status = 'failed'",
-                         (failed.run_id,))[0][0].strip()
-    ran = dict(run_sql(warehouse, "select task_family, status from meta.task_runs where run_id = %s",
-                       (failed.run_id,)))
+    gate_error = run_sql(
+        warehouse, "select error from meta.task_runs where run_id = %s and status = 'failed'", (failed.run_id,)
+    )[0][0].strip()
+    ran = dict(run_sql(warehouse, "select task_family, status from meta.task_runs where run_id = %s", (failed.run_id,)))
 
     at = open_page("overview")
     text = page_text(at)
@@ -857,7 +989,11 @@ def test_grid_shows_blocked_and_missing_cells_and_the_cause_on_overview_and_runs
     done = sum(status in ("success", "skipped") for status in ran.values())
     assert metrics(at)["Tasks done"][0] == f"{done} of {len(graph)}"
     assert [link.label for link in at.get("page_link")][:4] == [  # DAY2 never ran; DAY1 failed
-        "Run this date", "Open in the date x task grid", "Rerun this date", "Open in the date x task grid"]
+        "Run this date",
+        "Open in the date x task grid",
+        "Rerun this date",
+        "Open in the date x task grid",
+    ]
 
     at = open_page("runs", at)
     cells = frame_with(at, "state").set_index("extract_date")
@@ -901,13 +1037,14 @@ def test_operations_refuse_a_date_without_its_landing_files(filled, console_env)
     finally:
         shutil.rmtree(folder / day3.isoformat())
     text = page_text(at)
-    assert (f"Not launched: landing files missing in {filled['landing'].resolve()}: {day3}/erp_products.csv, "
-            f"{day3}/erp_sales.csv") in text
+    assert (
+        f"Not launched: landing files missing in {filled['landing'].resolve()}: {day3}/erp_products.csv, "
+        f"{day3}/erp_sales.csv"
+    ) in text
     assert "Confirm launch" not in [button.label for button in at.button] and "ops_launches" not in at.session_state
 
 
-def test_a_run_that_pulls_in_an_earlier_date_is_planned_and_recorded_as_its_own_run(warehouse, console_env,
-                                                                                     tmp_path):
+def test_a_run_that_pulls_in_an_earlier_date_is_planned_and_recorded_as_its_own_run(warehouse, console_env, tmp_path):
     from console.launcher import Action, plan
     from pipeline.generate import generate
     from pipeline.ops import date_graph
@@ -933,7 +1070,9 @@ def test_a_run_that_pulls_in_an_earlier_date_is_planned_and_recorded_as_its_own_
     submit(at, "Confirm launch")
     follow(at, at.session_state["ops_launches"][0], seconds=240)
     assert run_sql(warehouse, "select run_date, trigger, status from meta.pipeline_runs order by started_at") == [
-        (day1, "console", "success"), (day2, "console", "success")]  # one run per date, the pulled-in one first
+        (day1, "console", "success"),
+        (day2, "console", "success"),
+    ]  # one run per date, the pulled-in one first
 
 
 def test_a_running_launch_can_be_cancelled(warehouse, console_env, tmp_path):
@@ -956,9 +1095,11 @@ def test_a_running_launch_can_be_cancelled(warehouse, console_env, tmp_path):
     assert not LAUNCHER.get(launch_id).alive
     assert f"recorded as cancelled: `{launch_id}`" in page_text(at)
     assert run_sql(warehouse, "select status from meta.pipeline_runs where run_id = %s", (launch_id,)) == [
-        ("cancelled",)]
-    assert run_sql(warehouse, "select count(*) from meta.task_runs where run_id = %s and status = 'running'",
-                   (launch_id,)) == [(0,)]
+        ("cancelled",)
+    ]
+    assert run_sql(
+        warehouse, "select count(*) from meta.task_runs where run_id = %s and status = 'running'", (launch_id,)
+    ) == [(0,)]
     data.clear_cache()
     assert "cancelled" in page_text(open_page("overview", at))
 
@@ -968,17 +1109,21 @@ def test_business_marks_the_partial_month_explains_kpis_and_keeps_filters_in_the
     at.button(key="business_kpi_check").click().run()
     text = page_text(at)
     # By hand (module docstring): 6 fact rows up to 2026-11-21, 6 orders, 3 customers, revenue 425.00, AOV 70.83.
-    assert ("recomputed from the 6 fact rows up to that date: revenue 425.00 (sum of amount = quantity x unit "
-            "price), orders 6 (distinct order_id), customers 3 (distinct customer_id), average order value 70.83") in text
+    assert (
+        "recomputed from the 6 fact rows up to that date: revenue 425.00 (sum of amount = quantity x unit "
+        "price), orders 6 (distinct order_id), customers 3 (distinct customer_id), average order value 70.83"
+    ) in text
     assert "from gold.fact_sales" in text  # the SQL itself
-    monthly = next(chart_data(chart) for chart in elements(at, "vega_lite_chart")
-                   if "month_start" in chart_data(chart).columns)
+    monthly = next(
+        chart_data(chart) for chart in elements(at, "vega_lite_chart") if "month_start" in chart_data(chart).columns
+    )
     assert set(monthly["month"]) == {"2026-11 (partial, to 21)"}
     assert "The last month is partial" in text
     at.multiselect(key="business_regions").set_value(["Mountain"]).run()
     assert at.query_params["region"] in (["Mountain"], "Mountain")
-    monthly = next(chart_data(chart) for chart in elements(at, "vega_lite_chart")
-                   if "month_start" in chart_data(chart).columns)
+    monthly = next(
+        chart_data(chart) for chart in elements(at, "vega_lite_chart") if "month_start" in chart_data(chart).columns
+    )
     assert monthly[["region", "revenue"]].values.tolist() == [["Mountain", 110.0]]
 
 
@@ -990,10 +1135,13 @@ def test_quarantine_groups_count_rows_and_show_each_groups_first_five_lines(fill
     # The fixture's groups hold at most five lines: add one of eight, out of order and with a line-less row.
     lines = [41, 7, 300, 12, 9, 8, 1000, 2, None]
     with db.transaction(filled["url"]) as conn, conn.cursor() as cur:
-        cur.execute("""insert into silver.quarantine (run_id, stage, source_table, source_file, line_number,
+        cur.execute(
+            """insert into silver.quarantine (run_id, stage, source_table, source_file, line_number,
                            rule_name, reason, record)
                        select 'test-groups', 'silver', 'silver.sales', 'extra.csv', line, 'test_rule', 'test', '{}'
-                       from unnest(%s::bigint[]) as line""", (lines,))
+                       from unnest(%s::bigint[]) as line""",
+            (lines,),
+        )
     try:
         check_quarantine_groups(filled, data)
     finally:
@@ -1003,15 +1151,19 @@ def test_quarantine_groups_count_rows_and_show_each_groups_first_five_lines(fill
 
 
 def check_quarantine_groups(filled, data) -> None:
-    everything = pd.DataFrame(run_sql(filled["url"], "select source_table, source_file, rule_name, line_number "
-                                                     "from silver.quarantine"),
-                              columns=["source_table", "source_file", "rule_name", "line_number"])
+    everything = pd.DataFrame(
+        run_sql(filled["url"], "select source_table, source_file, rule_name, line_number from silver.quarantine"),
+        columns=["source_table", "source_file", "rule_name", "line_number"],
+    )
     expected = {
         key: (len(group), ", ".join(str(int(n)) for n in sorted(group["line_number"].dropna())[:5]))
-        for key, group in everything.groupby(["source_table", "source_file", "rule_name"], dropna=False)}
+        for key, group in everything.groupby(["source_table", "source_file", "rule_name"], dropna=False)
+    }
     groups = data.fetch("quarantine_groups", tables=[], rules=[], runs=[])
-    shown = {(row.source_table, row.source_file, row.rule_name): (row.quarantined_rows, row.sample_lines or "")
-             for row in groups.itertuples()}
+    shown = {
+        (row.source_table, row.source_file, row.rule_name): (row.quarantined_rows, row.sample_lines or "")
+        for row in groups.itertuples()
+    }
     assert shown == expected and len(shown) >= 4
     assert shown[("silver.sales", "extra.csv", "test_rule")] == (9, "2, 7, 8, 9, 12")  # the first five, in order
     assert groups["quarantined_rows"].is_monotonic_decreasing

@@ -21,8 +21,10 @@ OPS_PASSWORD = "e2e ops password"  # noqa: S105 - the test's own
 DAYS = (date(2026, 11, 20), date(2026, 11, 21))
 ARTIFACTS = Path(os.environ.get("METALAYER_TEST_ARTIFACTS") or REPO_ROOT / "build" / "test-artifacts") / "console-e2e"
 
-pytestmark = pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
-                                reason="needs Debian's chromium (scripts/system-deps.sh, run by `make test`)")
+pytestmark = pytest.mark.skipif(
+    not Path("/usr/bin/chromium").exists(),
+    reason="needs Debian's chromium (scripts/system-deps.sh, run by `make test`)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -62,19 +64,42 @@ def test_every_page_in_headless_chromium_and_a_rerun_from_the_console(sample_war
     from console.ui import tile_money
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    env = {"DATABASE_URL": sample_warehouse, "METALAYER_LANDING_DIR": str(seed_landing),
-           "METALAYER_OPS_PASSWORD": OPS_PASSWORD}
-    revenue, orders = one(sample_warehouse, "select revenue, orders from gold.business_kpis where run_date = %s",
-                          (DAYS[1],))
+    env = {
+        "DATABASE_URL": sample_warehouse,
+        "METALAYER_LANDING_DIR": str(seed_landing),
+        "METALAYER_OPS_PASSWORD": OPS_PASSWORD,
+    }
+    revenue, orders = one(
+        sample_warehouse, "select revenue, orders from gold.business_kpis where run_date = %s", (DAYS[1],)
+    )
     latest_run = one(sample_warehouse, "select run_id from meta.pipeline_runs order by started_at desc limit 1")[0]
     expected = {  # page -> texts it must show (beside its last section, which open_page waits for)
-        "overview": ["Latest run", latest_run, "SLA met", "Key figures", tile_money(revenue), f"{orders:,}",
-                     "Average predicted CLV", "Rows per layer"],
-        "runs": ["Dates and tasks", "Every extract date is delivered", "Task timeline", "Rows in and out per task",
-                 latest_run],
+        "overview": [
+            "Latest run",
+            latest_run,
+            "SLA met",
+            "Key figures",
+            tile_money(revenue),
+            f"{orders:,}",
+            "Average predicted CLV",
+            "Rows per layer",
+        ],
+        "runs": [
+            "Dates and tasks",
+            "Every extract date is delivered",
+            "Task timeline",
+            "Rows in and out per task",
+            latest_run,
+        ],
         "quality": ["Scores over time", "Failing rules of a run", "quarantined row(s) match", "are masked"],
-        "business": ["Revenue by month and region", "Top products", "Regional analytics", "P(alive) segments",
-                     "Top 20 customers by predicted CLV", "Names, e-mail addresses and phone numbers are masked"],
+        "business": [
+            "Revenue by month and region",
+            "Top products",
+            "Regional analytics",
+            "P(alive) segments",
+            "Top 20 customers by predicted CLV",
+            "Names, e-mail addresses and phone numbers are masked",
+        ],
         "lineage": ["Derived from Luigi"],
         "operations": ["Reruns and backfills need an ops login"],
         "anomalies": ["Anomalies per extract date", "A metric against its baseline"],
@@ -94,9 +119,12 @@ def test_every_page_in_headless_chromium_and_a_rerun_from_the_console(sample_war
         wait_rendered(page, PAGES["overview"][1])
         check("overview")
         # console/prefetch.py: the landing page has the browser load the chart and widget code of the other pages
-        page.wait_for_function("""names => names.every(name => performance.getEntriesByType('resource')
+        page.wait_for_function(
+            """names => names.every(name => performance.getEntriesByType('resource')
                                       .some(entry => entry.name.endsWith('/static/js/' + name)))""",
-                               arg=list(module_names()), timeout=30_000)
+            arg=list(module_names()),
+            timeout=30_000,
+        )
         wait_prefetched(page)  # and the modules they import
         for name in list(PAGES)[1:]:
             open_page(page, name)
@@ -129,10 +157,14 @@ def test_every_page_in_headless_chromium_and_a_rerun_from_the_console(sample_war
         expect(finished).to_have_count(1, timeout=30_000)
         page.screenshot(path=ARTIFACTS / "09-operations-finished.png", full_page=True)
     assert not page_errors, page_errors
-    run_id, status, tasks = one(sample_warehouse, """
+    run_id, status, tasks = one(
+        sample_warehouse,
+        """
         select runs.run_id, runs.status, count(tasks.*)
         from meta.pipeline_runs as runs left join meta.task_runs as tasks using (run_id)
-        where runs.trigger = 'console' group by 1, 2""")
+        where runs.trigger = 'console' group by 1, 2""",
+    )
     assert status == "success" and run_id.startswith("2026-11-21") and tasks >= 18  # every task ran again
-    assert sorted(path.name for path in ARTIFACTS.glob("*.png"))[:len(PAGES)] == [
-        f"{index:02d}-{name}.png" for index, name in enumerate(PAGES, start=1)]
+    assert sorted(path.name for path in ARTIFACTS.glob("*.png"))[: len(PAGES)] == [
+        f"{index:02d}-{name}.png" for index, name in enumerate(PAGES, start=1)
+    ]

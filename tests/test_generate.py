@@ -343,12 +343,8 @@ def test_customer_defects_match_the_manifest(parsed):
         f = parsed[d]["manifest"]["files"]["crm_customers.csv"]
         defects, dates, stamps = customer_truth(rows, seen)
         assert {k: defects.get(k, 0) for k in f["defects"]} == f["defects"], d
-        assert {k: dates.get(k, 0) for k in f["date_formats"]["signup_date"]} == f["date_formats"][
-            "signup_date"
-        ]
-        assert {k: stamps.get(k, 0) for k in f["date_formats"]["updated_at"]} == f["date_formats"][
-            "updated_at"
-        ]
+        assert {k: dates.get(k, 0) for k in f["date_formats"]["signup_date"]} == f["date_formats"]["signup_date"]
+        assert {k: stamps.get(k, 0) for k in f["date_formats"]["updated_at"]} == f["date_formats"]["updated_at"]
         assert sum(r["region"] not in REGIONS for r in rows) == f["region_variants"]
         assert f["free_items"] == 0
         seen |= {r["customer_id"] for r in rows}
@@ -360,9 +356,7 @@ def test_customer_defects_match_the_manifest(parsed):
 
 
 def test_customers_are_realistic(parsed):
-    rows = [
-        r for r in as_dicts(parsed[DATES[0]]["crm_customers.csv"], CRM_CUSTOMERS.columns) if r["customer_id"]
-    ]
+    rows = [r for r in as_dicts(parsed[DATES[0]]["crm_customers.csv"], CRM_CUSTOMERS.columns) if r["customer_id"]]
     by_region: dict[str, set[str]] = defaultdict(set)
     norm = {re.sub(r"[-\s]+", " ", r.lower()).strip(): r for r in REGIONS}
     for r in rows:
@@ -408,20 +402,14 @@ def test_history_customer_updates_come_later_with_a_change(parsed):
             attrs = ("email", "phone", "address", "city", "state", "last_name")
             assert any(r[a] != first[cid][a] for a in attrs)
         first.setdefault(cid, r)
-    assert (
-        updates
-        == parsed[DATES[0]]["manifest"]["files"]["crm_customers.csv"]["defects"]["customer_update"]
-        > 0
-    )
+    assert updates == parsed[DATES[0]]["manifest"]["files"]["crm_customers.csv"]["defects"]["customer_update"] > 0
 
 
 def test_deltas_update_existing_customers_with_later_updated_at(parsed):
     latest: dict[str, datetime] = {}
     for r in as_dicts(parsed[DATES[0]]["crm_customers.csv"], CRM_CUSTOMERS.columns):
         if r["customer_id"]:
-            latest[r["customer_id"]] = max(
-                latest.get(r["customer_id"], datetime.min), parse_ts(r["updated_at"])
-            )
+            latest[r["customer_id"]] = max(latest.get(r["customer_id"], datetime.min), parse_ts(r["updated_at"]))
     first_buys = 0
     for d in DATES[1:]:
         rows = as_dicts(parsed[d]["crm_customers.csv"], CRM_CUSTOMERS.columns)
@@ -446,9 +434,7 @@ def test_deltas_update_existing_customers_with_later_updated_at(parsed):
         first_buys += sum(r["customer_id"] in new_ids for r in sales)
         for r in rows:
             if r["customer_id"]:
-                latest[r["customer_id"]] = max(
-                    latest.get(r["customer_id"], datetime.min), parse_ts(r["updated_at"])
-                )
+                latest[r["customer_id"]] = max(latest.get(r["customer_id"], datetime.min), parse_ts(r["updated_at"]))
     assert first_buys > 0  # a day's new customers buy on their signup day
 
 
@@ -481,9 +467,7 @@ def test_sales_defects_match_the_manifest(parsed):
     products: set[str] = set()
     order_ids: set[str] = set()
     for d in DATES:
-        customers |= {
-            r["customer_id"] for r in as_dicts(parsed[d]["crm_customers.csv"], CRM_CUSTOMERS.columns)
-        }
+        customers |= {r["customer_id"] for r in as_dicts(parsed[d]["crm_customers.csv"], CRM_CUSTOMERS.columns)}
         products |= {r["product_id"] for r in as_dicts(parsed[d]["erp_products.csv"], ERP_PRODUCTS.columns)}
         rows = as_dicts(parsed[d]["erp_sales.csv"], ERP_SALES.columns)
         f = parsed[d]["manifest"]["files"]["erp_sales.csv"]
@@ -517,9 +501,7 @@ def test_sales_defects_match_the_manifest(parsed):
             raws.add(r["_raw"])
         assert {k: defects.get(k, 0) for k in f["defects"]} == f["defects"], d
         assert free == f["free_items"]
-        assert {k: dates.get(k, 0) for k in f["date_formats"]["order_date"]} == f["date_formats"][
-            "order_date"
-        ]
+        assert {k: dates.get(k, 0) for k in f["date_formats"]["order_date"]} == f["date_formats"]["order_date"]
         assert f["multiline_records"] == f["region_variants"] == 0
         if d != DATES[0]:
             assert all(parse_date(r["order_date"]) in (None, date.fromisoformat(d)) for r in rows)

@@ -16,23 +16,41 @@ UTC = UTC
 
 
 def customer(cid: str, city: str, updated: str, email: str | None = None) -> str:
-    return (f"{cid},Ann,Lee,{email or cid.lower() + '@example.com'},4155550123,1 Main St,{city},MA,New England,"
-            f"2024-01-01,{updated}T00:00:00Z\n")
+    return (
+        f"{cid},Ann,Lee,{email or cid.lower() + '@example.com'},4155550123,1 Main St,{city},MA,New England,"
+        f"2024-01-01,{updated}T00:00:00Z\n"
+    )
 
 
 def day(landing, extract_date: str, customers: str, sales: str = "") -> None:
-    write_landing(landing, extract_date, {"crm_customers.csv": CUSTOMERS_HEADER + customers,
-                                          "erp_products.csv": PRODUCTS, "erp_sales.csv": SALES_HEADER + sales})
+    write_landing(
+        landing,
+        extract_date,
+        {
+            "crm_customers.csv": CUSTOMERS_HEADER + customers,
+            "erp_products.csv": PRODUCTS,
+            "erp_sales.csv": SALES_HEADER + sales,
+        },
+    )
 
 
 def scd2_landing(tmp_path):
     landing = tmp_path / "landing"
-    day(landing, "2026-11-01", customer("C1", "Boston", "2024-01-01") + customer("C2", "Boston", "2024-01-01"),
+    day(
+        landing,
+        "2026-11-01",
+        customer("C1", "Boston", "2024-01-01") + customer("C2", "Boston", "2024-01-01"),
         sales="S1,C1,P1,2023-12-01,1,2.50\nS2,C1,P1,2024-01-10,1,2.50\nS3,C1,P1,2024-01-20,2,2.50\n"
-              "S4,C1,P1,2024-03-05,1,2.50\nS5,C2,P1,2024-01-01,4,2.50\n")
+        "S4,C1,P1,2024-03-05,1,2.50\nS5,C2,P1,2024-01-01,4,2.50\n",
+    )
     # C1 moves; C2 is re-sent unchanged (same instant), and again with a later updated_at but the same attributes.
-    day(landing, "2026-11-02", customer("C1", "Denver", "2024-02-01") + customer("C2", "Boston", "2024-01-01")
-        + customer("C2", "Boston", "2024-01-20"))
+    day(
+        landing,
+        "2026-11-02",
+        customer("C1", "Denver", "2024-02-01")
+        + customer("C2", "Boston", "2024-01-01")
+        + customer("C2", "Boston", "2024-01-20"),
+    )
     # C1 moves back to Boston, and a version from before the Denver one arrives late.
     day(landing, "2026-11-03", customer("C1", "Boston", "2024-03-01") + customer("C1", "Austin", "2024-01-15"))
     return landing
@@ -42,15 +60,19 @@ def ts(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-EXPECTED_C1 = [("Boston", ts("2024-01-01"), ts("2024-01-15"), False),
-               ("Austin", ts("2024-01-15"), ts("2024-02-01"), False),
-               ("Denver", ts("2024-02-01"), ts("2024-03-01"), False),
-               ("Boston", ts("2024-03-01"), None, True)]
+EXPECTED_C1 = [
+    ("Boston", ts("2024-01-01"), ts("2024-01-15"), False),
+    ("Austin", ts("2024-01-15"), ts("2024-02-01"), False),
+    ("Denver", ts("2024-02-01"), ts("2024-03-01"), False),
+    ("Boston", ts("2024-03-01"), None, True),
+]
 
 
 def dimension(query) -> dict[str, list[tuple]]:
-    rows = query("select customer_id, city, valid_from, valid_to, is_current from gold.dim_customer "
-                 "order by customer_id, valid_from")
+    rows = query(
+        "select customer_id, city, valid_from, valid_to, is_current from gold.dim_customer "
+        "order by customer_id, valid_from"
+    )
     result: dict[str, list[tuple]] = {}
     for customer_id, *rest in rows:
         result.setdefault(customer_id, []).append(tuple(rest))
@@ -69,16 +91,19 @@ def test_scd2_change_no_change_late_arrival_and_change_back(warehouse, query, tm
     dim = dimension(query)
     assert dim["C1"] == EXPECTED_C1
     assert dim["C2"] == [("Boston", ts("2024-01-01"), None, True)]  # an unchanged customer gets no new version
-    assert query("select count(*) from gold.dim_customer where is_current group by customer_id "
-                 "having count(*) > 1") == []
+    assert (
+        query("select count(*) from gold.dim_customer where is_current group by customer_id having count(*) > 1") == []
+    )
 
 
 def test_scd2_reprocessing_keeps_keys_and_rows(warehouse, query, tmp_path):
     landing = scd2_landing(tmp_path)
     run_days(landing, [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)])
     before = query("select * from gold.dim_customer order by customer_key")
-    query("delete from meta.table_updates where target_table like 'gold.%%' or target_table like 'silver.%%' "
-          "or target_table = 'meta.quality_scores'")
+    query(
+        "delete from meta.table_updates where target_table like 'gold.%%' or target_table like 'silver.%%' "
+        "or target_table = 'meta.quality_scores'"
+    )
     run_days(landing, [date(2026, 11, 2)])
     assert query("select * from gold.dim_customer order by customer_key") == before
 
@@ -97,25 +122,38 @@ def test_dimensions_match_pandas_on_generated_data(warehouse, query, tmp_path):
     run_days(landing, [date(2026, 11, 1) + timedelta(days=n) for n in range(3)])
 
     columns = ["customer_id", "first_name", "last_name", "email", "phone", "city", "state", "region"]
-    versions = pd.DataFrame(query(f"select {', '.join(columns)}, updated_at, _extract_date, _load_id, _line_number "  # noqa: S608
-                                  "from silver.customer_versions"),
-                            columns=[*columns, "updated_at", "_extract_date", "_load_id", "_line_number"])
+    versions = pd.DataFrame(
+        query(
+            f"select {', '.join(columns)}, updated_at, _extract_date, _load_id, _line_number "  # noqa: S608
+            "from silver.customer_versions"
+        ),
+        columns=[*columns, "updated_at", "_extract_date", "_load_id", "_line_number"],
+    )
     versions = versions.sort_values(["customer_id", "updated_at", "_extract_date", "_load_id", "_line_number"])
     versions = versions.drop_duplicates(["customer_id", "updated_at"], keep="last")
     versions["hash"] = ["|".join("" if v is None else str(v) for v in row) for row in versions[columns[1:]].values]
     versions["changed"] = versions.groupby("customer_id")["hash"].shift() != versions["hash"]
     expected = versions[versions["changed"]].copy()
     expected["valid_to"] = expected.groupby("customer_id")["updated_at"].shift(-1)
-    expected_rows = sorted((r.customer_id, r.city, r.updated_at.to_pydatetime(),
-                            None if pd.isna(r.valid_to) else r.valid_to.to_pydatetime())
-                           for r in expected.itertuples())
+    expected_rows = sorted(
+        (
+            r.customer_id,
+            r.city,
+            r.updated_at.to_pydatetime(),
+            None if pd.isna(r.valid_to) else r.valid_to.to_pydatetime(),
+        )
+        for r in expected.itertuples()
+    )
     actual = sorted(query("select customer_id, city, valid_from, valid_to from gold.dim_customer"))
     assert actual == expected_rows
     assert query("select count(*) from gold.dim_customer where is_current") == [(versions.customer_id.nunique(),)]
     # The hash is md5 over the tracked attributes joined with '|' (nulls skipped, as concat_ws does).
     c_id, stored = query("select customer_id, attribute_hash from gold.dim_customer limit 1")[0]
-    row = query(f"select {', '.join(columns[1:])} from gold.dim_customer where customer_id = %s and "  # noqa: S608
-                "attribute_hash = %s", (c_id, stored))[0]
+    row = query(
+        f"select {', '.join(columns[1:])} from gold.dim_customer where customer_id = %s and "  # noqa: S608
+        "attribute_hash = %s",
+        (c_id, stored),
+    )[0]
     assert stored == hashlib.md5("|".join(v for v in row if v is not None).encode()).hexdigest()  # noqa: S324
 
     products = query("select product_id, product_name, list_price from silver.products order by 1")
@@ -132,8 +170,12 @@ def test_dimensions_match_pandas_on_generated_data(warehouse, query, tmp_path):
 def test_fact_takes_the_version_valid_at_the_order_date_even_when_it_arrives_late(warehouse, query, tmp_path):
     landing = scd2_landing(tmp_path)
     run_days(landing, [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)])
-    cities = dict(query("select fact_sales.order_id, dim_customer.city || ' ' || dim_customer.valid_from::date "
-                        "from gold.fact_sales inner join gold.dim_customer using (customer_key)"))
+    cities = dict(
+        query(
+            "select fact_sales.order_id, dim_customer.city || ' ' || dim_customer.valid_from::date "
+            "from gold.fact_sales inner join gold.dim_customer using (customer_key)"
+        )
+    )
     assert cities == {
         "S1": "Boston 2024-01-01",  # older than every version: the first one
         "S2": "Boston 2024-01-01",
@@ -149,10 +191,14 @@ def test_fact_matches_pandas_and_has_no_orphans(warehouse, query, tmp_path):
     landing = tmp_path / "landing"
     generate(landing, date(2026, 11, 1), days=3, customers=2000, orders=3000)
     run_days(landing, [date(2026, 11, 1) + timedelta(days=n) for n in range(3)])
-    sales = pd.DataFrame(query("select order_id, customer_id, order_date, amount from silver.sales"),
-                         columns=["order_id", "customer_id", "order_date", "amount"])
-    fact = pd.DataFrame(query("select order_id, customer_key, order_date, amount from gold.fact_sales"),
-                        columns=["order_id", "customer_key", "order_date", "amount"])
+    sales = pd.DataFrame(
+        query("select order_id, customer_id, order_date, amount from silver.sales"),
+        columns=["order_id", "customer_id", "order_date", "amount"],
+    )
+    fact = pd.DataFrame(
+        query("select order_id, customer_key, order_date, amount from gold.fact_sales"),
+        columns=["order_id", "customer_key", "order_date", "amount"],
+    )
     assert len(fact) == len(sales) and set(fact.order_id) == set(sales.order_id)
     assert fact.amount.sum() == sales.amount.sum()  # revenue to the cent (Decimal)
     assert query("""select count(*) from gold.fact_sales
@@ -160,12 +206,20 @@ def test_fact_matches_pandas_and_has_no_orphans(warehouse, query, tmp_path):
                        or product_key not in (select product_key from gold.dim_product)
                        or date_key not in (select date_key from gold.dim_date)""") == [(0,)]
     # The version valid at the end of the order date, computed with pandas.
-    dim = pd.DataFrame(query("select customer_key, customer_id, valid_from from gold.dim_customer"),
-                       columns=["customer_key", "customer_id", "valid_from"])
+    dim = pd.DataFrame(
+        query("select customer_key, customer_id, valid_from from gold.dim_customer"),
+        columns=["customer_key", "customer_id", "valid_from"],
+    )
     orders = sales.assign(day_end=pd.to_datetime(sales.order_date).dt.tz_localize("UTC") + pd.Timedelta(days=1))
     dim["valid_from"] = pd.to_datetime(dim.valid_from, utc=True)
-    picked = pd.merge_asof(orders.sort_values("day_end"), dim.sort_values("valid_from"), left_on="day_end",
-                           right_on="valid_from", by="customer_id", allow_exact_matches=False)
+    picked = pd.merge_asof(
+        orders.sort_values("day_end"),
+        dim.sort_values("valid_from"),
+        left_on="day_end",
+        right_on="valid_from",
+        by="customer_id",
+        allow_exact_matches=False,
+    )
     first = dim.sort_values("valid_from").groupby("customer_id").customer_key.first()
     picked["expected"] = picked.customer_key.fillna(picked.customer_id.map(first)).astype("int64")
     merged = picked[["order_id", "expected"]].merge(fact[["order_id", "customer_key"]], on="order_id")
@@ -181,30 +235,51 @@ def test_aggregates_match_pandas_and_revenue_is_conserved(warehouse, query, tmp_
     generate(landing, date(2026, 11, 1), days=3, customers=2000, orders=3000)
     run_days(landing, [date(2026, 11, 1) + timedelta(days=n) for n in range(3)])
     # Recomputed from silver (sales) and the customer versions, not from gold's own tables.
-    sales = pd.DataFrame(query("select order_id, customer_id, product_id, order_date, quantity, amount "
-                               "from silver.sales"),
-                         columns=["order_id", "customer_id", "product_id", "order_date", "quantity", "amount"])
-    keys = pd.DataFrame(query("select fact_sales.order_id, dim_customer.region from gold.fact_sales "
-                              "inner join gold.dim_customer using (customer_key)"), columns=["order_id", "region"])
+    sales = pd.DataFrame(
+        query("select order_id, customer_id, product_id, order_date, quantity, amount from silver.sales"),
+        columns=["order_id", "customer_id", "product_id", "order_date", "quantity", "amount"],
+    )
+    keys = pd.DataFrame(
+        query(
+            "select fact_sales.order_id, dim_customer.region from gold.fact_sales "
+            "inner join gold.dim_customer using (customer_key)"
+        ),
+        columns=["order_id", "region"],
+    )
     frame = sales.merge(keys, on="order_id")
     assert len(frame) == len(sales)
 
-    daily = frame.groupby(["order_date", "region"]).agg(
-        orders=("order_id", "size"), customers=("customer_id", "nunique"), quantity=("quantity", "sum"),
-        revenue=("amount", "sum")).reset_index()
-    expected = sorted((r.order_date, r.region, r.orders, r.customers, r.quantity, r.revenue)
-                      for r in daily.itertuples())
-    assert sorted(query("select order_date, region, orders, customers, quantity, revenue "
-                        "from gold.agg_daily_sales")) == expected
+    daily = (
+        frame.groupby(["order_date", "region"])
+        .agg(
+            orders=("order_id", "size"),
+            customers=("customer_id", "nunique"),
+            quantity=("quantity", "sum"),
+            revenue=("amount", "sum"),
+        )
+        .reset_index()
+    )
+    expected = sorted(
+        (r.order_date, r.region, r.orders, r.customers, r.quantity, r.revenue) for r in daily.itertuples()
+    )
+    assert (
+        sorted(query("select order_date, region, orders, customers, quantity, revenue from gold.agg_daily_sales"))
+        == expected
+    )
 
     frame["month_start"] = frame.order_date.map(lambda d: d.replace(day=1))
-    monthly = frame.groupby(["month_start", "region"]).agg(
-        orders=("order_id", "size"), customers=("customer_id", "nunique"), revenue=("amount", "sum")).reset_index()
-    assert sorted(query("select month_start, region, orders, customers, revenue from gold.agg_monthly_sales")) \
-        == sorted((r.month_start, r.region, r.orders, r.customers, r.revenue) for r in monthly.itertuples())
+    monthly = (
+        frame.groupby(["month_start", "region"])
+        .agg(orders=("order_id", "size"), customers=("customer_id", "nunique"), revenue=("amount", "sum"))
+        .reset_index()
+    )
+    assert sorted(
+        query("select month_start, region, orders, customers, revenue from gold.agg_monthly_sales")
+    ) == sorted((r.month_start, r.region, r.orders, r.customers, r.revenue) for r in monthly.itertuples())
 
-    regional = frame.groupby("region").agg(customers=("customer_id", "nunique"), orders=("order_id", "size"),
-                                           revenue=("amount", "sum"))
+    regional = frame.groupby("region").agg(
+        customers=("customer_id", "nunique"), orders=("order_id", "size"), revenue=("amount", "sum")
+    )
     total = regional.revenue.sum()
     for region, customers, orders, revenue, aov, share in query("select * from gold.customer_analytics"):
         row = regional.loc[region]
@@ -212,11 +287,16 @@ def test_aggregates_match_pandas_and_revenue_is_conserved(warehouse, query, tmp_
         assert aov == (row.revenue / row.orders).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
         assert share == (row.revenue / total).quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
 
-    products = frame.groupby("product_id").agg(total_orders=("order_id", "size"), quantity=("quantity", "sum"),
-                                               customers=("customer_id", "nunique"), revenue=("amount", "sum"))
+    products = frame.groupby("product_id").agg(
+        total_orders=("order_id", "size"),
+        quantity=("quantity", "sum"),
+        customers=("customer_id", "nunique"),
+        revenue=("amount", "sum"),
+    )
     for product_id, orders, quantity, customers, revenue, price in query(
-            "select product_id, total_orders, total_quantity_sold, customers, revenue, average_unit_price "
-            "from gold.product_analytics"):
+        "select product_id, total_orders, total_quantity_sold, customers, revenue, average_unit_price "
+        "from gold.product_analytics"
+    ):
         row = products.loc[product_id]
         assert (orders, quantity, customers, revenue) == (row.total_orders, row.quantity, row.customers, row.revenue)
         assert price == (row.revenue / row.quantity).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
@@ -233,28 +313,41 @@ def test_aggregates_match_pandas_and_revenue_is_conserved(warehouse, query, tmp_
     assert kpis == [(len(in_range), in_range.customer_id.nunique(), in_range.amount.sum())]
 
     # The last run reports, per aggregate, the rows it holds (the pandas group counts).
-    reported = dict(query("""select distinct on (task_family) task_family, rows_out from meta.task_runs
+    reported = dict(
+        query("""select distinct on (task_family) task_family, rows_out from meta.task_runs
                              where task_family in ('AggDailySales', 'AggMonthlySales', 'CustomerAnalytics',
                                                    'ProductAnalytics')
-                             order by task_family, started_at desc"""))
-    assert reported == {"AggDailySales": len(daily), "AggMonthlySales": len(monthly),
-                        "CustomerAnalytics": len(regional), "ProductAnalytics": len(products)}
+                             order by task_family, started_at desc""")
+    )
+    assert reported == {
+        "AggDailySales": len(daily),
+        "AggMonthlySales": len(monthly),
+        "CustomerAnalytics": len(regional),
+        "ProductAnalytics": len(products),
+    }
 
 
 def test_cohort_retention_by_hand_and_against_pandas(warehouse, query, tmp_path):
     from decimal import Decimal
 
     landing = tmp_path / "landing"
-    customers = customer("C1", "Boston", "2024-01-01") + customer("C2", "Boston", "2024-01-01") \
+    customers = (
+        customer("C1", "Boston", "2024-01-01")
+        + customer("C2", "Boston", "2024-01-01")
         + customer("C3", "Boston", "2024-01-01")
+    )
     # C1 and C2 first buy in January (cohort of 2), C3 in February (cohort of 1).
     # C1 buys again in February and April, C3 in March.
-    sales = ("S1,C1,P1,2024-01-05,1,2.50\nS2,C2,P1,2024-01-20,2,2.50\nS3,C1,P1,2024-02-03,1,2.50\n"
-             "S4,C3,P1,2024-02-10,1,2.50\nS5,C1,P1,2024-04-30,4,2.50\nS6,C3,P1,2024-03-01,1,2.50\n")
+    sales = (
+        "S1,C1,P1,2024-01-05,1,2.50\nS2,C2,P1,2024-01-20,2,2.50\nS3,C1,P1,2024-02-03,1,2.50\n"
+        "S4,C3,P1,2024-02-10,1,2.50\nS5,C1,P1,2024-04-30,4,2.50\nS6,C3,P1,2024-03-01,1,2.50\n"
+    )
     day(landing, "2026-11-01", customers, sales)
     run_days(landing, [date(2026, 11, 1)])
-    assert query("select cohort_month, months_since_first, cohort_size, active_customers, retention_rate, revenue "
-                 "from gold.cohort_retention order by 1, 2") == [
+    assert query(
+        "select cohort_month, months_since_first, cohort_size, active_customers, retention_rate, revenue "
+        "from gold.cohort_retention order by 1, 2"
+    ) == [
         (date(2024, 1, 1), 0, 2, 2, Decimal("1.000000"), Decimal("7.50")),
         (date(2024, 1, 1), 1, 2, 1, Decimal("0.500000"), Decimal("2.50")),
         (date(2024, 1, 1), 3, 2, 1, Decimal("0.500000"), Decimal("10.00")),
@@ -269,19 +362,30 @@ def test_cohort_matrix_matches_pandas_on_generated_data(warehouse, query, tmp_pa
     landing = tmp_path / "landing"
     generate(landing, date(2026, 11, 1), days=2, customers=2000, orders=3000)
     run_days(landing, [date(2026, 11, 1), date(2026, 11, 2)])
-    sales = pd.DataFrame(query("select customer_id, order_date, amount from silver.sales"),
-                         columns=["customer_id", "order_date", "amount"])
+    sales = pd.DataFrame(
+        query("select customer_id, order_date, amount from silver.sales"),
+        columns=["customer_id", "order_date", "amount"],
+    )
     sales["month"] = pd.to_datetime(sales.order_date).dt.to_period("M")
     sales["cohort"] = sales.groupby("customer_id").month.transform("min")
     sales["since"] = (sales.month - sales.cohort).apply(lambda offset: offset.n)
     sizes = sales.groupby("cohort").customer_id.nunique()
     matrix = sales.groupby(["cohort", "since"]).agg(active=("customer_id", "nunique"), revenue=("amount", "sum"))
-    expected = sorted((c.to_timestamp().date(), int(s), int(sizes[c]), int(r.active), r.revenue)
-                      for (c, s), r in matrix.iterrows())
-    assert sorted(query("select cohort_month, months_since_first, cohort_size, active_customers, revenue "
-                        "from gold.cohort_retention")) == expected
-    assert query("select count(*) from gold.cohort_retention where months_since_first = 0 "
-                 "and retention_rate <> 1") == [(0,)]
+    expected = sorted(
+        (c.to_timestamp().date(), int(s), int(sizes[c]), int(r.active), r.revenue) for (c, s), r in matrix.iterrows()
+    )
+    assert (
+        sorted(
+            query(
+                "select cohort_month, months_since_first, cohort_size, active_customers, revenue "
+                "from gold.cohort_retention"
+            )
+        )
+        == expected
+    )
+    assert query("select count(*) from gold.cohort_retention where months_since_first = 0 and retention_rate <> 1") == [
+        (0,)
+    ]
 
 
 def test_customer_clv_summary_and_predictions_match_an_independent_computation(warehouse, query, tmp_path):
@@ -293,16 +397,36 @@ def test_customer_clv_summary_and_predictions_match_an_independent_computation(w
     landing = tmp_path / "landing"
     generate(landing, date(2026, 11, 1), days=1, customers=2000, orders=6000)
     run_days(landing, [date(2026, 11, 1)])
-    sales = pd.DataFrame(query("select customer_id, order_date, amount from silver.sales"),
-                         columns=["customer_id", "order_date", "amount"])
-    rfm = clv.rfm_from_transactions(sales.customer_id, pd.to_datetime(sales.order_date),
-                                    sales.amount.astype(float), pd.Timestamp("2026-11-01"), time_unit="weeks")
-    stored = pd.DataFrame(query("select customer_id, frequency, recency, t, monetary_value, historical_clv, "
-                                "expected_purchases, p_alive, expected_avg_spend, predicted_clv "
-                                "from gold.customer_clv where as_of_date = '2026-11-01' order by customer_id"),
-                          columns=["customer_id", "frequency", "recency", "t", "monetary_value", "historical_clv",
-                                   "expected_purchases", "p_alive", "expected_avg_spend", "predicted_clv"]
-                          ).set_index("customer_id")
+    sales = pd.DataFrame(
+        query("select customer_id, order_date, amount from silver.sales"),
+        columns=["customer_id", "order_date", "amount"],
+    )
+    rfm = clv.rfm_from_transactions(
+        sales.customer_id,
+        pd.to_datetime(sales.order_date),
+        sales.amount.astype(float),
+        pd.Timestamp("2026-11-01"),
+        time_unit="weeks",
+    )
+    stored = pd.DataFrame(
+        query(
+            "select customer_id, frequency, recency, t, monetary_value, historical_clv, "
+            "expected_purchases, p_alive, expected_avg_spend, predicted_clv "
+            "from gold.customer_clv where as_of_date = '2026-11-01' order by customer_id"
+        ),
+        columns=[
+            "customer_id",
+            "frequency",
+            "recency",
+            "t",
+            "monetary_value",
+            "historical_clv",
+            "expected_purchases",
+            "p_alive",
+            "expected_avg_spend",
+            "predicted_clv",
+        ],
+    ).set_index("customer_id")
     assert list(stored.index) == list(rfm.index)
     assert (stored.frequency.to_numpy() == rfm.frequency.to_numpy()).all()
     assert np.allclose(stored.recency.astype(float), rfm.recency, atol=1e-4)
@@ -317,10 +441,12 @@ def test_customer_clv_summary_and_predictions_match_an_independent_computation(w
     bg, gg = clv.BGNBDParams(**models["bg_nbd"]), clv.GammaGammaParams(**models["gamma_gamma"])
     x, t_x, big_t = rfm.frequency.to_numpy(float), rfm.recency.to_numpy(), rfm["T"].to_numpy()
     assert np.allclose(stored.p_alive.astype(float), clv.p_alive(bg, x, t_x, big_t), atol=2e-6)
-    assert np.allclose(stored.expected_purchases.astype(float),
-                       clv.expected_purchases(bg, 365 / 7, x, t_x, big_t), atol=2e-6)
-    predicted = clv.predicted_clv(bg, gg, x, t_x, big_t, rfm.monetary_value.to_numpy(), 12,
-                                  1.10 ** (30 / 365) - 1, time_unit=30 / 7)
+    assert np.allclose(
+        stored.expected_purchases.astype(float), clv.expected_purchases(bg, 365 / 7, x, t_x, big_t), atol=2e-6
+    )
+    predicted = clv.predicted_clv(
+        bg, gg, x, t_x, big_t, rfm.monetary_value.to_numpy(), 12, 1.10 ** (30 / 365) - 1, time_unit=30 / 7
+    )
     assert np.allclose(stored.predicted_clv.astype(float), predicted, atol=0.01, equal_nan=True)
     # Null only for repeat customers whose repeat days were all free items (no spend to model).
     no_spend = (rfm.frequency > 0) & (rfm.monetary_value == 0)
@@ -333,8 +459,9 @@ def test_customer_clv_on_too_little_data_warns_and_leaves_predictions_null(wareh
     result = run_pipeline(date(2026, 11, 1), landing=landing, trigger="test")
     assert result.success
     assert query("select frequency, historical_clv, predicted_clv, p_alive from gold.customer_clv") == [
-        (0, Decimal("2.50"), None, None)]
-    (params, message), = query("select params, message from gold.clv_model where model = 'bg_nbd'")
+        (0, Decimal("2.50"), None, None)
+    ]
+    ((params, message),) = query("select params, message from gold.clv_model where model = 'bg_nbd'")
     assert params is None and "BG/NBD needs at least" in message
     task = next(t for t in result.tasks if t["task_family"] == "CustomerClv")
     assert task["message"].startswith("WARNING")
@@ -347,9 +474,10 @@ def test_business_kpis_by_hand(warehouse, query, tmp_path):
     sales = "S1,C1,P1,2026-01-05,1,2.50\nS2,C1,P1,2026-10-20,2,2.50\nS3,C2,P1,2025-06-01,4,2.50\n"
     day(landing, "2026-11-01", customers, sales)
     assert run_pipeline(date(2026, 11, 1), landing=landing, trigger="test").success
-    (orders, buyers, active, revenue, aov, repeat, historical, predicted, score), = query(
+    ((orders, buyers, active, revenue, aov, repeat, historical, predicted, score),) = query(
         "select orders, customers, active_customers, revenue, average_order_value, repeat_purchase_rate, "
-        "average_historical_clv, average_predicted_clv, quality_score from gold.business_kpis")
+        "average_historical_clv, average_predicted_clv, quality_score from gold.business_kpis"
+    )
     assert (orders, buyers, active, revenue) == (3, 2, 1, Decimal("17.50"))
     assert aov == Decimal("5.83")  # 17.50 / 3
     assert repeat == Decimal("0.500000")  # C1 of C1, C2
@@ -361,26 +489,35 @@ def test_business_kpis_by_hand(warehouse, query, tmp_path):
 def gold_snapshot(query, as_of: date) -> dict:
     """Gold without surrogate keys (they count rows in arrival order): facts carry their version."""
     return {
-        "dim_customer": query("select customer_id, city, email, attribute_hash, is_current, valid_from, valid_to "
-                              "from gold.dim_customer order by 1, 6"),
-        "fact_sales": query("select f.order_id, f.customer_id, c.valid_from, p.product_id, f.date_key, f.quantity, "
-                            "f.amount from gold.fact_sales f inner join gold.dim_customer c using (customer_key) "
-                            "inner join gold.dim_product p using (product_key) order by 1"),
+        "dim_customer": query(
+            "select customer_id, city, email, attribute_hash, is_current, valid_from, valid_to "
+            "from gold.dim_customer order by 1, 6"
+        ),
+        "fact_sales": query(
+            "select f.order_id, f.customer_id, c.valid_from, p.product_id, f.date_key, f.quantity, "
+            "f.amount from gold.fact_sales f inner join gold.dim_customer c using (customer_key) "
+            "inner join gold.dim_product p using (product_key) order by 1"
+        ),
         "dim_product": query("select product_id, product_name, list_price from gold.dim_product order by 1"),
         "dim_date": query("select * from gold.dim_date order by 1"),
         "agg_daily_sales": query("select * from gold.agg_daily_sales order by order_date, region"),
         "agg_monthly_sales": query("select * from gold.agg_monthly_sales order by month_start, region"),
         "customer_analytics": query("select * from gold.customer_analytics order by 1"),
-        "product_analytics": query("select product_id, total_orders, total_quantity_sold, customers, revenue, "
-                                   "average_unit_price from gold.product_analytics order by 1"),
+        "product_analytics": query(
+            "select product_id, total_orders, total_quantity_sold, customers, revenue, "
+            "average_unit_price from gold.product_analytics order by 1"
+        ),
         "cohort_retention": query("select * from gold.cohort_retention order by cohort_month, months_since_first"),
-        "customer_clv": query("select * from gold.customer_clv where as_of_date = %s order by customer_id",
-                              (as_of,)),
-        "clv_model": query("select model, params, n_customers from gold.clv_model where as_of_date = %s "
-                           "order by 1", (as_of,)),
-        "business_kpis": query("select orders, customers, active_customers, revenue, average_order_value, "
-                               "repeat_purchase_rate, average_historical_clv, average_predicted_clv "
-                               "from gold.business_kpis where run_date = %s", (as_of,)),
+        "customer_clv": query("select * from gold.customer_clv where as_of_date = %s order by customer_id", (as_of,)),
+        "clv_model": query(
+            "select model, params, n_customers from gold.clv_model where as_of_date = %s order by 1", (as_of,)
+        ),
+        "business_kpis": query(
+            "select orders, customers, active_customers, revenue, average_order_value, "
+            "repeat_purchase_rate, average_historical_clv, average_predicted_clv "
+            "from gold.business_kpis where run_date = %s",
+            (as_of,),
+        ),
     }
 
 
@@ -461,9 +598,14 @@ RECOMPUTED = {
         from (select *, min(order_date) over (partition by customer_id) as first_date from gold.fact_sales) as f
         group by customer_id, first_date order by customer_id""",
 }
-ORDER_BY = {"agg_daily_sales": "order_date, region", "agg_monthly_sales": "month_start, region",
-            "customer_analytics": "region", "product_analytics": "product_key",
-            "cohort_retention": "cohort_month, months_since_first", "customer_purchase_summary": "customer_id"}
+ORDER_BY = {
+    "agg_daily_sales": "order_date, region",
+    "agg_monthly_sales": "month_start, region",
+    "customer_analytics": "region",
+    "product_analytics": "product_key",
+    "cohort_retention": "cohort_month, months_since_first",
+    "customer_purchase_summary": "customer_id",
+}
 
 
 def assert_incremental_tables_equal_recompute(query) -> None:
@@ -475,22 +617,27 @@ def assert_incremental_tables_equal_recompute(query) -> None:
 def catch_up_modes(query) -> dict[str, list[str]]:
     """Per incremental task family, the catch-up mode of each successful run, oldest first."""
     modes: dict[str, list[str]] = {}
-    for family, message in query("select task_family, message from meta.task_runs where status = 'success' "
-                                 "and task_family in ('AggDailySales', 'AggMonthlySales', 'CustomerAnalytics', "
-                                 "'ProductAnalytics', 'CohortRetention') order by task_run_id"):
-        mode = ("full" if message.startswith("recomputed") else "changes" if message.startswith("caught up")
-                else "none")
+    for family, message in query(
+        "select task_family, message from meta.task_runs where status = 'success' "
+        "and task_family in ('AggDailySales', 'AggMonthlySales', 'CustomerAnalytics', "
+        "'ProductAnalytics', 'CohortRetention') order by task_run_id"
+    ):
+        mode = "full" if message.startswith("recomputed") else "changes" if message.startswith("caught up") else "none"
         modes.setdefault(family, []).append(mode)
     return modes
 
 
-PRODUCTS_2 = ("product_id,product_name,category,unit_cost,list_price,updated_at\n"
-              "P1,Widget,Tools,1.00,2.50,2026-01-01\nP2,Gadget,Tools,2.00,4.00,2026-01-01\n")
+PRODUCTS_2 = (
+    "product_id,product_name,category,unit_cost,list_price,updated_at\n"
+    "P1,Widget,Tools,1.00,2.50,2026-01-01\nP2,Gadget,Tools,2.00,4.00,2026-01-01\n"
+)
 
 
 def region_customer(cid: str, city: str, state: str, region: str, updated: str) -> str:
-    return (f"{cid},Ann,Lee,{cid.lower()}@example.com,4155550123,1 Main St,{city},{state},{region},2024-01-01,"
-            f"{updated}T00:00:00Z\n")
+    return (
+        f"{cid},Ann,Lee,{cid.lower()}@example.com,4155550123,1 Main St,{city},{state},{region},2024-01-01,"
+        f"{updated}T00:00:00Z\n"
+    )
 
 
 def fact_change_landing(tmp_path):
@@ -499,25 +646,38 @@ def fact_change_landing(tmp_path):
     landing = tmp_path / "landing"
 
     def extract(day_: str, customers: str, sales: str, products: str = PRODUCTS_2) -> None:
-        write_landing(landing, day_, {"crm_customers.csv": CUSTOMERS_HEADER + customers, "erp_products.csv": products,
-                                      "erp_sales.csv": SALES_HEADER + sales})
+        write_landing(
+            landing,
+            day_,
+            {
+                "crm_customers.csv": CUSTOMERS_HEADER + customers,
+                "erp_products.csv": products,
+                "erp_sales.csv": SALES_HEADER + sales,
+            },
+        )
 
-    extract("2026-11-01",
-            region_customer("C1", "Boston", "MA", "New England", "2024-01-01")
-            + region_customer("C2", "Boston", "MA", "New England", "2024-01-01")
-            + region_customer("C3", "Seattle", "WA", "Pacific", "2024-01-01"),
-            "S1,C1,P1,2024-02-10,1,2.50\nS2,C1,P1,2024-03-05,2,2.50\nS3,C2,P1,2024-02-10,1,2.50\n"
-            "S4,C3,P2,2024-04-01,3,4.00\n")
+    extract(
+        "2026-11-01",
+        region_customer("C1", "Boston", "MA", "New England", "2024-01-01")
+        + region_customer("C2", "Boston", "MA", "New England", "2024-01-01")
+        + region_customer("C3", "Seattle", "WA", "Pacific", "2024-01-01"),
+        "S1,C1,P1,2024-02-10,1,2.50\nS2,C1,P1,2024-03-05,2,2.50\nS3,C2,P1,2024-02-10,1,2.50\n"
+        "S4,C3,P2,2024-04-01,3,4.00\n",
+    )
     # S2 moves to C2, P2 and January (C2's cohort moves to January); C1 buys P2 in January (C1's cohort
     # moves too); a late version puts C3 in Mountain from March, so S4 changes region; P2 is renamed.
-    extract("2026-11-02",
-            region_customer("C3", "Denver", "CO", "Mountain", "2024-03-01"),
-            "S2,C2,P2,2024-01-20,5,4.00\nS5,C1,P2,2024-01-15,1,4.00\n",
-            products=PRODUCTS_2.replace("P2,Gadget,", "P2,Gadget Pro,").replace(",2026-01-01\n", ",2026-02-01\n"))
+    extract(
+        "2026-11-02",
+        region_customer("C3", "Denver", "CO", "Mountain", "2024-03-01"),
+        "S2,C2,P2,2024-01-20,5,4.00\nS5,C1,P2,2024-01-15,1,4.00\n",
+        products=PRODUCTS_2.replace("P2,Gadget,", "P2,Gadget Pro,").replace(",2026-01-01\n", ",2026-02-01\n"),
+    )
     # C1's first version is re-sent for the same instant with another region: it changes in place (same key).
-    extract("2026-11-03",
-            region_customer("C1", "New York", "NY", "Mid-Atlantic", "2024-01-01"),
-            "S3,C2,P1,2024-02-10,1,2.50\n")
+    extract(
+        "2026-11-03",
+        region_customer("C1", "New York", "NY", "Mid-Atlantic", "2024-01-01"),
+        "S3,C2,P1,2024-02-10,1,2.50\n",
+    )
     return landing
 
 
@@ -532,16 +692,22 @@ def test_incremental_aggregates_follow_every_kind_of_fact_change(warehouse, quer
     assert all(runs == ["full", "changes", "changes"] for runs in modes.values()), modes
     # The changes really happened (so the equality above covered them).
     assert query("select order_id, customer_id, region, order_date from gold.fact_sales order by 1") == [
-        ("S1", "C1", "Mid-Atlantic", date(2024, 2, 10)), ("S2", "C2", "New England", date(2024, 1, 20)),
-        ("S3", "C2", "New England", date(2024, 2, 10)), ("S4", "C3", "Mountain", date(2024, 4, 1)),
-        ("S5", "C1", "Mid-Atlantic", date(2024, 1, 15))]
-    assert query("select cohort_month, months_since_first, cohort_size, active_customers from gold.cohort_retention "
-                 "order by 1, 2") == [(date(2024, 1, 1), 0, 2, 2), (date(2024, 1, 1), 1, 2, 2),
-                                      (date(2024, 4, 1), 0, 1, 1)]
+        ("S1", "C1", "Mid-Atlantic", date(2024, 2, 10)),
+        ("S2", "C2", "New England", date(2024, 1, 20)),
+        ("S3", "C2", "New England", date(2024, 2, 10)),
+        ("S4", "C3", "Mountain", date(2024, 4, 1)),
+        ("S5", "C1", "Mid-Atlantic", date(2024, 1, 15)),
+    ]
+    assert query(
+        "select cohort_month, months_since_first, cohort_size, active_customers from gold.cohort_retention "
+        "order by 1, 2"
+    ) == [(date(2024, 1, 1), 0, 2, 2), (date(2024, 1, 1), 1, 2, 2), (date(2024, 4, 1), 0, 1, 1)]
     assert query("select product_name from gold.product_analytics where product_id = 'P2'") == [("Gadget Pro",)]
     # Reprocessing a date changes no fact, so the aggregates have nothing to catch up.
-    query("delete from meta.table_updates where target_table like 'gold.%%' or target_table like 'silver.%%' "
-          "or target_table = 'meta.quality_scores'")
+    query(
+        "delete from meta.table_updates where target_table like 'gold.%%' or target_table like 'silver.%%' "
+        "or target_table = 'meta.quality_scores'"
+    )
     run_days(landing, [date(2026, 11, 2)])
     assert_incremental_tables_equal_recompute(query)
     assert all(runs[-1] == "none" for runs in catch_up_modes(query).values())
@@ -553,8 +719,7 @@ def test_incremental_aggregates_catch_up_over_several_batches(warehouse, query, 
     landing = fact_change_landing(tmp_path)
     run_days(landing, [date(2026, 11, 1), date(2026, 11, 3)])
     assert_incremental_tables_equal_recompute(query)
-    messages = query("select message from meta.task_runs where task_family = 'CustomerAnalytics' "
-                     "order by task_run_id")
+    messages = query("select message from meta.task_runs where task_family = 'CustomerAnalytics' order by task_run_id")
     assert [m for (m,) in messages][-1].startswith("caught up with the fact: 2 batches")
 
 
@@ -608,10 +773,10 @@ def test_float8_arrays_round_trip_through_binary_copy(warehouse, query):
         cur.execute("select value from numbers order by ordinal")
         stored = [row[0] for row in cur.fetchall()]
         copy_in_float8(cur, "numbers", {"ordinal": np.array([]), "value": np.array([])})  # nothing, no error
-        back = copy_out_float8(cur, sql.SQL("select ordinal, value from numbers where value <> 'NaN' "
-                                            "order by ordinal"))
-        exact = copy_out_float8(cur, sql.SQL("select 0.1::numeric(4, 2) as a, 2::integer as b, "
-                                             "12.3333333333333333 as c"))
+        back = copy_out_float8(cur, sql.SQL("select ordinal, value from numbers where value <> 'NaN' order by ordinal"))
+        exact = copy_out_float8(
+            cur, sql.SQL("select 0.1::numeric(4, 2) as a, 2::integer as b, 12.3333333333333333 as c")
+        )
         empty = copy_out_float8(cur, sql.SQL("select 1.0 as a where false"))
     assert np.array_equal(np.array(stored, dtype=float), values, equal_nan=True)
     assert np.array_equal(back["value"], values[~np.isnan(values)]) and list(back) == ["ordinal", "value"]

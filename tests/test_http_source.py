@@ -52,7 +52,7 @@ class Api:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def page(self, index: int) -> list:
-        return self.records[index * PAGE_SIZE:(index + 1) * PAGE_SIZE]
+        return self.records[index * PAGE_SIZE : (index + 1) * PAGE_SIZE]
 
     def requests_of(self, index: int) -> list[tuple[float, int, int, dict]]:
         return [entry for entry in self.log if entry[1] == index]
@@ -180,9 +180,17 @@ def api_landing(small_landing: Path, tmp_path: Path) -> Path:
 
 
 def use_sources(monkeypatch, tmp_path: Path, url: str, **extract) -> None:
-    settings = {"url": url, "records": "data", "pagination": "page", "page_size": PAGE_SIZE,
-                "timeout_seconds": 0.5, "max_retries": 3, "backoff_seconds": 0.1, "rate_limit_per_second": 20,
-                **extract}
+    settings = {
+        "url": url,
+        "records": "data",
+        "pagination": "page",
+        "page_size": PAGE_SIZE,
+        "timeout_seconds": 0.5,
+        "max_retries": 3,
+        "backoff_seconds": 0.1,
+        "rate_limit_per_second": 20,
+        **extract,
+    }
     lines = ["[sources.erp_products]", 'kind = "http"', "[sources.erp_products.extract]"]
     lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items() if not isinstance(value, dict)]
     path = tmp_path / "sources.toml"
@@ -203,7 +211,8 @@ def as_rows(records: list[dict]) -> list[tuple]:
 
 
 def test_pages_through_a_429_a_500_a_slow_page_and_a_cut_connection_and_loads_exactly_the_served_records(
-        warehouse, query, serve, tmp_path, monkeypatch, small_landing):
+    warehouse, query, serve, tmp_path, monkeypatch, small_landing
+):
     products = served_products(small_landing)
     pages = -(-len(products) // PAGE_SIZE)
     assert pages >= 4 and len(products) % PAGE_SIZE  # the last page is short: that ends the paging
@@ -213,11 +222,13 @@ def test_pages_through_a_429_a_500_a_slow_page_and_a_cut_connection_and_loads_ex
     assert result.success, result.error
     # Loaded rows equal the served records, read a second way (csv module), numbers with their own text.
     assert bronze_products(query) == as_rows(products)
-    assert query("select rows_loaded, rows_rejected from meta.ingested_files where source_name = 'erp_products'") \
-        == [(len(products), 0)]
+    assert query("select rows_loaded, rows_rejected from meta.ingested_files where source_name = 'erp_products'") == [
+        (len(products), 0)
+    ]
     # Every page was asked for once, plus one retry per fault; Retry-After was waited for.
     assert [index for _, index, status, _ in api.log if status == 200] == sorted(
-        [*range(pages), 0, 2])  # the slow and the cut page answered 200 before the retry
+        [*range(pages), 0, 2]
+    )  # the slow and the cut page answered 200 before the retry
     assert len(api.log) == pages + 5
     (first_429, _, _, _), (retry, _, _, _) = api.requests_of(1)
     assert retry - first_429 >= 0.95
@@ -228,7 +239,8 @@ def test_pages_through_a_429_a_500_a_slow_page_and_a_cut_connection_and_loads_ex
 
 
 def test_a_page_cut_mid_json_fails_the_extract_permanently_and_loads_nothing(
-        warehouse, query, serve, tmp_path, monkeypatch, small_landing):
+    warehouse, query, serve, tmp_path, monkeypatch, small_landing
+):
     api = Api(served_products(small_landing), faults={2: ["truncated"]})
     use_sources(monkeypatch, tmp_path, serve(api))
     result = run_pipeline(DAY, landing=api_landing(small_landing, tmp_path), trigger="test", upto="bronze")
@@ -254,7 +266,8 @@ def warehouse_home() -> str:
 
 
 def test_a_missing_records_array_is_permanent_and_a_5xx_beyond_the_retries_is_retried_by_luigi(
-        warehouse, query, serve, tmp_path, monkeypatch, small_landing):
+    warehouse, query, serve, tmp_path, monkeypatch, small_landing
+):
     api = Api(served_products(small_landing), faults={1: ["no-records"]})
     use_sources(monkeypatch, tmp_path, serve(api))
     landing = api_landing(small_landing, tmp_path)
@@ -278,8 +291,15 @@ def test_a_missing_records_array_is_permanent_and_a_5xx_beyond_the_retries_is_re
 def test_cursor_pages_with_the_auth_header_from_the_environment(serve, tmp_path, monkeypatch, small_landing):
     products = served_products(small_landing)
     api = Api(products, pagination="cursor", token="s3cret")  # noqa: S106 - a test token
-    use_sources(monkeypatch, tmp_path, serve(api), pagination="cursor", cursor_field="meta.next_cursor",
-                auth_header="Authorization", auth_env="TEST_API_TOKEN")
+    use_sources(
+        monkeypatch,
+        tmp_path,
+        serve(api),
+        pagination="cursor",
+        cursor_field="meta.next_cursor",
+        auth_header="Authorization",
+        auth_env="TEST_API_TOKEN",
+    )
     monkeypatch.delenv("TEST_API_TOKEN", raising=False)
     settings = source_settings("erp_products")
     with pytest.raises(http_source.HttpSourceError, match="TEST_API_TOKEN"):
@@ -297,23 +317,33 @@ def test_cursor_pages_with_the_auth_header_from_the_environment(serve, tmp_path,
 
 
 def test_link_header_pages_and_records_that_are_not_flat_objects_are_quarantined_line_by_line(
-        warehouse, query, serve, tmp_path, monkeypatch, small_landing):
+    warehouse, query, serve, tmp_path, monkeypatch, small_landing
+):
     products = served_products(small_landing)[:9]
-    odd = [products[0], 5, {**products[1], "product_name": {"en": "nested"}}, "text", products[2],
-           {"product_id": "X1", "list_price": float("nan")}, *products[3:]]
+    odd = [
+        products[0],
+        5,
+        {**products[1], "product_name": {"en": "nested"}},
+        "text",
+        products[2],
+        {"product_id": "X1", "list_price": float("nan")},
+        *products[3:],
+    ]
     api = Api(odd, pagination="link")
     use_sources(monkeypatch, tmp_path, serve(api), pagination="link")
     result = run_pipeline(DAY, landing=api_landing(small_landing, tmp_path), trigger="test", upto="bronze")
     assert result.success, result.error
     assert [index for _, index, _, _ in api.log] == [0, 1]  # two pages: the second has no rel="next"
     assert bronze_products(query) == as_rows([products[0], *products[2:]])
-    assert query("select line_number, rule_name from silver.quarantine where source_table = "
-                 "'bronze.erp_products_raw' order by line_number") == [
-        (2, "invalid_json"), (3, "invalid_json"), (4, "invalid_json"), (6, "invalid_json")]
+    assert query(
+        "select line_number, rule_name from silver.quarantine where source_table = "
+        "'bronze.erp_products_raw' order by line_number"
+    ) == [(2, "invalid_json"), (3, "invalid_json"), (4, "invalid_json"), (6, "invalid_json")]
 
 
 def test_products_from_the_api_with_customers_and_sales_from_files_in_one_run(
-        warehouse, query, serve, tmp_path, monkeypatch, small_landing):
+    warehouse, query, serve, tmp_path, monkeypatch, small_landing
+):
     products = served_products(small_landing)
     api = Api(products, faults={1: ["429"]})
     use_sources(monkeypatch, tmp_path, serve(api), since_param="updated_since")
@@ -327,13 +357,15 @@ def test_products_from_the_api_with_customers_and_sales_from_files_in_one_run(
     assert query("select source_name, rows_loaded from meta.ingested_files order by 1") == [
         ("crm_customers", query("select count(*) from bronze.crm_customers_raw")[0][0]),
         ("erp_products", len(products)),
-        ("erp_sales", query("select count(*) from bronze.erp_sales_raw")[0][0])]
+        ("erp_sales", query("select count(*) from bronze.erp_sales_raw")[0][0]),
+    ]
     if query("select to_regclass('meta.source_watermarks') is null")[0][0]:
         pytest.skip("meta.source_watermarks (sql/schema/015_sources.sql) is not in this schema yet")
     # The next date asks for what changed since the highest updated_at loaded.
     mark = max(p["updated_at"] for p in products)
     assert query("select high_watermark, low_watermark, rows_extracted from meta.source_watermarks") == [
-        (mark, None, len(products))]
+        (mark, None, len(products))
+    ]
     assert all("updated_since" not in entry[3] for entry in api.log)
     next_day = DAY + timedelta(days=1)
     shutil.copytree(landing / DAY.isoformat(), landing / next_day.isoformat())
@@ -357,8 +389,10 @@ def test_retry_after_in_seconds_or_as_an_http_date():
 def test_link_header_next_target():
     header = '<https://api.example.com/p?page=3>; rel="next", <https://api.example.com/p?page=9>; rel="last"'
     assert http_source.next_link(header, "https://api.example.com/p?page=2") == "https://api.example.com/p?page=3"
-    assert http_source.next_link('</p?page=4>; rel="prev next"', "https://a.example/p?page=3") == \
-        "https://a.example/p?page=4"
+    assert (
+        http_source.next_link('</p?page=4>; rel="prev next"', "https://a.example/p?page=3")
+        == "https://a.example/p?page=4"
+    )
     assert http_source.next_link('<https://a.example/p?page=1>; rel="prev"', "https://a.example/") is None
     assert http_source.next_link(None, "https://a.example/") is None
 
@@ -367,21 +401,24 @@ def test_records_are_written_back_with_the_apis_own_number_text_and_keys():
     page = http_source.parse_page(b'{"data": [{"a": 1.10, "b": 1e3, "a": "x", "c": "\\u0000\\u00e9"}]}')
     (record,) = page["data"]
     assert http_source.dump_record(record) == '{"a": 1.10, "b": 1e3, "a": "x", "c": "\\u0000\\u00e9"}'
-    assert http_source.highest(["2026-01-02T00:00:00Z", "2026-01-01T23:00:00-05:00"]) == \
-        "2026-01-01T23:00:00-05:00"
+    assert http_source.highest(["2026-01-02T00:00:00Z", "2026-01-01T23:00:00-05:00"]) == "2026-01-01T23:00:00-05:00"
     assert http_source.highest(["9", "10"]) == "10"
 
 
-@pytest.mark.parametrize(("extract", "message"), [
-    ({"url": "ftp://example.com/x"}, "http:// or https://"),
-    ({"url": "http://x/", "pagination": "offset"}, "pagination must be one of"),
-    ({"url": "http://x/", "auth_header": "Authorization"}, "auth_header and auth_env go together"),
-    ({"url": "http://x/", "page_size": "10"}, "page_size has the wrong type"),
-    ({"url": "http://x/", "password": "p"}, "unknown key(s) password"),
-])
+@pytest.mark.parametrize(
+    ("extract", "message"),
+    [
+        ({"url": "ftp://example.com/x"}, "http:// or https://"),
+        ({"url": "http://x/", "pagination": "offset"}, "pagination must be one of"),
+        ({"url": "http://x/", "auth_header": "Authorization"}, "auth_header and auth_env go together"),
+        ({"url": "http://x/", "page_size": "10"}, "page_size has the wrong type"),
+        ({"url": "http://x/", "password": "p"}, "unknown key(s) password"),
+    ],
+)
 def test_wrong_extract_settings_name_the_key(extract, message):
     text = '[sources.erp_products]\nkind = "http"\n[sources.erp_products.extract]\n' + "\n".join(
-        f"{key} = {json.dumps(value)}" for key, value in extract.items())
+        f"{key} = {json.dumps(value)}" for key, value in extract.items()
+    )
     settings = parse_source_settings(text)["erp_products"]
     with pytest.raises(SourceConfigError, match=re.escape(message)):
         http_source.http_settings(settings)

@@ -16,15 +16,37 @@ LUIGI = str(Path(sys.executable).with_name("luigi"))
 
 def luigi_cli(day: str, landing: Path, cwd: Path) -> subprocess.CompletedProcess:
     # Started outside the repository: the package must bring its own luigi.cfg.
-    return subprocess.run([LUIGI, "--module", "pipeline", "MasterTask", "--date", day, "--landing-dir", str(landing),
-                           "--local-scheduler"], cwd=cwd, capture_output=True, text=True, env=os.environ.copy(),
-                          timeout=120, check=False)
+    return subprocess.run(
+        [
+            LUIGI,
+            "--module",
+            "pipeline",
+            "MasterTask",
+            "--date",
+            day,
+            "--landing-dir",
+            str(landing),
+            "--local-scheduler",
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=120,
+        check=False,
+    )
 
 
 def test_success_exits_zero_and_records_the_run(warehouse, query, tmp_path):
-    landing = write_landing(tmp_path / "landing", "2026-11-20", {
-        "crm_customers.csv": CUSTOMERS_HEADER + CUSTOMER_C1, "erp_products.csv": PRODUCTS,
-        "erp_sales.csv": SALES_HEADER + "O1,C1,P1,2026-01-02,2,2.50\n"})
+    landing = write_landing(
+        tmp_path / "landing",
+        "2026-11-20",
+        {
+            "crm_customers.csv": CUSTOMERS_HEADER + CUSTOMER_C1,
+            "erp_products.csv": PRODUCTS,
+            "erp_sales.csv": SALES_HEADER + "O1,C1,P1,2026-01-02,2,2.50\n",
+        },
+    )
     done = luigi_cli("2026-11-20", landing, tmp_path)
     assert done.returncode == 0, done.stderr
     assert query("select trigger, status from meta.pipeline_runs") == [("cli", "success")]
@@ -35,12 +57,18 @@ def test_success_exits_zero_and_records_the_run(warehouse, query, tmp_path):
 
 
 def test_failed_task_exits_non_zero(warehouse, query, tmp_path):
-    landing = write_landing(tmp_path / "landing", "2026-11-20", {
-        "crm_customers.csv": CUSTOMERS_HEADER, "erp_products.csv": PRODUCTS,
-        "erp_sales.csv": "order_id,customer\nO1,C1\n"})
+    landing = write_landing(
+        tmp_path / "landing",
+        "2026-11-20",
+        {
+            "crm_customers.csv": CUSTOMERS_HEADER,
+            "erp_products.csv": PRODUCTS,
+            "erp_sales.csv": "order_id,customer\nO1,C1\n",
+        },
+    )
     done = luigi_cli("2026-11-20", landing, tmp_path)
     assert done.returncode == 30  # luigi.cfg [retcode] task_failed
-    (status, error), = query("select status, error from meta.pipeline_runs")
+    ((status, error),) = query("select status, error from meta.pipeline_runs")
     assert status == "failed" and "ErpSalesRaw failed" in error and "erp_sales.csv:1:" in error
 
 
@@ -53,20 +81,38 @@ def test_missing_extract_is_missing_input_not_a_traceback(warehouse, query, tmp_
 
 
 def seed_day(tmp_path: Path, day: str = "2026-11-20") -> Path:
-    return write_landing(tmp_path / "landing", day, {
-        "crm_customers.csv": CUSTOMERS_HEADER + CUSTOMER_C1, "erp_products.csv": PRODUCTS,
-        "erp_sales.csv": SALES_HEADER + "O1,C1,P1,2026-01-02,2,2.50\n"})
+    return write_landing(
+        tmp_path / "landing",
+        day,
+        {
+            "crm_customers.csv": CUSTOMERS_HEADER + CUSTOMER_C1,
+            "erp_products.csv": PRODUCTS,
+            "erp_sales.csv": SALES_HEADER + "O1,C1,P1,2026-01-02,2,2.50\n",
+        },
+    )
 
 
 def test_forked_workers_record_one_run_of_the_command(warehouse, query, tmp_path):
     landing = seed_day(tmp_path)
-    command = [LUIGI, "--module", "pipeline", "MasterTask", "--date", "2026-11-20", "--landing-dir", str(landing),
-               "--local-scheduler", "--workers", "2"]
+    command = [
+        LUIGI,
+        "--module",
+        "pipeline",
+        "MasterTask",
+        "--date",
+        "2026-11-20",
+        "--landing-dir",
+        str(landing),
+        "--local-scheduler",
+        "--workers",
+        "2",
+    ]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr
     ((run_id, status, host_pid, finished),) = query(
-        "select run_id, status, pid, finished_at is not null from meta.pipeline_runs")
+        "select run_id, status, pid, finished_at is not null from meta.pipeline_runs"
+    )
     assert (status, host_pid, finished) == ("success", process.pid, True)  # the command's process, not a worker's
     assert query("select distinct run_id from meta.task_runs") == [(run_id,)]
     assert query("select count(distinct pid) from meta.task_runs")[0][0] > 1  # tasks ran in forked workers
@@ -74,8 +120,11 @@ def test_forked_workers_record_one_run_of_the_command(warehouse, query, tmp_path
 
 
 def test_missing_extract_closes_the_run_as_failed(warehouse, query, tmp_path):
-    landing = write_landing(tmp_path / "landing", "2026-11-20", {
-        "crm_customers.csv": CUSTOMERS_HEADER + CUSTOMER_C1, "erp_products.csv": PRODUCTS})
+    landing = write_landing(
+        tmp_path / "landing",
+        "2026-11-20",
+        {"crm_customers.csv": CUSTOMERS_HEADER + CUSTOMER_C1, "erp_products.csv": PRODUCTS},
+    )
     done = luigi_cli("2026-11-20", landing, tmp_path)
     assert done.returncode == 20
     # The other sources loaded under the command's run, which is closed, not left running.
@@ -96,9 +145,23 @@ def test_a_killed_command_is_closed_by_the_next_one(warehouse, query, tmp_path):
     try:
         with gate.cursor() as cur:
             cur.execute("lock table meta.ingested_files in share mode")
-        killed = subprocess.Popen([LUIGI, "--module", "pipeline", "MasterTask", "--date", "2026-11-20",
-                                   "--landing-dir", str(landing), "--local-scheduler"], cwd=tmp_path,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        killed = subprocess.Popen(
+            [
+                LUIGI,
+                "--module",
+                "pipeline",
+                "MasterTask",
+                "--date",
+                "2026-11-20",
+                "--landing-dir",
+                str(landing),
+                "--local-scheduler",
+            ],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while not query("select 1 from meta.task_runs where status = 'running'"):
             assert killed.poll() is None and time.monotonic() < deadline
@@ -114,4 +177,5 @@ def test_a_killed_command_is_closed_by_the_next_one(warehouse, query, tmp_path):
     runs = query("select status, error from meta.pipeline_runs order by started_at")
     assert runs == [("failed", "abandoned: the process ended without finishing the run"), ("success", None)]
     assert query("select status, error from meta.task_runs where status not in ('success', 'skipped')") == [
-        ("failed", "abandoned: the process ended while the task was running")]
+        ("failed", "abandoned: the process ended while the task was running")
+    ]

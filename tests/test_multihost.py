@@ -36,15 +36,28 @@ def host(tmp_path: Path, name: str) -> dict[str, str]:
 
 
 def start_on(env: dict[str, str], command: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
 
 
 def plain_luigi(landing: Path, scheduler_url: str, env: dict[str, str], *options: str) -> list[str]:
     # Luigi's pid lock lives in each host's own state dir, as on two machines.
-    return [str(BIN / "luigi"), "--module", "pipeline", "MasterTask", "--date", str(DAY), "--landing-dir",
-            str(landing), "--scheduler-url", scheduler_url, "--lock-pid-dir",
-            str(Path(env["METALAYER_HOME"]) / "luigi-lock"), *options]
+    return [
+        str(BIN / "luigi"),
+        "--module",
+        "pipeline",
+        "MasterTask",
+        "--date",
+        str(DAY),
+        "--landing-dir",
+        str(landing),
+        "--scheduler-url",
+        scheduler_url,
+        "--lock-pid-dir",
+        str(Path(env["METALAYER_HOME"]) / "luigi-lock"),
+        *options,
+    ]
 
 
 def assert_run_records_closed(query) -> None:
@@ -55,11 +68,15 @@ def assert_run_records_closed(query) -> None:
                     where run_id not in (select run_id from meta.pipeline_runs)""") == [(0,)]
 
 
-def test_two_hosts_running_plain_luigi_with_two_workers_each(luigid, query, reliability_landing, reference,  # noqa: F811
-                                                             tmp_path):
+def test_two_hosts_running_plain_luigi_with_two_workers_each(
+    luigid,  # noqa: F811
+    query,
+    reliability_landing,
+    reference,  # noqa: F811
+    tmp_path,
+):
     one, two = host(tmp_path, "host-1"), host(tmp_path, "host-2")
-    processes = [start_on(env, plain_luigi(reliability_landing, luigid, env, "--workers", "2"))
-                 for env in (one, two)]
+    processes = [start_on(env, plain_luigi(reliability_landing, luigid, env, "--workers", "2")) for env in (one, two)]
     done = finish(processes)
     assert [process.returncode for process in done] == [0, 0], [process.stderr[-3000:] for process in done]
     assert_same_as_one_run(query, reference)
@@ -74,8 +91,14 @@ def test_two_hosts_running_plain_luigi_with_two_workers_each(luigid, query, reli
     assert_run_records_closed(query)
 
 
-def test_a_second_host_joins_the_run_in_progress(luigid, query, warehouse, reliability_landing,  # noqa: F811
-                                                 reference, tmp_path):  # noqa: F811
+def test_a_second_host_joins_the_run_in_progress(
+    luigid,  # noqa: F811
+    query,
+    warehouse,
+    reliability_landing,
+    reference,  # noqa: F811
+    tmp_path,
+):
     from pipeline import db
 
     one, two = host(tmp_path, "host-1"), host(tmp_path, "host-2")
@@ -92,8 +115,9 @@ def test_a_second_host_joins_the_run_in_progress(luigid, query, warehouse, relia
             time.sleep(0.05)
         second = start_on(two, metalayer_run(reliability_landing, "--join"))  # the run's luigid, from its record
         while query("select count(distinct pid) from meta.task_runs where status = 'running'") != [(2,)]:
-            assert first.poll() is None and second.poll() is None and time.monotonic() < deadline + 60, \
-                [process.communicate()[1][-3000:] for process in (first, second) if process.poll() is not None]
+            assert first.poll() is None and second.poll() is None and time.monotonic() < deadline + 60, [
+                process.communicate()[1][-3000:] for process in (first, second) if process.poll() is not None
+            ]
             time.sleep(0.05)
     finally:
         gate.rollback()
@@ -117,8 +141,14 @@ def test_join_refuses_a_run_on_a_local_scheduler(warehouse, query, reliability_l
 
     run_id = start_run(warehouse, DAY, "test", scheduler="local")
     with date_lock(warehouse, DAY, run_id):
-        done = subprocess.run(metalayer_run(reliability_landing, "--join"), env=host(tmp_path, "host-2"),
-                              capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run(
+            metalayer_run(reliability_landing, "--join"),
+            env=host(tmp_path, "host-2"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     assert done.returncode == 75, done.stderr
     assert f"a run for {DAY} is already in progress: run {run_id}" in done.stderr
     assert "uses a local scheduler" in done.stderr and "Traceback" not in done.stderr

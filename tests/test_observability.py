@@ -46,7 +46,8 @@ MISSING_DATE = date(2026, 11, 25)  # no extract in the landing dir: the run fail
 
 needs_prometheus = pytest.mark.skipif(
     not all(shutil.which(tool) for tool in ("prometheus", "promtool", "prometheus-pushgateway")),
-    reason="Debian packages prometheus and prometheus-pushgateway (make system-deps)")
+    reason="Debian packages prometheus and prometheus-pushgateway (make system-deps)",
+)
 
 
 def http_get(url: str, timeout: float = 5.0) -> bytes:
@@ -110,15 +111,34 @@ class Stack:
 
     def run(self, run_date: date, landing: Path) -> subprocess.CompletedProcess:
         """What the scheduler's cron line runs (pipeline/ops.py cron_entry), through luigid."""
-        return subprocess.run([str(METALAYER), "run", "--trigger", "cron", "--date", run_date.isoformat(),
-                               "--landing", str(landing), "--scheduler-url", self.luigid],
-                              env=self.env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [
+                str(METALAYER),
+                "run",
+                "--trigger",
+                "cron",
+                "--date",
+                run_date.isoformat(),
+                "--landing",
+                str(landing),
+                "--scheduler-url",
+                self.luigid,
+            ],
+            env=self.env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
 
 def series_equal(stack: Stack, expr: str, expected: dict[frozenset, float]) -> bool:
     actual = stack.query(expr)
-    differ = {tuple(sorted(key)): (actual.get(key), expected.get(key)) for key in actual.keys() | expected.keys()
-              if actual.get(key) != expected.get(key)}
+    differ = {
+        tuple(sorted(key)): (actual.get(key), expected.get(key))
+        for key in actual.keys() | expected.keys()
+        if actual.get(key) != expected.get(key)
+    }
     assert not differ, f"{expr}: (Prometheus, database) differ: {differ}"
     return True
 
@@ -193,20 +213,35 @@ def stack(server_url, seed_landing, tmp_path_factory):
     db.bootstrap(url)
     ports = {service: free_port() for service in ("luigid", "exporter", "pushgateway", "prometheus")}
     overrides = render_luigi_overrides(tmp, compose, ports)
-    app_env = {key: interpolate(value, {"POSTGRES_PASSWORD": "-", "TZ": "UTC"})
-               for key, value in compose["x-app"]["environment"].items()}
-    env = {**os.environ, **app_env, "DATABASE_URL": url, "METALAYER_HOME": str(tmp / "home"),
-           "METALAYER_LANDING_DIR": str(seed_landing), "LUIGI_CONFIG_PATH": str(overrides)}
+    app_env = {
+        key: interpolate(value, {"POSTGRES_PASSWORD": "-", "TZ": "UTC"})
+        for key, value in compose["x-app"]["environment"].items()
+    }
+    env = {
+        **os.environ,
+        **app_env,
+        "DATABASE_URL": url,
+        "METALAYER_HOME": str(tmp / "home"),
+        "METALAYER_LANDING_DIR": str(seed_landing),
+        "LUIGI_CONFIG_PATH": str(overrides),
+    }
     (tmp / "home").mkdir()
-    paths = {"/etc/prometheus/prometheus.yml": str(render_prometheus_config(tmp, ports)),
-             "/prometheus": str(tmp / "tsdb")}
+    paths = {
+        "/etc/prometheus/prometheus.yml": str(render_prometheus_config(tmp, ports)),
+        "/prometheus": str(tmp / "tsdb"),
+    }
     stack = Stack(url=url, env=env, tmp=tmp, **{service: f"http://127.0.0.1:{port}" for service, port in ports.items()})
     try:
         for service in ("pushgateway", "luigid", "exporter", "prometheus"):
             log = (tmp / f"{service}.log").open("w")
             stack.processes[service] = subprocess.Popen(  # noqa: S603 - argv from docker-compose.yml
-                native_command(compose, service, ports[service], paths), env=env, cwd=REPO_ROOT,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                native_command(compose, service, ports[service], paths),
+                env=env,
+                cwd=REPO_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_for("Prometheus ready", lambda: http_get(f"{stack.prometheus}/-/ready"))
         wait_for("every target up", lambda: targets_up(stack))
         yield stack
@@ -227,8 +262,27 @@ def dashboard_queries() -> list[tuple[str, str]]:
     return [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel.get("targets", [])]
 
 
-PROMQL_WORDS = {"sum", "by", "max", "min", "increase", "rate", "sort_desc", "time", "on", "group_left",
-                "ignoring", "and", "or", "absent", "count", "avg", "without", "unless", "bool"}
+PROMQL_WORDS = {
+    "sum",
+    "by",
+    "max",
+    "min",
+    "increase",
+    "rate",
+    "sort_desc",
+    "time",
+    "on",
+    "group_left",
+    "ignoring",
+    "and",
+    "or",
+    "absent",
+    "count",
+    "avg",
+    "without",
+    "unless",
+    "bool",
+}
 
 
 def metric_names(expr: str) -> set[str]:
@@ -242,21 +296,26 @@ def metric_names(expr: str) -> set[str]:
 
 
 @needs_prometheus
-def test_prometheus_scrapes_the_exporter_pushgateway_and_luigid_and_the_series_equal_the_database(
-        stack, seed_landing):
+def test_prometheus_scrapes_the_exporter_pushgateway_and_luigid_and_the_series_equal_the_database(stack, seed_landing):
     result = stack.run(RUN_DATE, seed_landing)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     ((run_id, started, finished),) = stack.sql(
         "select run_id, extract(epoch from started_at)::float8, extract(epoch from finished_at)::float8 "
-        "from meta.pipeline_runs")
+        "from meta.pipeline_runs"
+    )
     # A scrape during the run may be served from the exporter's cache for a few seconds: wait for a read
     # made after the run ended (every series of a scrape comes from one read).
-    wait_for("a read after the run", lambda: stack.value("metalayer_pipeline_last_run_duration_seconds")
-             == pytest.approx(finished - started, abs=1e-3))
+    wait_for(
+        "a read after the run",
+        lambda: (
+            stack.value("metalayer_pipeline_last_run_duration_seconds") == pytest.approx(finished - started, abs=1e-3)
+        ),
+    )
 
     # Rows per table: counted here table by table, from the catalog.
-    tables = stack.sql("select schemaname, tablename from pg_catalog.pg_tables "
-                       "where schemaname in ('bronze', 'silver', 'gold')")
+    tables = stack.sql(
+        "select schemaname, tablename from pg_catalog.pg_tables where schemaname in ('bronze', 'silver', 'gold')"
+    )
     expected_rows = {}
     for schema, table in tables:
         ((count,),) = stack.sql(f'select count(*) from "{schema}"."{table}"')  # noqa: S608 - catalog names
@@ -265,8 +324,9 @@ def test_prometheus_scrapes_the_exporter_pushgateway_and_luigid_and_the_series_e
     wait_for("table rows", lambda: series_equal(stack, "metalayer_table_rows", expected_rows))
 
     # Quarantine by stage, table and rule: a pandas group-by of the quarantine's rows.
-    quarantine = pd.DataFrame(stack.sql("select stage, source_table, rule_name from silver.quarantine"),
-                              columns=["stage", "table", "rule"])
+    quarantine = pd.DataFrame(
+        stack.sql("select stage, source_table, rule_name from silver.quarantine"), columns=["stage", "table", "rule"]
+    )
     grouped = quarantine.groupby(["stage", "table", "rule"]).size()
     expected_quarantine = {labels(stage=s, table=t, rule=r): float(n) for (s, t, r), n in grouped.items()}
     assert len(expected_quarantine) > 5
@@ -274,26 +334,32 @@ def test_prometheus_scrapes_the_exporter_pushgateway_and_luigid_and_the_series_e
     assert stack.value("sum(metalayer_quarantine_rows)") == len(quarantine)
 
     # Quality scores of the run, and the threshold of luigi.cfg.
-    scores = stack.sql("select table_name, dimension, score::float8 from meta.quality_scores where run_id = %s",
-                       (run_id,))
-    assert stack.query("metalayer_quality_score") == {
-        labels(table=t, dimension=d): s for t, d, s in scores if t != "*"}
+    scores = stack.sql(
+        "select table_name, dimension, score::float8 from meta.quality_scores where run_id = %s", (run_id,)
+    )
+    assert stack.query("metalayer_quality_score") == {labels(table=t, dimension=d): s for t, d, s in scores if t != "*"}
     run_score = next(s for t, d, s in scores if (t, d) == ("*", "overall"))
     assert stack.value("metalayer_quality_run_score") == run_score
     assert stack.value("metalayer_quality_threshold") == 0.95
 
     # The run: one-hot status, start, duration, last success; counts by trigger and status.
     assert stack.query("metalayer_pipeline_last_run_status") == {
-        labels(status="success"): 1.0, labels(status="failed"): 0.0, labels(status="running"): 0.0}
+        labels(status="success"): 1.0,
+        labels(status="failed"): 0.0,
+        labels(status="running"): 0.0,
+    }
     assert stack.value("metalayer_pipeline_last_run_start_timestamp_seconds") == pytest.approx(started, abs=1e-3)
     assert stack.value("metalayer_pipeline_last_run_duration_seconds") == pytest.approx(finished - started, abs=1e-3)
     assert stack.value("metalayer_pipeline_last_success_timestamp_seconds") == pytest.approx(finished, abs=1e-3)
     assert stack.value('metalayer_pipeline_runs_total{trigger="cron", status="success"}') == 1
-    assert stack.value('sum(metalayer_pipeline_runs_total)') == 1
+    assert stack.value("sum(metalayer_pipeline_runs_total)") == 1
 
     # Tasks: the newest run of each family, its duration and rows.
-    tasks = stack.sql("select task_family, extract(epoch from finished_at - started_at)::float8, rows_out::float8 "
-                      "from meta.task_runs where run_id = %s", (run_id,))
+    tasks = stack.sql(
+        "select task_family, extract(epoch from finished_at - started_at)::float8, rows_out::float8 "
+        "from meta.task_runs where run_id = %s",
+        (run_id,),
+    )
     assert len(tasks) >= 18
     durations = stack.query("metalayer_task_last_run_duration_seconds")
     rows_out = stack.query('metalayer_task_last_run_rows{kind="out"}')
@@ -328,15 +394,20 @@ def test_prometheus_scrapes_the_exporter_pushgateway_and_luigid_and_the_series_e
 @needs_prometheus
 def test_alert_rules_load_and_a_failed_run_and_an_sla_miss_fire(stack):
     rules = [rule for group in stack.api("rules")["groups"] for rule in group["rules"]]
-    declared = [rule["alert"] for group in yaml.safe_load((MONITORING / "alerts.yml").read_text())["groups"]
-                for rule in group["rules"]]
+    declared = [
+        rule["alert"]
+        for group in yaml.safe_load((MONITORING / "alerts.yml").read_text())["groups"]
+        for rule in group["rules"]
+    ]
     assert sorted(rule["name"] for rule in rules) == sorted(declared)
     assert {rule["health"] for rule in rules} == {"ok"}
 
     result = stack.run(MISSING_DATE, stack.tmp / "empty-landing")
     assert result.returncode != 0
-    wait_for("failed status", lambda: stack.query('metalayer_pipeline_last_run_status{status="failed"}')
-             == {labels(status="failed"): 1.0})
+    wait_for(
+        "failed status",
+        lambda: stack.query('metalayer_pipeline_last_run_status{status="failed"}') == {labels(status="failed"): 1.0},
+    )
 
     def firing() -> dict[str, list[dict]]:
         alerts: dict[str, list[dict]] = {}
@@ -349,17 +420,26 @@ def test_alert_rules_load_and_a_failed_run_and_an_sla_miss_fire(stack):
     assert stack.value('metalayer_pipeline_runs_total{trigger="cron", status="failed"}') == 1
 
     # The failed run replaced the pushed status, and left the last success's timestamp as it was.
-    ((success_finished,),) = stack.sql("select extract(epoch from finished_at)::float8 from meta.pipeline_runs "
-                                       "where status = 'success'")
+    ((success_finished,),) = stack.sql(
+        "select extract(epoch from finished_at)::float8 from meta.pipeline_runs where status = 'success'"
+    )
     push = '{job="metalayer", trigger="cron"}'
-    wait_for("pushed failure", lambda: stack.query('metalayer_run_status{job="metalayer", status="failed"}')
-             == {labels(status="failed", trigger="cron"): 1.0})
-    assert stack.value(f"metalayer_run_last_success_timestamp_seconds{push}") == pytest.approx(success_finished,
-                                                                                                abs=1e-3)
+    wait_for(
+        "pushed failure",
+        lambda: (
+            stack.query('metalayer_run_status{job="metalayer", status="failed"}')
+            == {labels(status="failed", trigger="cron"): 1.0}
+        ),
+    )
+    assert stack.value(f"metalayer_run_last_success_timestamp_seconds{push}") == pytest.approx(
+        success_finished, abs=1e-3
+    )
 
     # An SLA miss as pipeline/sla.py records it.
-    stack.sql("insert into meta.sla_misses (run_id, run_date, layer, message) values ('r', %s, 'gold', 'late')",
-              (MISSING_DATE,))
+    stack.sql(
+        "insert into meta.sla_misses (run_id, run_date, layer, message) values ('r', %s, 'gold', 'late')",
+        (MISSING_DATE,),
+    )
     wait_for("MetaLayerSlaMissed firing", lambda: firing().get("MetaLayerSlaMissed"))
     assert firing()["MetaLayerSlaMissed"][0]["layer"] == "gold"
     assert stack.value("metalayer_sla_misses_total") == 1
@@ -388,8 +468,11 @@ def test_the_exporter_stops_cleanly_on_sigterm(stack):
 
 @needs_prometheus
 def test_promtool_accepts_the_config_and_rules_and_the_rule_unit_tests_pass():
-    for args in (["check", "config", "prometheus.yml"], ["check", "rules", "alerts.yml"],
-                 ["test", "rules", "alerts.test.yml"]):
+    for args in (
+        ["check", "config", "prometheus.yml"],
+        ["check", "rules", "alerts.yml"],
+        ["test", "rules", "alerts.test.yml"],
+    ):
         result = subprocess.run(["promtool", *args], cwd=MONITORING, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "SUCCESS" in result.stdout + result.stderr
@@ -397,14 +480,20 @@ def test_promtool_accepts_the_config_and_rules_and_the_rule_unit_tests_pass():
 
 def test_the_dashboard_is_valid_and_uses_the_provisioned_datasource():
     dashboard = json.loads(DASHBOARD.read_text())
-    datasource = yaml.safe_load((MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
-                                .read_text())["datasources"][0]
+    datasource = yaml.safe_load(
+        (MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"][0]
     assert dashboard["uid"] and dashboard["title"] == "MetaLayer"
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
     titles = {panel["title"] for panel in dashboard["panels"]}
-    for wanted in ("Last run", "Duration per task (newest run)", "Rows per layer", "Run quality score",
-                   "Quarantine by rule"):
+    for wanted in (
+        "Last run",
+        "Duration per task (newest run)",
+        "Rows per layer",
+        "Run quality score",
+        "Quarantine by rule",
+    ):
         assert wanted in titles
     for panel in dashboard["panels"]:
         grid = panel["gridPos"]
@@ -447,8 +536,9 @@ def test_metric_names_follow_prometheus_conventions(warehouse, query, seed_landi
         assert len(family.samples) < 200, f"{family.name}: {len(family.samples)} series"
     # One run of three sources.
     by_name = {family.name: family for family in families}
-    sources = {sample.labels["source"] for sample in by_name["metalayer_source_latest_extract_timestamp_seconds"]
-               .samples}
+    sources = {
+        sample.labels["source"] for sample in by_name["metalayer_source_latest_extract_timestamp_seconds"].samples
+    }
     assert sources == {"crm_customers", "erp_products", "erp_sales"}
     runs = {(s.labels["trigger"], s.labels["status"]): s.value for s in by_name["metalayer_pipeline_runs"].samples}
     assert runs[("test", "success")] == 1 and sum(runs.values()) == 1
@@ -473,7 +563,8 @@ def test_an_unreadable_warehouse_is_metalayer_up_0_not_a_failed_scrape(server_ur
 
 
 def test_push_is_false_without_a_gateway_for_an_unknown_run_and_when_the_gateway_is_down(
-        warehouse, luigi_setting, caplog):
+    warehouse, luigi_setting, caplog
+):
     from pipeline.metrics import push_run_metrics
     from pipeline.runs import start_run
 

@@ -22,18 +22,46 @@ from tests.conftest import REPO_ROOT, free_port, table_checksums
 METALAYER = str(Path(sys.executable).with_name("metalayer"))
 DAY1, DAY2 = date(2026, 11, 20), date(2026, 11, 21)
 WAREHOUSE_FAMILIES = {
-    "CrmCustomersRaw", "ErpProductsRaw", "ErpSalesRaw", "SilverCustomers", "SilverProducts", "SilverSales",
-    "SilverQualityGate", "DimDate", "DimProduct", "DimCustomer", "FactSales", "AggDailySales", "AggMonthlySales",
-    "CustomerAnalytics", "ProductAnalytics", "CohortRetention", "CustomerClv", "BusinessKpis", "Anomalies",
+    "CrmCustomersRaw",
+    "ErpProductsRaw",
+    "ErpSalesRaw",
+    "SilverCustomers",
+    "SilverProducts",
+    "SilverSales",
+    "SilverQualityGate",
+    "DimDate",
+    "DimProduct",
+    "DimCustomer",
+    "FactSales",
+    "AggDailySales",
+    "AggMonthlySales",
+    "CustomerAnalytics",
+    "ProductAnalytics",
+    "CohortRetention",
+    "CustomerClv",
+    "BusinessKpis",
+    "Anomalies",
 }
-GOLD_FAMILIES = {"DimDate", "DimProduct", "DimCustomer", "FactSales", "AggDailySales", "AggMonthlySales",
-                 "CustomerAnalytics", "ProductAnalytics", "CohortRetention", "CustomerClv", "BusinessKpis",
-                 "Anomalies"}  # anomalies are scored after gold
+GOLD_FAMILIES = {
+    "DimDate",
+    "DimProduct",
+    "DimCustomer",
+    "FactSales",
+    "AggDailySales",
+    "AggMonthlySales",
+    "CustomerAnalytics",
+    "ProductAnalytics",
+    "CohortRetention",
+    "CustomerClv",
+    "BusinessKpis",
+    "Anomalies",
+}  # anomalies are scored after gold
 
 
 def metalayer(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([METALAYER, *args], capture_output=True, text=True, env=env or os.environ.copy(),
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [METALAYER, *args], capture_output=True, text=True, env=env or os.environ.copy(), timeout=timeout, check=False
+    )
 
 
 def http_json(url: str) -> dict:
@@ -58,8 +86,12 @@ def luigid(warehouse, tmp_path):
     """A real luigid started by `metalayer luigid` on a free port, its history in the test warehouse."""
     port = free_port()
     env = {**os.environ, "METALAYER_HOME": str(tmp_path / "home")}
-    process = subprocess.Popen([METALAYER, "luigid", "--port", str(port), "--address", "127.0.0.1"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [METALAYER, "luigid", "--port", str(port), "--address", "127.0.0.1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(url + "/api/task_list?data={}")
@@ -70,8 +102,9 @@ def luigid(warehouse, tmp_path):
 
 
 def test_master_task_with_two_workers_against_luigid(luigid, query, seed_landing):
-    done = metalayer("run", "--date", str(DAY1), "--landing", str(seed_landing), "--workers", "2",
-                     "--scheduler-url", luigid)
+    done = metalayer(
+        "run", "--date", str(DAY1), "--landing", str(seed_landing), "--workers", "2", "--scheduler-url", luigid
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
     data = json.dumps({"status": "DONE", "upstream_status": "", "search": ""})
@@ -93,20 +126,35 @@ def test_master_task_with_two_workers_against_luigid(luigid, query, seed_landing
     for family in ("FactSales", "SilverSales", "ErpSalesRaw", "CustomerClv"):
         assert f'luigi_task_done_total{{family="{family}"}} 1.0' in metrics
     assert query("select trigger, status, workers, scheduler from meta.pipeline_runs") == [
-        ("cli", "success", 2, luigid)]
+        ("cli", "success", 2, luigid)
+    ]
 
     # The next night's backfill and a rerun go through the same luigid.
-    done = metalayer("backfill", "--start", str(DAY1), "--end", str(DAY2), "--landing", str(seed_landing),
-                     "--scheduler-url", luigid)
+    done = metalayer(
+        "backfill", "--start", str(DAY1), "--end", str(DAY2), "--landing", str(seed_landing), "--scheduler-url", luigid
+    )
     assert done.returncode == 0, done.stdout + done.stderr
-    done = metalayer("rerun", "SilverSales", "--no-downstream", "--date", str(DAY2), "--landing", str(seed_landing),
-                     "--scheduler-url", luigid)
+    done = metalayer(
+        "rerun",
+        "SilverSales",
+        "--no-downstream",
+        "--date",
+        str(DAY2),
+        "--landing",
+        str(seed_landing),
+        "--scheduler-url",
+        luigid,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     runs = query("""select trigger, status, scheduler, (select array_agg(distinct task_family order by task_family)
                                                         from meta.task_runs where task_runs.run_id = runs.run_id)
                     from meta.pipeline_runs as runs order by started_at""")
-    assert [run[:3] for run in runs] == [("cli", "success", luigid), ("backfill", "success", luigid),
-                                         ("backfill", "success", luigid), ("cli", "success", luigid)]
+    assert [run[:3] for run in runs] == [
+        ("cli", "success", luigid),
+        ("backfill", "success", luigid),
+        ("backfill", "success", luigid),
+        ("cli", "success", luigid),
+    ]
     assert runs[1][3] is None  # DAY1 was done
     assert set(runs[2][3]) == WAREHOUSE_FAMILIES and runs[3][3] == ["SilverSales"]
 
@@ -136,16 +184,14 @@ def test_backfill_runs_dates_in_order_and_reports_missing_folders(warehouse, que
     assert query("select count(*) from meta.pipeline_runs") == [(3,)]
 
 
-def test_rerun_of_a_silver_task_reruns_silver_and_gold_not_bronze_and_gold_is_identical(
-        warehouse, query, seed_landing):
+def test_rerun_of_a_silver_task_reruns_silver_and_gold_not_bronze_and_gold_is_identical(warehouse, query, seed_landing):
     from pipeline.ops import rerun, select_tasks
     from pipeline.runner import run_pipeline
 
     def warehouse_tables() -> dict:
         # Change-tracking bookkeeping of the incremental aggregates is not warehouse data.
         sums = table_checksums(query, "gold") | table_checksums(query, "silver")
-        return {table: digest for table, digest in sums.items()
-                if not table.startswith("fact_sales_")}
+        return {table: digest for table, digest in sums.items() if not table.startswith("fact_sales_")}
 
     assert run_pipeline(DAY1, landing=seed_landing).success
     before = warehouse_tables()
@@ -179,8 +225,10 @@ def test_rerun_of_a_silver_task_reruns_silver_and_gold_not_bronze_and_gold_is_id
     done = metalayer("rerun", "AggDailySales", "--full-refresh", "--date", str(DAY1), "--landing", str(seed_landing))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "(full refresh)" in done.stdout
-    messages = dict(query("""select task_family, message from meta.task_runs where run_id =
-                             (select run_id from meta.pipeline_runs order by started_at desc limit 1)"""))
+    messages = dict(
+        query("""select task_family, message from meta.task_runs where run_id =
+                             (select run_id from meta.pipeline_runs order by started_at desc limit 1)""")
+    )
     assert messages["AggDailySales"].startswith("recomputed from the whole fact"), messages
     assert warehouse_tables() == before
 
@@ -189,10 +237,14 @@ def test_arguments_that_can_not_work_are_refused_with_a_message_not_a_traceback(
     done = metalayer("rerun", "SilverSale", "--date", str(DAY1))
     assert done.returncode == 2
     assert "unknown task 'SilverSale'" in done.stderr and "SilverSales" in done.stderr
-    for args, message in [(("backfill", "--start", str(DAY2), "--end", str(DAY1)),
-                           f"metalayer backfill: --end {DAY1} is before --start {DAY2}"),
-                          (("purge", "--keep-days", "0"), "metalayer purge: --keep-days must be at least 1, not 0"),
-                          (("schedule", "--cron", "every day"), "metalayer schedule: not a five-field cron schedule")]:
+    for args, message in [
+        (
+            ("backfill", "--start", str(DAY2), "--end", str(DAY1)),
+            f"metalayer backfill: --end {DAY1} is before --start {DAY2}",
+        ),
+        (("purge", "--keep-days", "0"), "metalayer purge: --keep-days must be at least 1, not 0"),
+        (("schedule", "--cron", "every day"), "metalayer schedule: not a five-field cron schedule"),
+    ]:
         done = metalayer(*args)
         assert (done.returncode, "Traceback" in done.stderr) == (2, False), done.stderr
         assert message in done.stderr
@@ -246,9 +298,12 @@ def test_transient_database_error_is_retried_inside_the_task(warehouse, query, s
     def kill_silver_sales() -> None:
         deadline = time.monotonic() + 60
         while not killed and time.monotonic() < deadline:
-            rows = query("""select pid from pg_stat_activity
+            rows = query(
+                """select pid from pg_stat_activity
                             where state = 'active' and datname = current_database()
-                              and application_name = %s""", (f"metalayer SilverSales {DAY1}",))
+                              and application_name = %s""",
+                (f"metalayer SilverSales {DAY1}",),
+            )
             if rows:
                 query("select pg_terminate_backend(%s)", (rows[0][0],))
                 killed.append(rows[0][0])
@@ -260,8 +315,7 @@ def test_transient_database_error_is_retried_inside_the_task(warehouse, query, s
     killer.join()
     assert killed, "the test never caught the silver sales statement"
     assert result.success
-    attempts = query("select status, error from meta.task_runs where task_family = 'SilverSales' "
-                     "order by started_at")
+    attempts = query("select status, error from meta.task_runs where task_family = 'SilverSales' order by started_at")
     assert [status for status, _ in attempts] == ["failed", "success"]
     assert attempts[0][1].startswith("OperationalError:")
     assert "terminating connection" in attempts[0][1] or "server closed the connection" in attempts[0][1]
@@ -296,8 +350,10 @@ def test_failed_task_is_retried_by_luigi_with_the_configured_policy(warehouse, q
     fixer.join()
     assert result.success, result.luigi_summary
     assert result.luigi_status == "SUCCESS_WITH_RETRY"
-    statuses = [s for (s,) in query("select status from meta.task_runs where task_family = 'SilverCustomers' "
-                                    "order by started_at")]
+    statuses = [
+        s
+        for (s,) in query("select status from meta.task_runs where task_family = 'SilverCustomers' order by started_at")
+    ]
     assert statuses == ["failed", "success"]
 
 
@@ -336,7 +392,8 @@ def test_sla_breach_is_recorded_and_posted_to_the_webhook(warehouse, query, seed
 
     misses = query("select run_id, run_date, layer, threshold_minutes, message from meta.sla_misses order by layer")
     assert [(run_id, day, layer) for run_id, day, layer, _, _ in misses] == [
-        (result.run_id, DAY1, layer) for layer in ("bronze", "gold", "run", "silver")]
+        (result.run_id, DAY1, layer) for layer in ("bronze", "gold", "run", "silver")
+    ]
     assert all(float(minutes) == 0.0001 for *_, minutes, _ in misses)
     assert all("SLA" in message or "not done" in message for *_, message in misses)
     posted = [item["body"] for item in received if item["body"]["kind"] == "sla_missed"]
@@ -346,7 +403,8 @@ def test_sla_breach_is_recorded_and_posted_to_the_webhook(warehouse, query, seed
     assert body["run_id"] == result.run_id and body["run_date"] == str(DAY1)
     assert any(hint.startswith("run log: ") for hint in body["where_to_look"])
     assert query("select channel, kind, delivered, count(*) from meta.alerts group by 1, 2, 3") == [
-        ("webhook", "sla_missed", True, 4)]
+        ("webhook", "sla_missed", True, 4)
+    ]
 
 
 def test_failure_and_low_quality_alerts_reach_a_real_smtp_server(warehouse, query, tmp_path, luigi_setting):
@@ -388,7 +446,9 @@ def test_failure_and_low_quality_alerts_reach_a_real_smtp_server(warehouse, quer
     assert 0 < score < 0.95
     assert f"quality score {float(score) * 100:.2f}% below the 95.00% threshold" in low
     assert query("select kind, delivered from meta.alerts order by kind") == [
-        ("quality_below_threshold", True), ("run_failed", True)]
+        ("quality_below_threshold", True),
+        ("run_failed", True),
+    ]
 
 
 def test_purge_removes_only_what_is_past_the_window(warehouse, query, seed_landing):
@@ -397,6 +457,7 @@ def test_purge_removes_only_what_is_past_the_window(warehouse, query, seed_landi
 
     for day in (DAY1, DAY2):
         assert run_pipeline(day, landing=seed_landing, trigger="test").success
+
     def silver_and_gold() -> dict:  # the quarantine is retention's to purge; the rest must not change
         sums = table_checksums(query, "silver") | table_checksums(query, "gold")
         return {table: digest for table, digest in sums.items() if table != "silver.quarantine"}

@@ -25,8 +25,9 @@ from tests.test_cleaning import NASTY, TEXT_FUNCTIONS, junk_strings, run
 
 PASSWORD = "metalayer-" + uuid.uuid4().hex[:12]
 
-pytestmark = pytest.mark.skipif(not (binaries(15) / "initdb").exists(),
-                                reason="Debian package postgresql-15 (make system-deps)")
+pytestmark = pytest.mark.skipif(
+    not (binaries(15) / "initdb").exists(), reason="Debian package postgresql-15 (make system-deps)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +63,10 @@ def test_the_server_is_postgresql_15_and_asks_for_a_password(pg15):
 
 
 def test_each_server_maps_case_under_the_collation_it_has(pg15_warehouse, warehouse):
-    which = ("select collprovider, coalesce(colllocale, collcollate) from pg_collation "
-             "where oid = to_regcollation('silver.unicode_case')")
+    which = (
+        "select collprovider, coalesce(colllocale, collcollate) from pg_collation "
+        "where oid = to_regcollation('silver.unicode_case')"
+    )
     assert rows(pg15_warehouse, which.replace("colllocale", "colliculocale")) == [("c", "C.UTF-8")]
     if rows(warehouse, "select current_setting('server_version_num')::int")[0][0] >= 170000:
         assert rows(warehouse, which) == [("b", "C.UTF-8")]  # pg_c_utf8: PostgreSQL's own, 17 and later
@@ -77,13 +80,25 @@ def cleaning_inputs() -> list[str | None]:
     a space, and every Unicode space between two words."""
     from pipeline import generate as gen
 
-    letters = [chr(c) for c in range(0x20, 0x10000)
-               if unicodedata.category(chr(c)).startswith(("L", "M")) and not 0xD800 <= c <= 0xDFFF]
+    letters = [
+        chr(c)
+        for c in range(0x20, 0x10000)
+        if unicodedata.category(chr(c)).startswith(("L", "M")) and not 0xD800 <= c <= 0xDFFF
+    ]
     spaces = [chr(c) for c in range(0x10000) if chr(c).isspace()]
     names = list(gen.FIRST_NAMES + gen.LAST_NAMES)
-    return (NASTY + junk_strings(2000, seed=7) + names + [name.upper() for name in names]
-            + letters + [f"ann{c}lee" for c in letters] + [f"ANN{c}LEE" for c in letters]
-            + [f"o'{c}x" for c in letters] + [f"Ann{s}Lee" for s in spaces] + [f" {s}ANN{s}{s}LEE{s}" for s in spaces])
+    return (
+        NASTY
+        + junk_strings(2000, seed=7)
+        + names
+        + [name.upper() for name in names]
+        + letters
+        + [f"ann{c}lee" for c in letters]
+        + [f"ANN{c}LEE" for c in letters]
+        + [f"o'{c}x" for c in letters]
+        + [f"Ann{s}Lee" for s in spaces]
+        + [f" {s}ANN{s}{s}LEE{s}" for s in spaces]
+    )
 
 
 # Where PostgreSQL 15's C.UTF-8 (glibc 2.36) and 18's pg_c_utf8 disagree, measured over every assigned
@@ -92,7 +107,9 @@ def cleaning_inputs() -> list[str | None]:
 # count as part of a word, so initcap capitalises the letter after them. No name is written with them.
 CASE_MAPPING_EXCEPTIONS = frozenset(
     ["\u019b", "\u0264", "\u0c04", "\u0f82", "\u0f83"]
-    + [chr(c) for c in range(0x0363, 0x0370)] + [chr(c) for c in range(0x1DD3, 0x1DE7)])
+    + [chr(c) for c in range(0x0363, 0x0370)]
+    + [chr(c) for c in range(0x1DD3, 0x1DE7)]
+)
 
 
 def test_cleaning_functions_give_identical_results_on_15_and_18(pg15_warehouse, query):
@@ -118,9 +135,15 @@ def test_the_cleaning_suite_passes_on_postgresql_15(pg15, tmp_path):
     options = ["--basetemp", str(tmp_path / "basetemp")]
     env = {**os.environ, "DATABASE_URL": pg15}
     env.pop("METALAYER_HOME", None)
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             "tests/test_cleaning.py", *options], cwd=REPO_ROOT, env=env, capture_output=True,
-                            text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_cleaning.py", *options],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
 

@@ -39,9 +39,14 @@ def repo_files() -> list[str]:
 
 # ---------------------------------------------------------------- ruff S
 
+
 def test_ruff_security_rules_pass():
-    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--select", "S", "--no-cache", "--quiet", "."],
-                            cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--select", "S", "--no-cache", "--quiet", "."],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -53,9 +58,12 @@ def test_ruff_configuration_keeps_security_rules_on_outside_tests():
         if not pattern.startswith("tests/"):
             assert not [code for code in codes if code.startswith("S")], pattern
     # A noqa comment without codes silences every rule, S included; each must name its rules.
-    bare = [f"{path}:{number}" for path in python_files() for number, line in
-            enumerate((REPO / path).read_text().splitlines(), start=1)
-            if re.search(r"[#]\s*noqa(?!:)", line, re.IGNORECASE)]
+    bare = [
+        f"{path}:{number}"
+        for path in python_files()
+        for number, line in enumerate((REPO / path).read_text().splitlines(), start=1)
+        if re.search(r"[#]\s*noqa(?!:)", line, re.IGNORECASE)
+    ]
     assert bare == []
 
 
@@ -67,13 +75,16 @@ TEXT_METHODS = {"read_text", "strip", "rstrip", "lstrip", "removesuffix", "remov
 # Query text that is neither a constant nor a file, each reviewed: (file, source of the expression) -> why.
 REVIEWED = {
     ("pipeline/quality.py", "p['sql']"): "an `expression` rule's predicate from sql/quality_rules.toml, "
-                                         "reviewed configuration like the .sql files, never data",
-    ("pipeline/tasks_gold.py", "'\\n'.join((line for line in statement.splitlines() if not "
-                               "line.lstrip().startswith('--'))).strip()"):
-        "one statement of a psycopg2.sql-composed script (its as_string), comment lines dropped",
-    ("pipeline/extractors/postgres.py", "str(self.query).strip().rstrip(';')"):
-        "a database source's `query` from sources.toml: reviewed configuration like the .sql files, run "
-        "read-only on the source, never data",
+    "reviewed configuration like the .sql files, never data",
+    (
+        "pipeline/tasks_gold.py",
+        "'\\n'.join((line for line in statement.splitlines() if not line.lstrip().startswith('--'))).strip()",
+    ): "one statement of a psycopg2.sql-composed script (its as_string), comment lines dropped",
+    (
+        "pipeline/extractors/postgres.py",
+        "str(self.query).strip().rstrip(';')",
+    ): "a database source's `query` from sources.toml: reviewed configuration like the .sql files, run "
+    "read-only on the source, never data",
 }
 
 
@@ -104,7 +115,8 @@ def _call_name(node: ast.AST) -> str | None:
 def _is_sql_constructor(node: ast.AST) -> bool:
     """sql.SQL(...) (psycopg2.sql), also when imported as SQL."""
     return _call_name(node) == "SQL" and (
-        isinstance(node.func, ast.Name) or (isinstance(node.func.value, ast.Name) and node.func.value.id == "sql"))
+        isinstance(node.func, ast.Name) or (isinstance(node.func.value, ast.Name) and node.func.value.id == "sql")
+    )
 
 
 def _is_str(node: ast.AST) -> bool:
@@ -125,8 +137,11 @@ def _formatting(node: ast.AST) -> str | None:
     for sub in _nodes(node):
         if isinstance(sub, ast.JoinedStr):
             return "an f-string"
-        if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.Mod | ast.Add) and (
-                _is_str(sub.left) or _is_str(sub.right)):
+        if (
+            isinstance(sub, ast.BinOp)
+            and isinstance(sub.op, ast.Mod | ast.Add)
+            and (_is_str(sub.left) or _is_str(sub.right))
+        ):
             return "text built with % or +"
         if _call_name(sub) in ("format", "join") and _is_str(sub.func.value):
             return f"str.{_call_name(sub)}()"
@@ -141,9 +156,15 @@ class SqlScan(ast.NodeVisitor):
         self.findings: list[Finding] = []
         self.assigned: list[dict[str, list[ast.AST]]] = [{}]  # name -> values, per function scope
         # Module-level tables of constant strings, and functions returning text: both are text.
-        self.constant_tables = {target.id for node in tree.body if isinstance(node, ast.Assign)
-                                and isinstance(node.value, ast.Dict) and all(map(_is_str, node.value.values))
-                                for target in node.targets if isinstance(target, ast.Name)}
+        self.constant_tables = {
+            target.id
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Dict)
+            and all(map(_is_str, node.value.values))
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
         self.text_functions: set[str] = set()
         for node in tree.body:
             if isinstance(node, ast.FunctionDef):
@@ -198,8 +219,10 @@ class SqlScan(ast.NodeVisitor):
                 if problem:
                     self._add(node, f"{problem} inside sql.SQL(): {ast.unparse(value)[:80]}")
                 elif not self.is_text_source(value):
-                    self._add(node, f"sql.SQL() over text that is neither a constant nor a .sql file: "
-                                    f"{ast.unparse(value)[:80]}")
+                    self._add(
+                        node,
+                        f"sql.SQL() over text that is neither a constant nor a .sql file: {ast.unparse(value)[:80]}",
+                    )
         elif name in SQL_CALLS or name == "execute_values":
             index = 1 if name == "execute_values" else 0
             for value in self._values(node.args[index]) if len(node.args) > index else []:
@@ -224,40 +247,49 @@ def test_queries_are_composed_from_constants_files_and_identifiers():
     assert [str(f) for f in findings] == []
 
 
-@pytest.mark.parametrize("source, expected", [
-    ('cur.execute(f"select * from {table}")', "an f-string passed to execute()"),
-    ('cur.execute("select * from t where id = %s" % value)', "text built with % or + passed to execute()"),
-    ('cur.execute("select * from " + table)', "text built with % or + passed to execute()"),
-    ('cur.execute("select * from {}".format(table))', "str.format() passed to execute()"),
-    ('def f(cur):\n    query = f"delete from {t}"\n    cur.execute(query)', "an f-string passed to execute()"),
-    ('cur.copy_expert(f"copy {t} from stdin", buffer)', "an f-string passed to copy_expert()"),
-    ('execute_values(cur, f"insert into {t} values %s", rows)', "an f-string passed to execute_values()"),
-    ('sql.SQL(f"select {column} from t")', "an f-string inside sql.SQL()"),
-    ('sql.SQL(text_from_somewhere)', "sql.SQL() over text that is neither a constant nor a .sql file"),
-    ('pd.read_sql("select * from t where id = " + str(i), conn)', "text built with % or + passed to read_sql()"),
-])
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ('cur.execute(f"select * from {table}")', "an f-string passed to execute()"),
+        ('cur.execute("select * from t where id = %s" % value)', "text built with % or + passed to execute()"),
+        ('cur.execute("select * from " + table)', "text built with % or + passed to execute()"),
+        ('cur.execute("select * from {}".format(table))', "str.format() passed to execute()"),
+        ('def f(cur):\n    query = f"delete from {t}"\n    cur.execute(query)', "an f-string passed to execute()"),
+        ('cur.copy_expert(f"copy {t} from stdin", buffer)', "an f-string passed to copy_expert()"),
+        ('execute_values(cur, f"insert into {t} values %s", rows)', "an f-string passed to execute_values()"),
+        ('sql.SQL(f"select {column} from t")', "an f-string inside sql.SQL()"),
+        ("sql.SQL(text_from_somewhere)", "sql.SQL() over text that is neither a constant nor a .sql file"),
+        ('pd.read_sql("select * from t where id = " + str(i), conn)', "text built with % or + passed to read_sql()"),
+    ],
+)
 def test_the_sql_scan_finds_formatted_queries(source, expected):
     findings = scan_source("example.py", source)
     assert len(findings) == 1 and expected in findings[0].problem, findings
 
 
-@pytest.mark.parametrize("source", [
-    'cur.execute("select * from t where id = %s", (value,))',
-    'cur.execute(sql.SQL("select * from {} where id = %s").format(sql.Identifier("s", "t")), (value,))',
-    'cur.execute(sql.SQL("analyze {}").format(table).as_string(cur))',
-    'cur.execute(path.read_text(), params)',
-    'cur.execute(sql.SQL((SQL_DIR / "x.sql").read_text().strip().rstrip(";")).format(**parts))',
-    'execute_values(cur, "insert into t (a, b) values %s", rows)',
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        'cur.execute("select * from t where id = %s", (value,))',
+        'cur.execute(sql.SQL("select * from {} where id = %s").format(sql.Identifier("s", "t")), (value,))',
+        'cur.execute(sql.SQL("analyze {}").format(table).as_string(cur))',
+        "cur.execute(path.read_text(), params)",
+        'cur.execute(sql.SQL((SQL_DIR / "x.sql").read_text().strip().rstrip(";")).format(**parts))',
+        'execute_values(cur, "insert into t (a, b) values %s", rows)',
+    ],
+)
 def test_the_sql_scan_accepts_composed_queries(source):
     assert scan_source("example.py", source) == []
 
 
 def test_sql_files_never_quote_a_parameter():
     """A %(name)s inside quotes would be a value pasted into a literal; parameters stand alone."""
-    quoted = [f"{path.relative_to(REPO)}:{number}" for path in sorted((REPO / "sql").rglob("*.sql"))
-              for number, line in enumerate(path.read_text().splitlines(), start=1)
-              if re.search(r"'[^']*%\(\w+\)s[^']*'", line.split("--")[0])]
+    quoted = [
+        f"{path.relative_to(REPO)}:{number}"
+        for path in sorted((REPO / "sql").rglob("*.sql"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if re.search(r"'[^']*%\(\w+\)s[^']*'", line.split("--")[0])
+    ]
     assert quoted == []
 
 
@@ -272,8 +304,10 @@ TOKEN_PATTERNS = {
     "Google API key": re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"),
     "Stripe live key": re.compile(r"\b[sr]k_live_[0-9A-Za-z]{16,}\b"),
     "JSON web token": re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
-    "password hash": re.compile(r"scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=_-]{8,}\$[A-Za-z0-9+/=_-]{16,}"
-                                r"|\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}"),
+    "password hash": re.compile(
+        r"scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=_-]{8,}\$[A-Za-z0-9+/=_-]{16,}"
+        r"|\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}"
+    ),
 }
 URL_CREDENTIALS = re.compile(r"\b[a-z][a-z0-9+.-]*://([^\s/@'\"`]+)@")
 # KEY = value / key: value in configuration files (Python has ruff's S105-S107 for this).
@@ -281,11 +315,45 @@ CONFIG_SECRET = re.compile(
     r"""(?ix) (?:^|[\s"',])
         ([\w.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key)[\w.-]*)
         ["']?\s*[:=]\s*
-        (?:"([^"]*)"|'([^']*)'|([^\s#,;]*))""")
-PLACEHOLDERS = {"", "pass", "password", "passwd", "secret", "token", "changeme", "change-me", "change_me", "none",
-                "null", "nil", "false", "true", "example", "dummy", "redacted", "-"}
-CONFIG_SUFFIXES = {".cfg", ".ini", ".toml", ".yml", ".yaml", ".json", ".conf", ".properties", ".env", ".sh", ".txt",
-                   ".md", ".sql", ".service", ".timer"}
+        (?:"([^"]*)"|'([^']*)'|([^\s#,;]*))"""
+)
+PLACEHOLDERS = {
+    "",
+    "pass",
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "changeme",
+    "change-me",
+    "change_me",
+    "none",
+    "null",
+    "nil",
+    "false",
+    "true",
+    "example",
+    "dummy",
+    "redacted",
+    "-",
+}
+CONFIG_SUFFIXES = {
+    ".cfg",
+    ".ini",
+    ".toml",
+    ".yml",
+    ".yaml",
+    ".json",
+    ".conf",
+    ".properties",
+    ".env",
+    ".sh",
+    ".txt",
+    ".md",
+    ".sql",
+    ".service",
+    ".timer",
+}
 CONFIG_NAMES = {"Dockerfile", "Makefile", ".env", "crontab"}
 
 
@@ -295,14 +363,19 @@ def is_example(path: str) -> bool:
 
 def is_placeholder(value: str) -> bool:
     value = value.strip()
-    return (value.lower() in PLACEHOLDERS or value[:1] in ("$", "<", "{", "%") or len(set(value)) == 1
-            or value.lower().startswith(("your", "set-", "set_")))
+    return (
+        value.lower() in PLACEHOLDERS
+        or value[:1] in ("$", "<", "{", "%")
+        or len(set(value)) == 1
+        or value.lower().startswith(("your", "set-", "set_"))
+    )
 
 
 def credential_findings(path: str, text: str) -> list[str]:
     found = []
-    config_like = Path(path).suffix in CONFIG_SUFFIXES or Path(path).name in CONFIG_NAMES \
-        or Path(path).name.startswith(".env")
+    config_like = (
+        Path(path).suffix in CONFIG_SUFFIXES or Path(path).name in CONFIG_NAMES or Path(path).name.startswith(".env")
+    )
     for number, line in enumerate(text.splitlines(), start=1):
         for kind, pattern in TOKEN_PATTERNS.items():
             if pattern.search(line):
@@ -332,25 +405,33 @@ def test_no_credential_in_the_committed_files():
 def history_findings(repo: Path) -> list[str]:
     """Credential formats in every version of every file ever committed to the repository."""
     blobs: dict[str, str] = {}
-    listing = subprocess.run(["git", "-C", str(repo), "rev-list", "--all", "--objects"], check=True,
-                             capture_output=True, text=True).stdout
+    listing = subprocess.run(
+        ["git", "-C", str(repo), "rev-list", "--all", "--objects"], check=True, capture_output=True, text=True
+    ).stdout
     for line in listing.splitlines():
         sha, _space, path = line.partition(" ")
         if path and not is_example(path):
             blobs.setdefault(sha, path)
-    batch = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch"], check=True, capture_output=True,
-                           input="".join(f"{sha}\n" for sha in blobs).encode()).stdout
+    batch = subprocess.run(
+        ["git", "-C", str(repo), "cat-file", "--batch"],
+        check=True,
+        capture_output=True,
+        input="".join(f"{sha}\n" for sha in blobs).encode(),
+    ).stdout
     found, offset = [], 0
     while offset < len(batch):
         header_end = batch.index(b"\n", offset)
         sha, kind, size = batch[offset:header_end].decode().split(" ")
-        body = batch[header_end + 1:header_end + 1 + int(size)]
+        body = batch[header_end + 1 : header_end + 1 + int(size)]
         offset = header_end + 1 + int(size) + 1
         if kind == "blob":
             text = body.decode("utf-8", "replace")
             # Only the unambiguous formats: a placeholder judgement made today is not rewritten into history.
-            found += [f"{sha[:10]} {f}" for f in credential_findings(blobs[sha], text)
-                      if not f.endswith(("password in a URL", "set to a literal"))]
+            found += [
+                f"{sha[:10]} {f}"
+                for f in credential_findings(blobs[sha], text)
+                if not f.endswith(("password in a URL", "set to a literal"))
+            ]
     return found
 
 
@@ -385,37 +466,47 @@ FAKE = {  # built here so that this file holds no credential-looking string itse
 }
 
 
-@pytest.mark.parametrize("path, text, kind", [
-    ("pipeline/x.py", f'KEY = "{FAKE["aws"]}"', "AWS access key id"),
-    ("docs/notes.md", f"token {FAKE['github']}", "GitHub token"),
-    ("deploy/key.txt", FAKE["pem"], "private key"),
-    ("console/app.py", f"headers = {{'Authorization': 'Bearer {FAKE['jwt']}'}}", "JSON web token"),
-    ("tests/test_x.py", f"stored = '{FAKE['hash']}'", "password hash"),
-    ("README.md", "DATABASE_URL=postgresql://metalayer:" + "Tr0ub4dor" + "@db:5432/metalayer", "password in a URL"),
-    ("luigi.cfg", "password = " + "Tr0ub4dor", "password set to a literal"),
-    ("docker-compose.yml", "      POSTGRES_PASSWORD: " + "Tr0ub4dor", "POSTGRES_PASSWORD set to a literal"),
-    ("config.json", '{"api_key": "' + "k3y-" * 5 + '"}', "api_key set to a literal"),
-])
+@pytest.mark.parametrize(
+    "path, text, kind",
+    [
+        ("pipeline/x.py", f'KEY = "{FAKE["aws"]}"', "AWS access key id"),
+        ("docs/notes.md", f"token {FAKE['github']}", "GitHub token"),
+        ("deploy/key.txt", FAKE["pem"], "private key"),
+        ("console/app.py", f"headers = {{'Authorization': 'Bearer {FAKE['jwt']}'}}", "JSON web token"),
+        ("tests/test_x.py", f"stored = '{FAKE['hash']}'", "password hash"),
+        ("README.md", "DATABASE_URL=postgresql://metalayer:" + "Tr0ub4dor" + "@db:5432/metalayer", "password in a URL"),
+        ("luigi.cfg", "password = " + "Tr0ub4dor", "password set to a literal"),
+        ("docker-compose.yml", "      POSTGRES_PASSWORD: " + "Tr0ub4dor", "POSTGRES_PASSWORD set to a literal"),
+        ("config.json", '{"api_key": "' + "k3y-" * 5 + '"}', "api_key set to a literal"),
+    ],
+)
 def test_the_credential_scan_finds_credentials(path, text, kind):
     assert [f for f in credential_findings(path, text) if kind in f], credential_findings(path, text)
 
 
-@pytest.mark.parametrize("path, text", [
-    ("README.md", "| `DATABASE_URL` | `postgresql://user:pass@host:5432/db` |"),
-    ("docker-compose.yml", "  DATABASE_URL: postgresql://${POSTGRES_USER:-m}:${POSTGRES_PASSWORD:?set it}@postgres/m"),
-    ("docker-compose.yml", "      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in .env}"),
-    ("luigi.cfg", "password = ${METALAYER_SMTP_PASSWORD}"),
-    (".streamlit/config.toml", "password_hash = \"\""),
-    ("docs/x.md", "Secrets (a password in `DATABASE_URL`) come from the environment only."),
-])
+@pytest.mark.parametrize(
+    "path, text",
+    [
+        ("README.md", "| `DATABASE_URL` | `postgresql://user:pass@host:5432/db` |"),
+        (
+            "docker-compose.yml",
+            "  DATABASE_URL: postgresql://${POSTGRES_USER:-m}:${POSTGRES_PASSWORD:?set it}@postgres/m",
+        ),
+        ("docker-compose.yml", "      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in .env}"),
+        ("luigi.cfg", "password = ${METALAYER_SMTP_PASSWORD}"),
+        (".streamlit/config.toml", 'password_hash = ""'),
+        ("docs/x.md", "Secrets (a password in `DATABASE_URL`) come from the environment only."),
+    ],
+)
 def test_the_credential_scan_passes_references_and_placeholders(path, text):
     assert credential_findings(path, text) == []
 
 
 def test_secret_files_are_ignored_and_not_committed():
     must_ignore = [".env", ".streamlit/secrets.toml", ".metalayer/pgdata/postgresql.auto.conf"]
-    ignored = subprocess.run(["git", "-C", str(REPO), "check-ignore", "--no-index", *must_ignore],
-                             capture_output=True, text=True).stdout.split()
+    ignored = subprocess.run(
+        ["git", "-C", str(REPO), "check-ignore", "--no-index", *must_ignore], capture_output=True, text=True
+    ).stdout.split()
     assert ignored == must_ignore
     risky = re.compile(r"(^|/)(\.env|secrets\.toml|\.pgpass|id_rsa|id_ed25519|credentials\.json)$|\.(pem|key|p12)$")
     assert [path for path in repo_files() if risky.search(path)] == []

@@ -43,8 +43,20 @@ class WatchProcess:
     def __init__(self, landing: Path, log: Path, quiet: float, poll: float = 0.2):
         self.log = log
         self.process = subprocess.Popen(
-            [str(METALAYER), "watch", "--landing", str(landing), "--quiet-seconds", str(quiet), "--poll-seconds",
-             str(poll)], stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                str(METALAYER),
+                "watch",
+                "--landing",
+                str(landing),
+                "--quiet-seconds",
+                str(quiet),
+                "--poll-seconds",
+                str(poll),
+            ],
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait_until_watching(self, timeout: float = 60) -> None:
         self.wait_for(" watching ", timeout)
@@ -82,8 +94,11 @@ def watcher(tmp_path):
 
 
 def runs_of(query, day: date) -> list[tuple]:
-    return query("select status, trigger, extract(epoch from started_at)::float8 from meta.pipeline_runs "
-                 "where run_date = %s order by started_at", (day,))
+    return query(
+        "select status, trigger, extract(epoch from started_at)::float8 from meta.pipeline_runs "
+        "where run_date = %s order by started_at",
+        (day,),
+    )
 
 
 def wait_for_runs(query, day: date, count: int, process: WatchProcess, timeout: float = 120) -> list[tuple]:
@@ -108,7 +123,8 @@ def drop(source: Path, landing: Path, day: date, names=FILES, pause: float = 0.0
 
 
 def test_a_date_dropped_file_by_file_runs_once_a_growing_file_waits_and_a_failed_date_waits_for_new_files(
-        warehouse, query, extracts, tmp_path, watcher):
+    warehouse, query, extracts, tmp_path, watcher
+):
     landing = tmp_path / "landing"
     landing.mkdir()
     quiet = 2.0
@@ -131,7 +147,7 @@ def test_a_date_dropped_file_by_file_runs_once_a_growing_file_waits_and_a_failed
     per_step = -(-len(content) // steps)
     for i in range(steps):
         with sales.open("ab") as fh:  # a writer that flushes part of a line at a time
-            fh.write(content[i * per_step:(i + 1) * per_step])
+            fh.write(content[i * per_step : (i + 1) * per_step])
         time.sleep(0.5)  # 6 s of writing, three times the quiet period
         assert runs_of(query, second) == [], "a run started on a folder whose file was still growing"
     grown = sales.stat().st_mtime
@@ -159,7 +175,10 @@ def test_a_date_dropped_file_by_file_runs_once_a_growing_file_waits_and_a_failed
     time.sleep(2 * quiet)
     assert [len(runs_of(query, day)) for day in (first, second, third)] == [1, 1, 2]
     assert query("select extract_date, status from meta.watched_dates order by 1") == [
-        (first, "success"), (second, "success"), (third, "success")]
+        (first, "success"),
+        (second, "success"),
+        (third, "success"),
+    ]
     # The compose service's healthcheck, run here: the watcher keeps its heartbeat file fresh.
     compose = load_compose()
     kind, line = compose["services"]["watcher"]["healthcheck"]["test"]
@@ -172,7 +191,8 @@ def test_a_date_dropped_file_by_file_runs_once_a_growing_file_waits_and_a_failed
 
 
 def test_a_success_file_runs_the_folder_at_once_and_a_date_delivered_before_is_not_run_again(
-        warehouse, query, extracts, tmp_path, watcher):
+    warehouse, query, extracts, tmp_path, watcher
+):
     from pipeline.runner import run_pipeline
 
     landing = tmp_path / "landing"
@@ -192,7 +212,9 @@ def test_a_success_file_runs_the_folder_at_once_and_a_date_delivered_before_is_n
     time.sleep(1)
     assert len(runs_of(query, first)) == 1 and runs_of(query, third) == []
     assert query("select extract_date, status from meta.watched_dates order by 1") == [
-        (first, "delivered_before"), (second, "success")]
+        (first, "delivered_before"),
+        (second, "success"),
+    ]
 
 
 def test_readiness_rule_and_the_watchers_memory(tmp_path):
@@ -223,7 +245,8 @@ def test_readiness_rule_and_the_watchers_memory(tmp_path):
 
 
 def test_landing_ready_makes_plain_luigi_report_a_folder_still_being_written_as_missing(
-        warehouse, query, extracts, tmp_path, luigi_setting):
+    warehouse, query, extracts, tmp_path, luigi_setting
+):
     landing = tmp_path / "landing"
     drop(extracts, landing, DAY)
     task = ErpSalesRaw(date=DAY, landing_dir=str(landing))

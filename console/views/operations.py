@@ -21,7 +21,8 @@ if auth.configured_hash() is None:
         f"`{auth.HASH_ENV}` or put it under `[ops] password_hash` in `.streamlit/secrets.toml` "
         "(git-ignored; `.streamlit/secrets.toml.example` shows the layout), then restart the console. "
         f"`{auth.PASSWORD_ENV}` with the plain password also works, for a throwaway setup.",
-        icon=":material/lock:")
+        icon=":material/lock:",
+    )
     st.stop()
 if not auth.is_ops():
     st.warning("Reruns and backfills need an ops login: use the login form in the sidebar.", icon=":material/lock:")
@@ -73,8 +74,10 @@ def launch(action: Action) -> None:
         st.error(f"Not launched: {exc}", icon=":material/block:")
         return
     st.session_state.setdefault(SESSION_LAUNCHES, []).insert(0, started.launch_id)
-    st.success(f"Launched {started.action.describe()}" + (f" as run `{started.run_id}`." if started.run_id else "."),
-               icon=":material/rocket_launch:")
+    st.success(
+        f"Launched {started.action.describe()}" + (f" as run `{started.run_id}`." if started.run_id else "."),
+        icon=":material/rocket_launch:",
+    )
 
 
 run_tab, rerun_tab, backfill_tab = st.tabs(["Run a date", "Rerun", "Backfill"])
@@ -86,10 +89,13 @@ with run_tab, st.form("ops_run"):
 with rerun_tab, st.form("ops_rerun"):
     st.caption("Invalidates the chosen tasks' markers for the date, then runs MasterTask (`metalayer rerun`).")
     targets = ["MasterTask", "bronze", "silver", "gold", *graph.task_graph().task_families]
-    target = st.selectbox("What", targets, key="ops_rerun_target",
-                          help="MasterTask: the whole graph; a layer: its tasks; or one task family.")
-    rerun_date = st.selectbox("Extract date", dates, index=default_index, format_func=date_label,
-                              key="ops_rerun_date")
+    target = st.selectbox(
+        "What",
+        targets,
+        key="ops_rerun_target",
+        help="MasterTask: the whole graph; a layer: its tasks; or one task family.",
+    )
+    rerun_date = st.selectbox("Extract date", dates, index=default_index, format_func=date_label, key="ops_rerun_date")
     downstream = st.checkbox("With downstream tasks", value=True, key="ops_rerun_downstream")
     if st.form_submit_button("Launch rerun", type="primary"):
         propose(Action("rerun", start=rerun_date, target=target, downstream=downstream))
@@ -98,8 +104,9 @@ with backfill_tab, st.form("ops_backfill"):
     left, right = st.columns(2)
     first = left.selectbox("From", dates, index=default_index, format_func=date_label, key="ops_backfill_start")
     last = right.selectbox("To", dates, index=default_index, format_func=date_label, key="ops_backfill_end")
-    on_missing = st.radio("A date without an extract folder", ["stop", "skip"], horizontal=True,
-                          key="ops_backfill_missing")
+    on_missing = st.radio(
+        "A date without an extract folder", ["stop", "skip"], horizontal=True, key="ops_backfill_missing"
+    )
     if st.form_submit_button("Launch backfill", type="primary"):
         if last < first:
             st.error("The range ends before it starts.")
@@ -110,18 +117,24 @@ pending = st.session_state.get(SESSION_PLAN)
 if pending is not None:
     with st.container(border=True):
         dates_planned = ", ".join(map(str, pending.dates)) or "none"
-        st.markdown(f"**Plan: {pending.action.describe()}**: {len(pending.tasks)} task(s) over {len(pending.dates)} "
-                    f"date(s) ({dates_planned}).")
+        st.markdown(
+            f"**Plan: {pending.action.describe()}**: {len(pending.tasks)} task(s) over {len(pending.dates)} "
+            f"date(s) ({dates_planned})."
+        )
         if pending.pulled_in:
-            st.warning(f"Earlier dates are pulled in: {', '.join(map(str, pending.pulled_in))} (the chained silver "
-                       "and gold tasks need the previous extract date's). Each is launched as its own run: "
-                       f"{pending.launch_action.describe()}.", icon=":material/history:")
+            st.warning(
+                f"Earlier dates are pulled in: {', '.join(map(str, pending.pulled_in))} (the chained silver "
+                "and gold tasks need the previous extract date's). Each is launched as its own run: "
+                f"{pending.launch_action.describe()}.",
+                icon=":material/history:",
+            )
         if not pending.tasks:
             st.info("Every task is already complete: the launch records a run that builds nothing.")
         st.dataframe(
-            [{"extract_date": task.run_date, "layer": task.layer, "task": task.task_family}
-             for task in pending.tasks],
-            hide_index=True, column_config={"extract_date": "Extract date", "layer": "Layer", "task": "Task"})
+            [{"extract_date": task.run_date, "layer": task.layer, "task": task.task_family} for task in pending.tasks],
+            hide_index=True,
+            column_config={"extract_date": "Extract date", "layer": "Layer", "task": "Task"},
+        )
         confirm, discard = st.columns([1, 4])
         if confirm.button("Confirm launch", type="primary", key="ops_confirm"):
             st.session_state.pop(SESSION_PLAN, None)
@@ -149,14 +162,18 @@ def show_progress(launched: Launch) -> None:
     state, headline = outcome(launched)
     with st.status(f"{launched.action.describe()}: {headline}", state=state, expanded=True):
         st.caption(f"Launched {launched.started_at:%Y-%m-%d %H:%M:%S} UTC: `{' '.join(launched.command[2:])}`")
-        if launched.alive and st.button("Cancel this launch", key=f"ops_cancel_{launched.launch_id}",
-                                        icon=":material/cancel:"):
+        if launched.alive and st.button(
+            "Cancel this launch", key=f"ops_cancel_{launched.launch_id}", icon=":material/cancel:"
+        ):
             LAUNCHER.cancel(launched.launch_id, data.owner_url())
             data.clear_cache()
         if launched.cancelled_at is not None:
-            st.warning("Cancelled: the launch's processes were stopped; recorded as cancelled: "
-                       + (", ".join(f"`{run_id}`" for run_id in launched.cancelled_runs) or "no run yet") + ".",
-                       icon=":material/cancel:")
+            st.warning(
+                "Cancelled: the launch's processes were stopped; recorded as cancelled: "
+                + (", ".join(f"`{run_id}`" for run_id in launched.cancelled_runs) or "no run yet")
+                + ".",
+                icon=":material/cancel:",
+            )
         if launched.run_id:
             run = data.fetch("run", masked=False, run_id=launched.run_id)
             tasks = data.fetch("run_tasks", masked=False, run_id=launched.run_id)
@@ -169,18 +186,39 @@ def show_progress(launched: Launch) -> None:
                 columns[1].metric("Tasks done", int(counts.get("success", 0) + counts.get("skipped", 0)))
                 columns[2].metric("Running", int(counts.get("running", 0)))
                 columns[3].metric("Failed", int(counts.get("failed", 0)))
-                st.dataframe(tasks[["task_family", "status", "seconds", "rows_in", "rows_out", "rows_rejected"]],
-                             hide_index=True, column_config={
-                                 "task_family": "Task", "status": "Status", "rows_in": "Rows in",
-                                 "rows_out": "Rows out", "rows_rejected": "Rejected",
-                                 "seconds": st.column_config.NumberColumn("Seconds", format="%.2f")})
+                st.dataframe(
+                    tasks[["task_family", "status", "seconds", "rows_in", "rows_out", "rows_rejected"]],
+                    hide_index=True,
+                    column_config={
+                        "task_family": "Task",
+                        "status": "Status",
+                        "rows_in": "Rows in",
+                        "rows_out": "Rows out",
+                        "rows_rejected": "Rejected",
+                        "seconds": st.column_config.NumberColumn("Seconds", format="%.2f"),
+                    },
+                )
         else:
-            runs = data.fetch("console_runs", masked=False, since=launched.started_at,
-                              start=launched.action.start, end=launched.action.end)
+            runs = data.fetch(
+                "console_runs",
+                masked=False,
+                since=launched.started_at,
+                start=launched.action.start,
+                end=launched.action.end,
+            )
             st.metric("Dates done", f"{int((runs['status'] != 'running').sum())} of {len(launched.action.dates)}")
-            st.dataframe(runs, hide_index=True, column_config={
-                "run_id": "Run", "status": "Status", "error": "Error", "run_date": "Extract date",
-                "started_at": "Started (UTC)", "finished_at": "Finished (UTC)"})
+            st.dataframe(
+                runs,
+                hide_index=True,
+                column_config={
+                    "run_id": "Run",
+                    "status": "Status",
+                    "error": "Error",
+                    "run_date": "Extract date",
+                    "started_at": "Started (UTC)",
+                    "finished_at": "Finished (UTC)",
+                },
+            )
         with st.expander("Output"):
             st.code(launched.output_tail() or "(nothing yet)", language="log")
 

@@ -51,8 +51,10 @@ class HttpSourceError(ExpectedFailure):
     Permanent: asking again gets the same answer, so Luigi does not retry it.
     """
 
-    hint = ("nothing of this extract was loaded: check the source's url, records path and auth settings in "
-            "sources.toml (or the API), then run the date again")
+    hint = (
+        "nothing of this extract was loaded: check the source's url, records path and auth settings in "
+        "sources.toml (or the API), then run the date again"
+    )
 
 
 class HttpSourceUnavailable(RuntimeError):
@@ -91,11 +93,28 @@ class HttpSettings:
     max_pages: int = 100_000
 
 
-_TYPES = {"url": str, "records": str, "pagination": str, "page_param": str, "size_param": str, "page_size": int,
-          "first_page": int, "cursor_field": str, "cursor_param": str, "params": dict, "auth_header": str,
-          "auth_env": str, "timeout_seconds": (int, float), "max_retries": int, "backoff_seconds": (int, float),
-          "max_wait_seconds": (int, float), "rate_limit_per_second": (int, float), "since_param": str,
-          "watermark_field": str, "max_pages": int}
+_TYPES = {
+    "url": str,
+    "records": str,
+    "pagination": str,
+    "page_param": str,
+    "size_param": str,
+    "page_size": int,
+    "first_page": int,
+    "cursor_field": str,
+    "cursor_param": str,
+    "params": dict,
+    "auth_header": str,
+    "auth_env": str,
+    "timeout_seconds": (int, float),
+    "max_retries": int,
+    "backoff_seconds": (int, float),
+    "max_wait_seconds": (int, float),
+    "rate_limit_per_second": (int, float),
+    "since_param": str,
+    "watermark_field": str,
+    "max_pages": int,
+}
 
 
 def http_settings(settings: SourceSettings) -> HttpSettings:
@@ -115,8 +134,9 @@ def http_settings(settings: SourceSettings) -> HttpSettings:
     if config.pagination not in PAGINATIONS:
         problems.append(f"pagination must be one of {', '.join(PAGINATIONS)}, not {config.pagination!r}")
     if bool(config.auth_header) != bool(config.auth_env):
-        problems.append("auth_header and auth_env go together: the header's value is read from that "
-                        "environment variable")
+        problems.append(
+            "auth_header and auth_env go together: the header's value is read from that environment variable"
+        )
     if config.page_size < 1 or config.max_pages < 1 or config.max_retries < 0:
         problems.append("page_size and max_pages must be at least 1, max_retries at least 0")
     if config.timeout_seconds <= 0 or config.backoff_seconds < 0 or config.rate_limit_per_second < 0:
@@ -127,6 +147,7 @@ def http_settings(settings: SourceSettings) -> HttpSettings:
 
 
 # ---------------------------------------------------------------- JSON that keeps the API's own text
+
 
 class _Number(str):
     """A JSON number (or NaN/Infinity, which the loader then refuses line by line) as it was written."""
@@ -141,8 +162,7 @@ class _Object(dict):
 
 
 def parse_page(body: bytes) -> object:
-    return json.loads(body, parse_int=_Number, parse_float=_Number, parse_constant=_Number,
-                      object_pairs_hook=_Object)
+    return json.loads(body, parse_int=_Number, parse_float=_Number, parse_constant=_Number, object_pairs_hook=_Object)
 
 
 def dump_record(value: object) -> str:
@@ -172,6 +192,7 @@ def at_path(document: object, path: str) -> tuple[bool, object]:
 
 # ---------------------------------------------------------------- requests
 
+
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
     """Retry-After as seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
     if not value:
@@ -188,7 +209,7 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-_LINK = re.compile(r'<([^>]*)>((?:\s*;\s*[^;,]+)*)')
+_LINK = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]+)*)")
 
 
 def next_link(header: str | None, base_url: str) -> str | None:
@@ -245,24 +266,28 @@ class HttpClient:
             except urllib.error.HTTPError as exc:
                 if exc.code not in RETRY_STATUSES:
                     detail = exc.read(300).decode("utf-8", "replace").strip()
-                    raise HttpSourceError(f"GET {url}: HTTP {exc.code} {exc.reason}"
-                                          + (f": {detail}" if detail else "")) from None
+                    raise HttpSourceError(
+                        f"GET {url}: HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else "")
+                    ) from None
                 problem, asked = f"HTTP {exc.code} {exc.reason}", retry_after_seconds(exc.headers.get("Retry-After"))
             except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as exc:
                 reason = getattr(exc, "reason", None) or exc
                 problem, asked = f"{type(exc).__name__}: {reason}", None
             if attempt == config.max_retries:
                 raise HttpSourceUnavailable(f"GET {url}: {problem}, after {attempt + 1} attempt(s)")
-            wait = asked if asked is not None else config.backoff_seconds * 2 ** attempt
+            wait = asked if asked is not None else config.backoff_seconds * 2**attempt
             if wait > config.max_wait_seconds:
-                raise HttpSourceUnavailable(f"GET {url}: {problem}; the server asks to wait {wait:.0f}s, "
-                                            f"more than max_wait_seconds ({config.max_wait_seconds:g})")
+                raise HttpSourceUnavailable(
+                    f"GET {url}: {problem}; the server asks to wait {wait:.0f}s, "
+                    f"more than max_wait_seconds ({config.max_wait_seconds:g})"
+                )
             self.retries += 1
             self.sleep(wait)
         raise AssertionError("unreachable")
 
 
 # ---------------------------------------------------------------- the extract
+
 
 def pages(client: HttpClient, config: HttpSettings, first_params: dict[str, str]):
     """Yield (url, parsed page, records) until the pagination says there is no next page."""
@@ -277,13 +302,15 @@ def pages(client: HttpClient, config: HttpSettings, first_params: dict[str, str]
         try:
             document = parse_page(page.body)
         except (ValueError, RecursionError) as exc:
-            raise HttpSourceError(f"GET {url}: the page is not valid JSON ({exc}; {len(page.body)} bytes, "
-                                  "truncated?)") from None
+            raise HttpSourceError(
+                f"GET {url}: the page is not valid JSON ({exc}; {len(page.body)} bytes, truncated?)"
+            ) from None
         found, records = at_path(document, config.records)
         if not found or not isinstance(records, list):
             what = "missing" if not found else f"a {type(records).__name__}, not an array"
-            raise HttpSourceError(f"GET {url}: the records array at {config.records or '(the page itself)'!r} is "
-                                  f"{what}")
+            raise HttpSourceError(
+                f"GET {url}: the records array at {config.records or '(the page itself)'!r} is {what}"
+            )
         yield url, records
         if config.pagination == "none":
             return
@@ -298,16 +325,19 @@ def pages(client: HttpClient, config: HttpSettings, first_params: dict[str, str]
                 return
             cursor = str(cursor)
             if cursor in seen_cursors:
-                raise HttpSourceError(f"GET {url}: the cursor {cursor!r} at {config.cursor_field!r} came back "
-                                      "again; the API's pagination does not advance")
+                raise HttpSourceError(
+                    f"GET {url}: the cursor {cursor!r} at {config.cursor_field!r} came back "
+                    "again; the API's pagination does not advance"
+                )
             seen_cursors.add(cursor)
             url = with_params(url, {config.cursor_param: cursor})
         else:
             url = next_link(page.link, page.url)
             if url is None:
                 return
-    raise HttpSourceError(f"{config.url}: more than max_pages ({config.max_pages}) pages; raise max_pages if "
-                          "the API really has that many")
+    raise HttpSourceError(
+        f"{config.url}: more than max_pages ({config.max_pages}) pages; raise max_pages if the API really has that many"
+    )
 
 
 def _order_key(value: str):
@@ -338,10 +368,12 @@ def extract(settings: SourceSettings, extract_date: date, workdir: Path) -> Extr
     if config.auth_header:
         secret = os.environ.get(config.auth_env)
         if not secret:
-            raise HttpSourceError(f"{settings.source.name}: the environment variable {config.auth_env} (auth_env) "
-                                  f"is not set; it holds the {config.auth_header} header's value",
-                                  hint="set it in the environment of the process that runs the pipeline "
-                                       "(never in sources.toml), then run the date again")
+            raise HttpSourceError(
+                f"{settings.source.name}: the environment variable {config.auth_env} (auth_env) "
+                f"is not set; it holds the {config.auth_header} header's value",
+                hint="set it in the environment of the process that runs the pipeline "
+                "(never in sources.toml), then run the date again",
+            )
         headers[config.auth_header] = secret
     name = settings.source.name
     since = read_watermark(name) if config.since_param else None
@@ -372,23 +404,33 @@ def extract(settings: SourceSettings, extract_date: date, workdir: Path) -> Extr
     lag = None
     if new_mark and _order_key(new_mark)[0] == 0:
         lag = round(started_at.timestamp() - _order_key(new_mark)[1], 3)
-    record = {"source_name": name, "watermark_column": config.watermark_field, "watermark_kind": kind,
-              "low_watermark": since, "high_watermark": new_mark, "rows_extracted": records,
-              "extract_date": extract_date, "extracted_at": started_at, "lag_seconds": lag}
+    record = {
+        "source_name": name,
+        "watermark_column": config.watermark_field,
+        "watermark_kind": kind,
+        "low_watermark": since,
+        "high_watermark": new_mark,
+        "rows_extracted": records,
+        "extract_date": extract_date,
+        "extracted_at": started_at,
+        "lag_seconds": lag,
+    }
 
     def on_commit(cur, load_id: int) -> None:
         if config.since_param:
             write_watermark(cur, record, load_id)
 
     retried = f", {client.retries} retried request(s)" if client.retries else ""
-    description = (f"GET {config.url}: {page_count} page(s), {records} record(s){retried}"
-                   + (f", since {since}" if since else ""))
+    description = f"GET {config.url}: {page_count} page(s), {records} record(s){retried}" + (
+        f", since {since}" if since else ""
+    )
     return Extracted(path=path, description=description, on_commit=on_commit)
 
 
 # ---------------------------------------------------------------- the watermark (meta.source_watermarks)
 # One row per committed extract (sql/schema/015_sources.sql, shared with the database source); the
 # source's mark is its latest row's high_watermark.
+
 
 def _watermarks_table(cur) -> bool:
     cur.execute("select to_regclass('meta.source_watermarks') is not null")
@@ -400,8 +442,10 @@ def read_watermark(source_name: str) -> str | None:
     with db.transaction() as conn, conn.cursor() as cur:
         if not _watermarks_table(cur):
             return None
-        cur.execute("select high_watermark from meta.source_watermarks where source_name = %s "
-                    "order by load_id desc limit 1", (source_name,))
+        cur.execute(
+            "select high_watermark from meta.source_watermarks where source_name = %s order by load_id desc limit 1",
+            (source_name,),
+        )
         row = cur.fetchone()
     return row[0] if row else None
 
@@ -409,9 +453,12 @@ def read_watermark(source_name: str) -> str | None:
 def write_watermark(cur, record: dict, load_id: int) -> None:
     if not _watermarks_table(cur):
         return
-    cur.execute("""insert into meta.source_watermarks (load_id, source_name, watermark_column, watermark_kind,
+    cur.execute(
+        """insert into meta.source_watermarks (load_id, source_name, watermark_column, watermark_kind,
                        low_watermark, high_watermark, rows_extracted, has_key_snapshot, extract_date, extracted_at,
                        lag_seconds)
                    values (%(load_id)s, %(source_name)s, %(watermark_column)s, %(watermark_kind)s,
                        %(low_watermark)s, %(high_watermark)s, %(rows_extracted)s, false, %(extract_date)s,
-                       %(extracted_at)s, %(lag_seconds)s)""", {**record, "load_id": load_id})
+                       %(extracted_at)s, %(lag_seconds)s)""",
+        {**record, "load_id": load_id},
+    )
