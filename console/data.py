@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from functools import cache
 
 import pandas as pd
 import psycopg2
@@ -27,7 +26,6 @@ from pipeline import db
 
 log = logging.getLogger(__name__)
 
-QUERY_DIR = db.SQL_DIR / "console"
 # Results are cached per data version (sql/console/data_version.sql: it changes when a run or a
 # task starts or ends), so a page is fresh after every run and cached between runs; the version
 # itself is read at most every VERSION_TTL_SECONDS.
@@ -111,12 +109,11 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-@cache
 def sql_text(name: str) -> str:
-    path = QUERY_DIR / f"{name}.sql"
-    if path.parent != QUERY_DIR or not path.is_file():
-        raise FileNotFoundError(f"no console query {name!r} (expected {path})")
-    return path.read_text()
+    """sql/console/<name>.sql."""
+    if "/" in name or "\\" in name:
+        raise FileNotFoundError(f"no console query {name!r}: a name, not a path")
+    return db.sql_text(f"console/{name}.sql")
 
 
 def fetch(name: str, *, masked: bool = True, **params) -> pd.DataFrame:

@@ -32,8 +32,6 @@ from pathlib import Path
 from console.data import fetch
 from pipeline import db
 
-CANCEL_SQL = db.SQL_DIR / "console" / "cancel_launch.sql"
-
 EXIT_ALREADY_RUNNING = 75
 
 
@@ -271,7 +269,7 @@ class Launcher:
         launched.cancelled_at = datetime.now(UTC)
         with db.transaction(url) as conn, conn.cursor() as cur:
             cur.execute(
-                CANCEL_SQL.read_text(),
+                db.sql_text("console/cancel_launch.sql"),
                 {
                     "run_id": launched.run_id,
                     "since": launched.started_at,

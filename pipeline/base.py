@@ -88,10 +88,6 @@ class MarkerTarget(PostgresTarget):
             cur.execute(query, (self.update_id, self.table))
 
 
-def sql_path(relative: str) -> Path:
-    return db.SQL_DIR / relative
-
-
 class WarehouseTask(luigi.Task):
     """Base of every task that writes to the warehouse for one extract date."""
 
@@ -115,7 +111,7 @@ class WarehouseTask(luigi.Task):
         """Do the task's work inside the open transaction; the default runs its SQL files."""
         with conn.cursor() as cur:
             for relative in self.sql_files:
-                cur.execute(sql_path(relative).read_text(), self.sql_params())
+                cur.execute(db.sql_text(relative), self.sql_params())
             return TaskStats(rows_out=max(cur.rowcount, 0))
 
     @property

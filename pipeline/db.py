@@ -446,6 +446,27 @@ def transaction(
         conn.close()
 
 
+def sql_text(relative: str) -> str:
+    """The text of sql/<relative>: every SQL file the tasks, the exporter, operations and the console run is read
+    here, once per process (a long-lived process keeps what it started with, like its code). Only bootstrap reads
+    sql/schema/ itself, beside the checksum it records."""
+    path = (SQL_DIR / relative).resolve()
+    if SQL_DIR.resolve() not in path.parents or path.suffix != ".sql" or not path.is_file():
+        raise FileNotFoundError(f"no SQL file sql/{relative} (looked for {path})")
+    return _read_sql(path)
+
+
+@cache
+def _read_sql(path: Path) -> str:
+    return path.read_text()
+
+
+def sql_statement(relative: str) -> sql.SQL:
+    """sql/<relative> as one psycopg2 statement, its final ';' dropped, ready for .format() of its {parts}
+    (identifiers and composed SQL only; values stay %(name)s parameters)."""
+    return sql.SQL(sql_text(relative).strip().rstrip(";"))
+
+
 def schema_files() -> list[Path]:
     return sorted((SQL_DIR / "schema").glob("*.sql"))
 

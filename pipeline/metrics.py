@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -27,7 +26,6 @@ from pipeline.runs import TRIGGERS
 
 log = logging.getLogger(__name__)
 
-METRICS_SQL_DIR = db.SQL_DIR / "metrics"
 PUSH_JOB = "metalayer"
 PIPELINE_STATUSES = ("running", "success", "failed")
 TASK_STATUSES = ("running", "success", "failed", "skipped")
@@ -39,8 +37,7 @@ RUN_TABLE = "*"  # meta.quality_scores' table_name for the score of a whole run
 
 def read_rows(cur, name: str, run_id: str | None = None) -> list[dict]:
     """Run ``sql/metrics/<name>.sql`` (with ``run_id`` when it takes one) and return its rows as dicts."""
-    path: Path = METRICS_SQL_DIR / f"{name}.sql"
-    text = path.read_text()
+    text = db.sql_text(f"metrics/{name}.sql")
     cur.execute(text, {"run_id": run_id} if "%(run_id)s" in text else None)
     columns = [column.name for column in cur.description]
     return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]

@@ -236,7 +236,7 @@ def purge(keep_days: int | None = None, *, today: date | None = None, url: str |
         raise UsageError(f"--keep-days must be at least 1, not {keep_days}")
     cutoff = (today or date.today()) - timedelta(days=keep_days)
     with db.transaction(url or db.database_url()) as conn, conn.cursor() as cur:
-        cur.execute((db.SQL_DIR / "ops" / "purge.sql").read_text(), {"cutoff": cutoff})
+        cur.execute(db.sql_text("ops/purge.sql"), {"cutoff": cutoff})
         deleted = dict(cur.fetchall())
     return PurgeResult(cutoff=cutoff, deleted=deleted)
 

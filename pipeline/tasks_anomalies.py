@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import luigi
 
-from pipeline.base import TaskStats, WarehouseTask, sql_path
+from pipeline import db
+from pipeline.base import TaskStats, WarehouseTask
 from pipeline.config import anomalies as anomalies_config
 from pipeline.tasks_gold import FactSales
 
@@ -40,9 +41,9 @@ class Anomalies(WarehouseTask):
 
     def execute(self, conn) -> TaskStats:
         with conn.cursor() as cur:
-            cur.execute(sql_path("anomalies/anomalies.sql").read_text(), self.sql_params())
+            cur.execute(db.sql_text("anomalies/anomalies.sql"), self.sql_params())
             scored = max(cur.rowcount, 0)
-            cur.execute(sql_path("anomalies/flagged.sql").read_text(), self.sql_params())
+            cur.execute(db.sql_text("anomalies/flagged.sql"), self.sql_params())
             flagged = [row[0] for row in cur.fetchall()]
         message = (
             f"{len(flagged)} anomalies: " + ", ".join(flagged[:5]) + (", ..." if len(flagged) > 5 else "")

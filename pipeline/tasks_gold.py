@@ -27,21 +27,20 @@ import numpy as np
 from psycopg2 import sql
 
 from pipeline import clv, db
-from pipeline.base import PhaseClock, TaskStats, WarehouseTask, sql_path
+from pipeline.base import PhaseClock, TaskStats, WarehouseTask
 from pipeline.config import clv as clv_config
 from pipeline.tasks_bronze import previous_extract_date
 from pipeline.tasks_silver import SilverQualityGate
 
 logger = logging.getLogger(__name__)
 
-STEPS_DIR = db.SQL_DIR / "gold" / "steps"
 # Room for the group-bys over a whole fact (hash aggregates of ~1M groups per million lines).
 GOLD_WORK_MEM = "256MB"
 
 
 def gold_step(name: str, **parts: sql.Composable) -> sql.Composed:
     """A script of sql/gold/steps/ with its {parts} filled (composed SQL only)."""
-    return sql.SQL((STEPS_DIR / f"{name}.sql").read_text().strip()).format(**parts)
+    return db.sql_statement(f"gold/steps/{name}.sql").format(**parts)
 
 
 def run_script(cur, script: sql.Composed, params: dict | None = None) -> list[tuple[str, int]]:
@@ -57,7 +56,7 @@ def run_script(cur, script: sql.Composed, params: dict | None = None) -> list[tu
 
 
 def fact_model() -> sql.SQL:
-    return sql.SQL(sql_path("gold/fact_sales.sql").read_text().strip().rstrip(";"))
+    return db.sql_statement("gold/fact_sales.sql")
 
 
 class GoldTask(WarehouseTask):
@@ -238,7 +237,7 @@ class IncrementalAggregate(FactAggregate):
             rows_out = 0
             if catch_up.mode != "none":
                 for relative in self.sql_files:
-                    cur.execute(sql_path(relative).read_text(), {**self.sql_params(), "full": catch_up.full})
+                    cur.execute(db.sql_text(relative), {**self.sql_params(), "full": catch_up.full})
                 # An aggregate is small: report the rows it holds now (a catch-up touches some of them).
                 cur.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(*self.table.split("."))))
                 rows_out = cur.fetchone()[0]
@@ -256,7 +255,7 @@ def purchase_summary_covers(cur, as_of) -> bool:
     """Bring gold.customer_purchase_summary up to the fact; True when no order line is dated after as_of."""
     catch_up = catch_up_with_fact(cur, PURCHASE_SUMMARY)
     if catch_up.mode != "none":
-        cur.execute(sql_path("gold/customer_purchase_summary.sql").read_text(), {"full": catch_up.full})
+        cur.execute(db.sql_text("gold/customer_purchase_summary.sql"), {"full": catch_up.full})
     finish_catch_up(cur, catch_up)
     cur.execute("select coalesce(max(last_order_date) <= %s, true) from gold.customer_purchase_summary", (as_of,))
     return cur.fetchone()[0]
@@ -304,7 +303,7 @@ class CustomerClv(FactAggregate):
                 "select set_config('work_mem', %s, true), set_config('temp_buffers', '256MB', true)", (GOLD_WORK_MEM,)
             )  # set local
             from_summary = purchase_summary_covers(cur, self.date)
-            rfm = sql.SQL(sql_path("gold/customer_rfm.sql").read_text().strip().rstrip(";"))
+            rfm = db.sql_statement("gold/customer_rfm.sql")
             cur.execute(
                 sql.SQL(
                     "create temp table clv_input on commit drop as "
@@ -349,7 +348,7 @@ class CustomerClv(FactAggregate):
                 "on commit drop"
             )
             copy_in_float8(cur, "clv_predictions", predictions)
-            cur.execute(sql_path("gold/customer_clv.sql").read_text(), self.sql_params())
+            cur.execute(db.sql_text("gold/customer_clv.sql"), self.sql_params())
             cur.execute("delete from gold.clv_model where as_of_date = %s", (self.date,))
             for name, fit in (("bg_nbd", bg), ("gamma_gamma", gg)):
                 params = json.dumps(fit.params.as_dict()) if fit.params is not None else None
@@ -450,9 +449,7 @@ class BusinessKpis(GoldTask):
     def execute(self, conn) -> TaskStats:
         with conn.cursor() as cur:
             from_summary = purchase_summary_covers(cur, self.date)
-            cur.execute(
-                sql_path("gold/business_kpis.sql").read_text(), {**self.sql_params(), "from_summary": from_summary}
-            )
+            cur.execute(db.sql_text("gold/business_kpis.sql"), {**self.sql_params(), "from_summary": from_summary})
             return TaskStats(
                 rows_out=max(cur.rowcount, 0), message="from the purchase summary" if from_summary else "from the fact"
             )

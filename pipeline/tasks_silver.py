@@ -122,12 +122,9 @@ def _version_tuple(alias: str, columns: tuple[str, ...]) -> sql.Composable:
     return sql.SQL("({})").format(sql.SQL(", ").join(parts))
 
 
-STEPS_DIR = db.SQL_DIR / "silver" / "steps"
-
-
 def step(name: str, **parts: sql.Composable) -> sql.Composed:
     """A statement of sql/silver/steps/ with its {parts} filled (identifiers and composed SQL only)."""
-    return sql.SQL((STEPS_DIR / f"{name}.sql").read_text().strip().rstrip(";")).format(**parts)
+    return db.sql_statement(f"silver/steps/{name}.sql").format(**parts)
 
 
 def lines_ctes(spec: SilverSpec) -> sql.Composed:
@@ -265,7 +262,7 @@ class SilverTask(WarehouseTask):
             ]
             return sql.SQL("array_remove(array[{}]::text[], null)").format(sql.SQL(", ").join(items))
 
-        model_sql = sql.SQL((db.SQL_DIR / "silver" / f"{self.spec.name}.sql").read_text().strip().rstrip(";"))
+        model_sql = db.sql_statement(f"silver/{self.spec.name}.sql")
         lines = lines_ctes(self.spec)
         cur.execute(sql.SQL("with {} select * from ({}) as cleaned limit 0").format(lines, model_sql), params)
         model_columns = sql.SQL(", ").join(

@@ -137,3 +137,19 @@ def test_bootstrap_checks_the_server_version_first(warehouse, monkeypatch):
     monkeypatch.setattr(db, "SUPPORTED_MAJOR_VERSIONS", (99,))
     with pytest.raises(db.UnsupportedServer, match=r"PostgreSQL 1\d\.\d+ at .* is not supported"):
         db.bootstrap(warehouse)
+
+
+def test_every_sql_file_is_read_through_one_loader_that_refuses_paths_outside_sql(tmp_path):
+    import re
+
+    assert db.sql_text("ops/purge.sql") == (db.SQL_DIR / "ops" / "purge.sql").read_text()
+    assert db.sql_statement("gold/fact_sales.sql").as_string(None).rstrip().endswith(";") is False
+    for wrong in ("../pyproject.toml", "ops/no_such.sql", "../../etc/passwd.sql", "quality_rules.toml"):
+        with pytest.raises(FileNotFoundError, match="no SQL file"):
+            db.sql_text(wrong)
+    # No module reads a .sql file itself (bootstrap reads sql/schema/ beside its checksum).
+    for module in sorted([*(db.REPO_ROOT / "pipeline").rglob("*.py"), *(db.REPO_ROOT / "console").rglob("*.py")]):
+        text = module.read_text()
+        if module.name == "db.py":
+            continue
+        assert not re.search(r"SQL_DIR\s*/(?![^\n]*\.toml)|\.sql\"\)\.read_text|sql_path\(", text), module

@@ -725,7 +725,6 @@ def test_incremental_aggregates_catch_up_over_several_batches(warehouse, query, 
 
 def test_clv_and_kpis_from_the_purchase_summary_equal_those_from_the_fact(warehouse, query, tmp_path):
     from pipeline import db
-    from pipeline.base import sql_path
     from pipeline.generate import generate
     from pipeline.tasks_gold import purchase_summary_covers
 
@@ -734,12 +733,12 @@ def test_clv_and_kpis_from_the_purchase_summary_equal_those_from_the_fact(wareho
     dates = [first + timedelta(days=n) for n in range(3)]
     generate(landing, first, days=3, customers=1500, orders=3000)
     run_days(landing, dates)
-    rfm = sql_path("gold/customer_rfm.sql").read_text()
+    rfm = db.sql_text("gold/customer_rfm.sql")
     for as_of in (dates[-1], date(2027, 6, 30)):
         from_summary = query(rfm, {"date": as_of, "from_summary": True})
         assert len(from_summary) > 500
         assert from_summary == query(rfm, {"date": as_of, "from_summary": False})
-    kpis = sql_path("gold/business_kpis.sql").read_text()
+    kpis = db.sql_text("gold/business_kpis.sql")
     read_kpis = "select * from gold.business_kpis where run_date = %s"
     query(kpis, {"date": dates[-1], "from_summary": True})
     summary_kpis = query(read_kpis, (dates[-1],))
