@@ -23,14 +23,15 @@ from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
 from pipeline import db
+from pipeline.config import tuning
 
 log = logging.getLogger(__name__)
 
 # Results are cached per data version (sql/console/data_version.sql: it changes when a run or a
 # task starts or ends), so a page is fresh after every run and cached between runs; the version
 # itself is read at most every VERSION_TTL_SECONDS.
-TTL_SECONDS = 300
-VERSION_TTL_SECONDS = 5
+TTL_SECONDS = tuning().console_cache_seconds  # luigi.cfg [tuning]
+VERSION_TTL_SECONDS = tuning().console_version_seconds
 STATEMENT_TIMEOUT_MS = 15_000
 
 # The relations a query names in braces, masked (True) and unmasked (False).

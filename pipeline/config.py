@@ -27,6 +27,23 @@ class watch(luigi.Config):  # noqa: N801
     )
 
 
+class tuning(luigi.Config):  # noqa: N801
+    """Memory and cache knobs; the defaults are measured on 1M sales lines and 2 cores (docs/benchmarks.md)."""
+
+    silver_work_mem = luigi.Parameter(default="256MB", description="work_mem of a silver task's transaction")
+    silver_temp_buffers = luigi.Parameter(
+        default="1GB", description="temp_buffers of a silver task (its staged extract lives in temp tables)"
+    )
+    gold_work_mem = luigi.Parameter(default="256MB", description="work_mem of the gold tasks that group a fact")
+    clv_temp_buffers = luigi.Parameter(default="256MB", description="temp_buffers of CustomerClv (two temp tables)")
+    console_cache_seconds = luigi.FloatParameter(
+        default=300.0, description="console: a query result is reused this long while the data version is the same"
+    )
+    console_version_seconds = luigi.FloatParameter(
+        default=5.0, description="console: the data version (changes when a task starts or ends) is read this often"
+    )
+
+
 class bronze(luigi.Config):  # noqa: N801
     max_record_lines = luigi.IntParameter(default=100)
     copy_buffer_bytes = luigi.IntParameter(default=1024 * 1024)

@@ -29,13 +29,11 @@ from psycopg2 import sql
 from pipeline import clv, db
 from pipeline.base import PhaseClock, TaskStats, WarehouseTask
 from pipeline.config import clv as clv_config
+from pipeline.config import tuning
 from pipeline.tasks_bronze import previous_extract_date
 from pipeline.tasks_silver import SilverQualityGate
 
 logger = logging.getLogger(__name__)
-
-# Room for the group-bys over a whole fact (hash aggregates of ~1M groups per million lines).
-GOLD_WORK_MEM = "256MB"
 
 
 def gold_step(name: str, **parts: sql.Composable) -> sql.Composed:
@@ -93,7 +91,8 @@ class FactSales(GoldTask):
         clock = PhaseClock()
         params = self.sql_params()
         with conn.cursor() as cur:
-            cur.execute("select set_config('work_mem', %s, true)", (GOLD_WORK_MEM,))  # set local
+            # Room for the group-bys over a whole fact (hash aggregates of ~1M groups per million lines).
+            cur.execute("select set_config('work_mem', %s, true)", (tuning().gold_work_mem,))  # set local
             # One writer at a time, and the incremental tables (share mode) wait for it to commit:
             # they must never miss a batch that an open transaction could still commit below a later one.
             cur.execute("lock table gold.fact_sales in share row exclusive mode")
@@ -231,7 +230,8 @@ class IncrementalAggregate(FactAggregate):
     def execute(self, conn) -> TaskStats:
         clock = PhaseClock()
         with conn.cursor() as cur:
-            cur.execute("select set_config('work_mem', %s, true)", (GOLD_WORK_MEM,))  # set local
+            # Room for the group-bys over a whole fact (hash aggregates of ~1M groups per million lines).
+            cur.execute("select set_config('work_mem', %s, true)", (tuning().gold_work_mem,))  # set local
             catch_up = catch_up_with_fact(cur, self.table, full=self.full_refresh)
             clock.lap("changes")
             rows_out = 0
@@ -300,8 +300,9 @@ class CustomerClv(FactAggregate):
         with conn.cursor() as cur:
             # Room for the two temp tables (a row per customer each); set before the first temp table.
             cur.execute(
-                "select set_config('work_mem', %s, true), set_config('temp_buffers', '256MB', true)", (GOLD_WORK_MEM,)
-            )  # set local
+                "select set_config('work_mem', %s, true), set_config('temp_buffers', %s, true)",  # set local
+                (tuning().gold_work_mem, tuning().clv_temp_buffers),
+            )
             from_summary = purchase_summary_covers(cur, self.date)
             rfm = db.sql_statement("gold/customer_rfm.sql")
             cur.execute(

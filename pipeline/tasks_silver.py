@@ -22,6 +22,7 @@ from pipeline import db
 from pipeline.base import PhaseClock, TaskStats, WarehouseTask
 from pipeline.config import quality as quality_config
 from pipeline.config import silver as silver_config
+from pipeline.config import tuning
 from pipeline.quality import Rule, dimension_scores, load_rules, run_score, table_score
 from pipeline.sources import CRM_CUSTOMERS, ERP_PRODUCTS, ERP_SALES, Source, SourceSettings, source_settings
 from pipeline.tasks_bronze import CrmCustomersRaw, ErpProductsRaw, ErpSalesRaw, previous_extract_date
@@ -180,7 +181,11 @@ class SilverTask(WarehouseTask):
             )
 
             # Room for the staged extract in memory; both must be set before the first temp table.
-            cur.execute("set local temp_buffers = '1GB'; set local work_mem = '256MB'")
+            knobs = tuning()
+            cur.execute(
+                "select set_config('temp_buffers', %s, true), set_config('work_mem', %s, true)",
+                (knobs.silver_temp_buffers, knobs.silver_work_mem),
+            )
             # Staging one extract is a few big scans and joins: let both cores share them.
             cur.execute("set local parallel_setup_cost = 0; set local parallel_tuple_cost = 0.001")
             # One merge at a time per silver table: concurrent runs queue here, then find their work done.

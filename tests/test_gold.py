@@ -797,3 +797,32 @@ def test_full_refresh_recomputes_an_incremental_table_from_the_whole_fact(wareho
     assert luigi.build([task], local_scheduler=True, log_level="WARNING")
     assert_incremental_tables_equal_recompute(query)
     assert catch_up_modes(query)["AggDailySales"][-1] == "full"
+
+
+def test_tuning_knobs_reach_the_tasks_sessions(warehouse, query, reliability_landing, luigi_setting):
+    """luigi.cfg [tuning]: the repository's values are the defaults, and a task's transaction uses what is set
+    (PostgreSQL refuses a value it cannot parse, naming the setting)."""
+    import configparser
+
+    from pipeline.config import tuning
+    from pipeline.db import REPO_ROOT
+    from pipeline.runner import run_pipeline
+
+    shipped = configparser.ConfigParser()
+    shipped.read(REPO_ROOT / "luigi.cfg")
+    defaults = {name: str(param._default) for name, param in tuning.get_params()}
+    assert {key: value.replace(".0", "") for key, value in defaults.items()} == dict(shipped["tuning"])
+
+    luigi_setting("tuning", "gold_work_mem", "plenty")
+    result = run_pipeline(date(2026, 11, 20), landing=reliability_landing, trigger="test")
+    assert not result.success
+    (error,) = query("select error from meta.task_runs where run_id = %s and status = 'failed'", (result.run_id,))[0]
+    assert 'invalid value for parameter "work_mem": "plenty"' in error
+    assert (
+        query(
+            "select count(*) from meta.task_runs where run_id = %s and task_family like 'Silver%%' "
+            "and status = 'success'",
+            (result.run_id,),
+        )[0][0]
+        == 4
+    )  # silver ran with its own settings
