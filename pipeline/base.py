@@ -93,6 +93,9 @@ class WarehouseTask(luigi.Task):
 
     date = luigi.DateParameter()
     run_id = luigi.Parameter(default="", significant=False, description="pipeline run this task belongs to")
+    landing_dir = luigi.Parameter(
+        default="", significant=False, description="landing dir (default: luigi.cfg [metalayer] landing_dir)"
+    )
 
     table: str = ""  # schema-qualified table the task builds
     sql_files: tuple[str, ...] = ()  # under sql/, run in order with %(date)s and %(run_id)s

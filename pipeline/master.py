@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 import luigi
+from luigi.util import inherits
 
 from pipeline import cooperation, db
+from pipeline.base import WarehouseTask
 from pipeline.config import landing_dir as default_landing_dir
 from pipeline.runs import adopt_plain_run, finish_run, process_run_id
 from pipeline.tasks_anomalies import Anomalies
@@ -16,18 +18,13 @@ from pipeline.tasks_gold import GOLD_TASKS
 cooperation.install()
 
 
+@inherits(WarehouseTask)  # its date, run id and landing dir
 class MasterTask(luigi.WrapperTask):
     """Everything for one date: `luigi --module pipeline MasterTask --date D --local-scheduler`."""
 
-    date = luigi.DateParameter()
-    run_id = luigi.Parameter(default="", significant=False)
-    landing_dir = luigi.Parameter(default="", significant=False)
-
     def requires(self):
         # Bronze, silver and the quality gate come in through gold's requirements; anomalies after gold.
-        return [
-            task(date=self.date, run_id=self.run_id, landing_dir=self.landing_dir) for task in (*GOLD_TASKS, Anomalies)
-        ]
+        return [self.clone(task) for task in (*GOLD_TASKS, Anomalies)]
 
     def complete(self) -> bool:
         # Luigi asks this first, in the process of the `luigi` command, before it forks worker

@@ -10,7 +10,7 @@ not fail the run: it is shown in the console, exported to Prometheus and alerted
 
 from __future__ import annotations
 
-import luigi
+from luigi.util import requires
 
 from pipeline import db
 from pipeline.base import TaskStats, WarehouseTask
@@ -18,16 +18,13 @@ from pipeline.config import anomalies as anomalies_config
 from pipeline.tasks_gold import FactSales
 
 
+# The date's fact stands on every earlier date's, and on the date's bronze loads.
+@requires(FactSales)
 class Anomalies(WarehouseTask):
     """meta.anomalies for one extract date; needs that date's bronze profiles and gold sales."""
 
     table = "meta.anomalies"
     sql_files = ("anomalies/anomalies.sql",)
-    landing_dir = luigi.Parameter(default="", significant=False)
-
-    def requires(self):
-        # The date's fact stands on every earlier date's, and on the date's bronze loads.
-        return FactSales(date=self.date, run_id=self.run_id, landing_dir=self.landing_dir)
 
     def sql_params(self) -> dict:
         config = anomalies_config()

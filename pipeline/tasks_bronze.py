@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import luigi
+from luigi.util import inherits
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
@@ -16,25 +17,22 @@ from pipeline.config import bronze, landing_dir, watch
 from pipeline.sources import CRM_CUSTOMERS, ERP_PRODUCTS, ERP_SALES, Source, source_settings
 
 
+@inherits(WarehouseTask)  # its date and landing dir
 class LandingFile(luigi.ExternalTask):
     """A day's extract in the landing dir; Luigi reports it as missing input when absent."""
 
-    date = luigi.DateParameter()
     source_name = luigi.Parameter()
-    landing_dir = luigi.Parameter(default="", significant=False)
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(landing_file(self.landing_dir, self.date, _source(self.source_name))))
 
 
+@inherits(WarehouseTask)  # its date and landing dir
 class LandingReady(luigi.ExternalTask):
     """A day's landing folder is complete by the landing watcher's rule (pipeline/watch.py): `_SUCCESS`,
     or every file-kind source's file present and none written within luigi.cfg [watch]
     ready_quiet_seconds. The file bronze tasks require it when that is above 0, so a plain `luigi` run
     reports a folder still being written as missing input instead of loading half a file."""
-
-    date = luigi.DateParameter()
-    landing_dir = luigi.Parameter(default="", significant=False)
 
     @property
     def folder(self) -> Path:
@@ -95,7 +93,6 @@ def check_landing_file(path: Path, source: Source) -> None:
 class BronzeTask(WarehouseTask):
     """Load one landing file into bronze.<source>_raw; broken lines go to silver.quarantine."""
 
-    landing_dir = luigi.Parameter(default="", significant=False)
     source: Source
 
     @property
@@ -105,9 +102,9 @@ class BronzeTask(WarehouseTask):
     def requires(self):
         if source_settings(self.source.name).kind != "file":
             return []  # a database or API source is extracted when the task runs
-        landing = LandingFile(date=self.date, source_name=self.source.name, landing_dir=self.landing_dir)
+        landing = self.clone(LandingFile, source_name=self.source.name)
         if watch().ready_quiet_seconds > 0:
-            return [landing, LandingReady(date=self.date, landing_dir=self.landing_dir)]
+            return [landing, self.clone(LandingReady)]
         return landing
 
     def execute(self, conn) -> TaskStats:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import luigi
 import numpy as np
+from luigi.util import requires
 from psycopg2 import sql
 
 from pipeline import clv, db
@@ -57,11 +58,9 @@ def fact_model() -> sql.SQL:
     return db.sql_statement("gold/fact_sales.sql")
 
 
+@requires(SilverQualityGate)
 class GoldTask(WarehouseTask):
-    landing_dir = luigi.Parameter(default="", significant=False)
-
-    def requires(self):
-        return SilverQualityGate(date=self.date, run_id=self.run_id, landing_dir=self.landing_dir)
+    """A gold table of the date; it needs the date's silver through the quality gate."""
 
 
 class DimDate(GoldTask):
@@ -132,23 +131,16 @@ class FactSales(GoldTask):
         )
 
     def requires(self):
-        common = {"run_id": self.run_id, "landing_dir": self.landing_dir}
-        required = [
-            DimDate(date=self.date, **common),
-            DimProduct(date=self.date, **common),
-            DimCustomer(date=self.date, **common),
-        ]
+        required = [self.clone(DimDate), self.clone(DimProduct), self.clone(DimCustomer)]
         previous = previous_extract_date(self.landing_dir, self.date)
         if previous is not None:
-            required.append(FactSales(date=previous, **common))
+            required.append(self.clone(date=previous))
         return required
 
 
+@requires(FactSales)
 class FactAggregate(GoldTask):
     """A table built from the fact."""
-
-    def requires(self):
-        return FactSales(date=self.date, run_id=self.run_id, landing_dir=self.landing_dir)
 
 
 @dataclass
@@ -440,12 +432,10 @@ def copy_in_float8(cur, table: str, arrays: dict[str, np.ndarray]) -> None:
     )
 
 
+@requires(CustomerClv)
 class BusinessKpis(GoldTask):
     table = "gold.business_kpis"
     sql_files = ("gold/business_kpis.sql",)
-
-    def requires(self):
-        return CustomerClv(date=self.date, run_id=self.run_id, landing_dir=self.landing_dir)
 
     def execute(self, conn) -> TaskStats:
         with conn.cursor() as cur:

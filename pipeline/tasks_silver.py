@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-import luigi
+from luigi.util import requires
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
@@ -145,7 +145,6 @@ def lines_ctes(spec: SilverSpec) -> sql.Composed:
 
 
 class SilverTask(WarehouseTask):
-    landing_dir = luigi.Parameter(default="", significant=False)
     spec: SilverSpec
 
     @property
@@ -521,11 +520,10 @@ class DimensionSilverTask(SilverTask):
     raw_task: type[WarehouseTask]
 
     def requires(self):
-        common = {"run_id": self.run_id, "landing_dir": self.landing_dir}
-        required = [self.raw_task(date=self.date, **common)]
+        required = [self.clone(self.raw_task)]
         previous = previous_extract_date(self.landing_dir, self.date)
         if previous is not None:
-            required.append(type(self)(date=previous, **common))
+            required.append(self.clone(date=previous))
         return required
 
 
@@ -549,13 +547,10 @@ class SilverProducts(DimensionSilverTask):
     raw_task = ErpProductsRaw
 
 
+# Referential rules read the customers and products merged for this date.
+@requires(ErpSalesRaw, SilverCustomers, SilverProducts)
 class SilverSales(SilverTask):
     spec = SALES
-
-    def requires(self):
-        common = {"date": self.date, "run_id": self.run_id, "landing_dir": self.landing_dir}
-        # Referential rules read the customers and products merged for this date.
-        return [ErpSalesRaw(**common), SilverCustomers(**common), SilverProducts(**common)]
 
     def model_params(self, settings: SourceSettings) -> dict:
         config = silver_config()
@@ -612,6 +607,7 @@ class QuarantinedShare:
         )
 
 
+@requires(*SILVER_TASKS)
 class SilverQualityGate(WarehouseTask):
     """Scores per table and dimension and for the run, and the share of lines each table lost to quarantine.
 
@@ -621,11 +617,7 @@ class SilverQualityGate(WarehouseTask):
     most of its lines.
     """
 
-    landing_dir = luigi.Parameter(default="", significant=False)
     table = "meta.quality_scores"
-
-    def requires(self):
-        return [task(date=self.date, run_id=self.run_id, landing_dir=self.landing_dir) for task in SILVER_TASKS]
 
     def execute(self, conn) -> TaskStats:
         scores, worst = compute_scores(conn, self.date)

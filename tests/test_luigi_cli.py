@@ -179,3 +179,42 @@ def test_a_killed_command_is_closed_by_the_next_one(warehouse, query, tmp_path):
     assert query("select status, error from meta.task_runs where status not in ('success', 'skipped')") == [
         ("failed", "abandoned: the process ended while the task was running")
     ]
+
+
+def test_the_shared_parameters_are_declared_once_and_passed_down_by_clone():
+    """date, run_id and landing_dir live on WarehouseTask; every other task gets them by subclassing or
+    @inherits/@requires, and a required task carries the requiring task's values."""
+    import ast
+    from datetime import date
+
+    import luigi
+
+    from pipeline.db import REPO_ROOT
+    from pipeline.master import MasterTask
+
+    declared = []
+    for module in sorted((REPO_ROOT / "pipeline").glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ClassDef):
+                for statement in node.body:
+                    if isinstance(statement, ast.Assign) and "Parameter" in ast.unparse(statement.value):
+                        names = [target.id for target in statement.targets if isinstance(target, ast.Name)]
+                        declared += [
+                            (module.name, node.name, name)
+                            for name in names
+                            if name in ("date", "run_id", "landing_dir")
+                        ]
+    assert sorted(declared) == [("base.py", "WarehouseTask", name) for name in ("date", "landing_dir", "run_id")] + [
+        ("config.py", "metalayer", "landing_dir")
+    ]  # the luigi.cfg default, not a task parameter
+
+    root = MasterTask(date=date(2026, 11, 21), run_id="r1", landing_dir="/nowhere")
+    seen, todo = set(), [root]
+    while todo:
+        task = todo.pop()
+        for required in luigi.task.flatten(task.requires()):
+            assert (required.run_id, required.landing_dir) == ("r1", "/nowhere"), required
+            if required.task_id not in seen:
+                seen.add(required.task_id)
+                todo.append(required)
+    assert len(seen) >= 20
