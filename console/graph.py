@@ -51,7 +51,7 @@ def _node(task: luigi.Task) -> Node:
 
         name = landing_file("", task.date, SOURCES[task.source_name]).name
         return Node(key=f"file:{task.source_name}", label=name, layer="landing")
-    layer = type(task).__module__.rsplit("_", 1)[-1]
+    layer = getattr(task, "layer", "")
     return Node(
         key=task.task_family,
         label=task.task_family,

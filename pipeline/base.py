@@ -97,6 +97,7 @@ class WarehouseTask(luigi.Task):
         default="", significant=False, description="landing dir (default: luigi.cfg [metalayer] landing_dir)"
     )
 
+    layer: str = ""  # bronze, silver, gold, or anomalies (observations of gold)
     table: str = ""  # schema-qualified table the task builds
     sql_files: tuple[str, ...] = ()  # under sql/, run in order with %(date)s and %(run_id)s
 

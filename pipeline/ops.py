@@ -68,7 +68,7 @@ def date_graph(run_date: date, landing: str | Path | None = None) -> dict[str, t
 
 
 def layer_of(task: WarehouseTask) -> str:
-    return type(task).__module__.rsplit("_", 1)[-1]
+    return task.layer
 
 
 def select_tasks(

@@ -43,10 +43,6 @@ def layer_tasks(layer: str, run_date: date) -> list:
     return [task_class(date=run_date) for task_class in classes[layer]]
 
 
-def layer_module(layer: str) -> str:
-    return "pipeline." + ("tasks_gold" if layer == "run" else f"tasks_{layer}")
-
-
 class SlaWatch:
     """Watches one run; `finish()` stops the thread and runs the final check."""
 
@@ -155,9 +151,9 @@ def _families(layer: str) -> list[str]:
 
     from pipeline.base import WarehouseTask
 
-    modules = {layer_module(name) for name in (("bronze", "silver", "gold") if layer == "run" else (layer,))}
+    layers = ("bronze", "silver", "gold") if layer == "run" else (layer,)
     return sorted(
         family
         for family, task_class in luigi.task_register.Register._get_reg().items()
-        if isinstance(task_class, type) and issubclass(task_class, WarehouseTask) and task_class.__module__ in modules
+        if isinstance(task_class, type) and issubclass(task_class, WarehouseTask) and task_class.layer in layers
     )

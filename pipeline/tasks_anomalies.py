@@ -23,6 +23,7 @@ from pipeline.tasks_gold import FactSales
 class Anomalies(WarehouseTask):
     """meta.anomalies for one extract date; needs that date's bronze profiles and gold sales."""
 
+    layer = "anomalies"
     table = "meta.anomalies"
     sql_files = ("anomalies/anomalies.sql",)
 

@@ -93,6 +93,7 @@ def check_landing_file(path: Path, source: Source) -> None:
 class BronzeTask(WarehouseTask):
     """Load one landing file into bronze.<source>_raw; broken lines go to silver.quarantine."""
 
+    layer = "bronze"
     source: Source
 
     @property

@@ -62,6 +62,8 @@ def fact_model() -> sql.SQL:
 class GoldTask(WarehouseTask):
     """A gold table of the date; it needs the date's silver through the quality gate."""
 
+    layer = "gold"
+
 
 class DimDate(GoldTask):
     table = "gold.dim_date"

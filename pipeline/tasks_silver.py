@@ -145,6 +145,7 @@ def lines_ctes(spec: SilverSpec) -> sql.Composed:
 
 
 class SilverTask(WarehouseTask):
+    layer = "silver"
     spec: SilverSpec
 
     @property
@@ -617,6 +618,7 @@ class SilverQualityGate(WarehouseTask):
     most of its lines.
     """
 
+    layer = "silver"
     table = "meta.quality_scores"
 
     def execute(self, conn) -> TaskStats:

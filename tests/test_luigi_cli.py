@@ -218,3 +218,27 @@ def test_the_shared_parameters_are_declared_once_and_passed_down_by_clone():
                 seen.add(required.task_id)
                 todo.append(required)
     assert len(seen) >= 20
+
+
+def test_every_task_declares_its_layer_and_a_table_of_that_layer():
+    """The layer is the task's own declaration (`layer`), not its module's name; the console, reruns by layer
+    and the SLA checks read it."""
+    from datetime import date
+
+    import luigi
+
+    from console.graph import task_graph
+    from pipeline.ops import layer_of
+    from pipeline.sla import _families
+
+    schemas = {"bronze": ("bronze",), "silver": ("silver", "meta"), "gold": ("gold",), "anomalies": ("meta",)}
+    graph = task_graph()
+    registry = luigi.task_register.Register
+    for family in graph.task_families:
+        task_class = registry.get_task_cls(family)
+        assert task_class.layer in schemas, family
+        assert graph.nodes[family].table.split(".")[0] in schemas[task_class.layer], family
+    assert {family for family in graph.task_families if registry.get_task_cls(family).layer == "gold"} <= set(
+        _families("gold")
+    )
+    assert layer_of(registry.get_task_cls("Anomalies")(date=date(2026, 11, 21))) == "anomalies"
