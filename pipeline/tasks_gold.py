@@ -344,25 +344,21 @@ class CustomerClv(FactAggregate):
             )
             copy_in_float8(cur, "clv_predictions", predictions)
             cur.execute(db.sql_text("gold/customer_clv.sql"), self.sql_params())
-            cur.execute("delete from gold.clv_model where as_of_date = %s", (self.date,))
-            for name, fit in (("bg_nbd", bg), ("gamma_gamma", gg)):
-                params = json.dumps(fit.params.as_dict()) if fit.params is not None else None
-                cur.execute(
-                    """insert into gold.clv_model (model, time_unit, params, log_likelihood, n_customers,
-                                                           penalizer, penalizer_reason, message, as_of_date)
-                               values (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                    (
-                        name,
-                        config.time_unit,
-                        params,
-                        fit.log_likelihood if fit.params else None,
-                        int(fit.n_customers),
-                        fit.penalizer,
-                        fit.penalizer_reason,
-                        fit.message,
-                        self.date,
-                    ),
-                )
+            fits = (("bg_nbd", bg), ("gamma_gamma", gg))
+            cur.execute(
+                db.sql_text("gold/clv_model.sql"),
+                {
+                    **self.sql_params(),
+                    "time_unit": config.time_unit,
+                    "models": [name for name, _ in fits],
+                    "params": [json.dumps(fit.params.as_dict()) if fit.params is not None else None for _, fit in fits],
+                    "log_likelihoods": [fit.log_likelihood if fit.params else None for _, fit in fits],
+                    "n_customers": [int(fit.n_customers) for _, fit in fits],
+                    "penalizers": [fit.penalizer for _, fit in fits],
+                    "penalizer_reasons": [fit.penalizer_reason for _, fit in fits],
+                    "messages": [fit.message for _, fit in fits],
+                },
+            )
             clock.lap("write")
         warnings = [fit.message for fit in (bg, gg) if fit.params is None]
         if warnings:

@@ -1,0 +1,28 @@
+-- gold.clv_model: the two model fits of the run date (pipeline/clv.py, fitted by
+-- CustomerClv), replacing the date's earlier ones. One row per model; params is
+-- null (and message says why) when a fit failed.
+delete from gold.clv_model
+where as_of_date = %(date)s;
+
+insert into gold.clv_model (
+    model, time_unit, params, log_likelihood, n_customers, penalizer, penalizer_reason, message, as_of_date
+)
+select
+    fits.model,
+    %(time_unit)s,
+    fits.params::jsonb,
+    fits.log_likelihood,
+    fits.n_customers,
+    fits.penalizer,
+    fits.penalizer_reason,
+    fits.message,
+    %(date)s
+from unnest(
+    %(models)s::text[],
+    %(params)s::text[],
+    %(log_likelihoods)s::float8[],
+    %(n_customers)s::bigint[],
+    %(penalizers)s::float8[],
+    %(penalizer_reasons)s::text[],
+    %(messages)s::text[]
+) as fits (model, params, log_likelihood, n_customers, penalizer, penalizer_reason, message);
