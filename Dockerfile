@@ -19,7 +19,7 @@ WORKDIR /app
 
 # Dependencies first, so a code change does not reinstall them: an editable
 # install of empty packages. It stays editable because MetaLayer reads sql/ and
-# luigi.cfg next to its packages (pipeline/db.py REPO_ROOT).
+# luigi.cfg next to its packages (pipeline/core/db.py REPO_ROOT).
 COPY pyproject.toml README.md ./
 RUN mkdir pipeline console \
     && touch pipeline/__init__.py console/__init__.py \

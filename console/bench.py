@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
-from pipeline import db
+from pipeline.core import db
 
 APP = db.REPO_ROOT / "console" / "app.py"
 CHROMIUM = "/usr/bin/chromium"

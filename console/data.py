@@ -22,8 +22,8 @@ import streamlit as st
 from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
-from pipeline import db
-from pipeline.config import tuning
+from pipeline.core import db
+from pipeline.core.config import tuning
 
 log = logging.getLogger(__name__)
 

@@ -44,10 +44,11 @@ class TaskGraph:
 
 
 def _node(task: luigi.Task) -> Node:
-    from pipeline.tasks_bronze import LandingFile, landing_file
+    from pipeline.core.landing import landing_file
+    from pipeline.tasks_bronze import LandingFile
 
     if isinstance(task, LandingFile):
-        from pipeline.sources import SOURCES
+        from pipeline.core.sources import SOURCES
 
         name = landing_file("", task.date, SOURCES[task.source_name]).name
         return Node(key=f"file:{task.source_name}", label=name, layer="landing")

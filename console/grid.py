@@ -137,8 +137,8 @@ def family_order(graph: TaskGraph) -> list[str]:
 
 def landing_files(graph: TaskGraph, landing: Path | None, run_date: date) -> dict[str, tuple[str, bool]]:
     """Landing node key -> (file name, exists) for the date."""
-    from pipeline.sources import SOURCES
-    from pipeline.tasks_bronze import landing_file
+    from pipeline.core.landing import landing_file
+    from pipeline.core.sources import SOURCES
 
     found = {}
     for key, node in graph.nodes.items():

@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from console.data import fetch
-from pipeline import db
+from pipeline.core import db
 
 EXIT_ALREADY_RUNNING = 75
 
@@ -153,9 +153,9 @@ def plan(action: Action, landing: str | Path | None = None) -> Plan:
     import luigi
 
     from pipeline.base import WarehouseTask
-    from pipeline.config import landing_dir
+    from pipeline.core.config import landing_dir
     from pipeline.master import MasterTask
-    from pipeline.ops import layer_of, select_tasks
+    from pipeline.operations.maintenance import layer_of, select_tasks
     from pipeline.tasks_bronze import LandingFile
 
     folder = Path(landing).resolve() if landing else landing_dir()
@@ -283,7 +283,7 @@ class Launcher:
 
     def launch(self, action: Action, url: str, landing: str | Path | None = None) -> Launch:
         """Launch the action (after checking its plan: a plan missing landing files is refused)."""
-        from pipeline.runs import new_run_id
+        from pipeline.core.runs import new_run_id
 
         planned = plan(action, landing)
         if planned.refusal:
@@ -336,7 +336,7 @@ class Launcher:
 
 def running_dates(dates: list[date], url: str) -> list[tuple[date, dict]]:
     """Dates of the list a run is in progress for: rows marked running, confirmed by the date's run lock."""
-    from pipeline.ops import is_running  # loads the task graph: only when launching
+    from pipeline.operations.maintenance import is_running  # loads the task graph: only when launching
 
     marked = fetch("running_dates", start=min(dates), end=max(dates))
     found = []

@@ -137,7 +137,7 @@ DIMENSION_COLOURS = {
 
 
 def quality_threshold() -> float:
-    from pipeline.config import quality
+    from pipeline.core.config import quality
 
     return float(quality().threshold)
 
@@ -168,8 +168,8 @@ def header_mismatch(error: str) -> pd.DataFrame | None:
 def date_grid(is_masked: bool = True) -> list:
     """The date x task grid (console/grid.py) of every extract date in the landing dir or with a run."""
     from console import graph, grid
-    from pipeline.config import landing_dir
-    from pipeline.tasks_bronze import extract_dates
+    from pipeline.core.config import landing_dir
+    from pipeline.core.landing import extract_dates
 
     landing = landing_dir()
     return grid.build(

@@ -7,7 +7,7 @@ import os
 
 import luigi.configuration
 
-from pipeline.db import REPO_ROOT
+from pipeline.core.db import REPO_ROOT
 
 # The repository's luigi.cfg applies wherever luigi is started from; a file named
 # by LUIGI_CONFIG_PATH is read again after it, so its settings win.

@@ -20,9 +20,10 @@ from pathlib import Path
 import luigi
 from luigi.contrib.postgres import PostgresTarget
 
-from pipeline import db
-from pipeline.config import operations, postgres
-from pipeline.runs import ensure_run, process_run_id
+from pipeline.core import db
+from pipeline.core.config import operations, postgres
+from pipeline.core.errors import ExpectedFailure, PermanentFailure
+from pipeline.core.runs import ensure_run, process_run_id
 
 logger = logging.getLogger("metalayer")
 
@@ -227,27 +228,6 @@ def task_session_settings() -> dict[str, int]:
         "statement_timeout": round(config.statement_timeout_seconds * 1000),
         "lock_timeout": round(config.lock_timeout_seconds * 1000),
     }
-
-
-class ExpectedFailure(RuntimeError):
-    """A failure the pipeline reports on purpose: the input or a check says no, not the code.
-
-    Its message names what failed (file and line, rule, table) and `hint` says what to
-    do; runs show both as one message, without a traceback. Retrying can not help.
-    Any exception class with `retryable = False` (and, best, a `hint`) is treated the same.
-    """
-
-    retryable = False
-    hint = "correct what the message names, then run the date again"
-
-    def __init__(self, message: str, hint: str | None = None):
-        super().__init__(message)
-        if hint:
-            self.hint = hint
-
-
-class PermanentFailure(ExpectedFailure):
-    hint = "see the task's first failure above; it is not retried within this run"
 
 
 def is_permanent(exc: BaseException) -> bool:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from psycopg2 import sql
 
-from pipeline import db
-from pipeline.sources import SOURCES
+from pipeline.core import db
+from pipeline.core.sources import SOURCES
 
 BENCH_DATABASE = "metalayer_bench"
 
@@ -176,7 +176,7 @@ def _status_kib(field: str) -> int:
 
 def _pipeline_process(run_date: date, landing: Path, workers: int, start_method: str, results) -> None:
     """One run in a fresh process, so that its peak memory is the pipeline's own."""
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.runner import run_pipeline
 
     # A spawned process would spawn Luigi's worker processes too (a new interpreter per task);
     # start them as `metalayer run` does.
@@ -217,7 +217,7 @@ def run_bench(
     keep: bool = False,
     printer: Callable[[str], None] = print,
 ) -> dict:
-    from pipeline.generate import generate
+    from pipeline.sample.generate import generate
 
     work = Path(tempfile.mkdtemp(prefix="metalayer-bench-"))
     landing = work / "landing"

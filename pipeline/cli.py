@@ -10,7 +10,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from pipeline import db
+from pipeline.core import db
 
 
 def _date(text: str) -> date:
@@ -29,7 +29,7 @@ def _print(message: str) -> None:
 
 def _locked(run) -> int:
     """Run a pipeline call; a date already running is a clear message and exit 75, not a traceback."""
-    from pipeline.runs import RunAlreadyRunning
+    from pipeline.core.runs import RunAlreadyRunning
 
     try:
         return run()
@@ -39,8 +39,8 @@ def _locked(run) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.ops import UsageError
-    from pipeline.runner import print_summary, run_or_join, run_pipeline
+    from pipeline.operations.maintenance import UsageError
+    from pipeline.operations.runner import print_summary, run_or_join, run_pipeline
 
     if args.join and (args.wait or args.run_id):
         raise UsageError("--join works for the run in progress; it does not take --wait or --run-id")
@@ -73,8 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from pipeline.ops import rerun
-    from pipeline.runner import print_summary
+    from pipeline.operations.maintenance import rerun
+    from pipeline.operations.runner import print_summary
 
     def run() -> int:
         result = rerun(
@@ -97,7 +97,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from pipeline.ops import backfill
+    from pipeline.operations.maintenance import backfill
 
     def run() -> int:
         result = backfill(
@@ -122,7 +122,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from pipeline.ops import purge
+    from pipeline.operations.maintenance import purge
 
     result = purge(args.keep_days)
     print(f"purged extract dates before {result.cutoff}:")
@@ -132,7 +132,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from pipeline.ops import cron_entry, install_crontab
+    from pipeline.operations.maintenance import cron_entry, install_crontab
 
     entry = cron_entry(args.cron, scheduler_url=args.scheduler_url)
     print(entry)
@@ -150,7 +150,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from pipeline.generate import generate
+    from pipeline.sample.generate import generate
 
     manifests = generate(
         Path(args.out),
@@ -224,7 +224,7 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 
 def cmd_luigid(args: argparse.Namespace) -> int:
-    from pipeline.scheduler import luigid_command
+    from pipeline.operations.scheduler import luigid_command
 
     command, env = luigid_command(port=args.port, address=args.address)
     print(
@@ -236,8 +236,8 @@ def cmd_luigid(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from pipeline.config import landing_dir, watch
-    from pipeline.watch import Watcher
+    from pipeline.core.config import landing_dir, watch
+    from pipeline.operations.watch import Watcher
 
     config = watch()
     watcher = Watcher(
@@ -252,7 +252,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_exporter(args: argparse.Namespace) -> int:
-    from pipeline.exporter import serve
+    from pipeline.operations.exporter import serve
 
     return serve(port=args.port, address=args.address)
 
@@ -276,7 +276,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _anomaly(text: str) -> tuple[date, str]:
-    from pipeline.generate import parse_anomaly
+    from pipeline.sample.generate import parse_anomaly
 
     day, _, spec = text.partition(":")
     try:
@@ -416,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.ops import UsageError
+    from pipeline.operations.maintenance import UsageError
 
     args = build_parser().parse_args(argv)
     try:

@@ -8,10 +8,10 @@ from pathlib import Path
 import luigi
 from luigi.util import inherits
 
-from pipeline import cooperation, db
 from pipeline.base import WarehouseTask
-from pipeline.config import landing_dir as default_landing_dir
-from pipeline.runs import adopt_plain_run, finish_run, process_run_id
+from pipeline.core import cooperation, db
+from pipeline.core.config import landing_dir as default_landing_dir
+from pipeline.core.runs import adopt_plain_run, finish_run, process_run_id
 from pipeline.tasks_anomalies import Anomalies
 from pipeline.tasks_gold import GOLD_TASKS
 
@@ -36,7 +36,7 @@ class MasterTask(luigi.WrapperTask):
     def plain_run_outcome(self) -> tuple[str, str | None]:
         """('success', None) when the date's graph is complete, else ('failed', why): missing extracts or the
         tasks left undone."""
-        from pipeline.runner import missing_landing_files
+        from pipeline.core.landing import missing_landing_files
 
         undone = [task.task_family for task in self.requires() if not task.complete()]
         if not undone:
@@ -44,7 +44,7 @@ class MasterTask(luigi.WrapperTask):
         missing = missing_landing_files(self.landing_dir or default_landing_dir(), self.date)
         if missing:
             return "failed", "missing input: " + ", ".join(missing)
-        from pipeline.config import watch
+        from pipeline.core.config import watch
         from pipeline.tasks_bronze import LandingReady
 
         landing = LandingReady(date=self.date, landing_dir=self.landing_dir)

@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from pipeline import db
-from pipeline.config import landing_dir as default_landing_dir
-from pipeline.runner import Printer, RunResult, format_summary, run_pipeline
-from pipeline.tasks_bronze import extract_dates
+from pipeline.core import db
+from pipeline.core.config import landing_dir as default_landing_dir
+from pipeline.core.landing import extract_dates
+from pipeline.operations.runner import Printer, RunResult, format_summary, run_pipeline
 
 
 def quickstart(landing: Path | None = None, today: date | None = None, printer: Printer = print) -> RunResult:
     """Start the database, seed the landing dir when it has no extracts, run the newest date."""
-    from pipeline.generate import generate
+    from pipeline.sample.generate import generate
 
     landing = Path(landing) if landing else default_landing_dir()
     url = db.ensure_bootstrapped()

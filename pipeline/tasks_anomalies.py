@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from luigi.util import requires
 
-from pipeline import db
 from pipeline.base import TaskStats, WarehouseTask
-from pipeline.config import anomalies as anomalies_config
+from pipeline.core import db
+from pipeline.core.config import anomalies as anomalies_config
 from pipeline.tasks_gold import FactSales
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from pathlib import Path
 
@@ -11,10 +10,12 @@ from luigi.util import inherits
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
-from pipeline import db, extractors, ingest
+from pipeline import extractors
 from pipeline.base import PhaseClock, TaskStats, WarehouseTask
-from pipeline.config import bronze, landing_dir, watch
-from pipeline.sources import CRM_CUSTOMERS, ERP_PRODUCTS, ERP_SALES, Source, source_settings
+from pipeline.core import db, ingest
+from pipeline.core.config import bronze, landing_dir, watch
+from pipeline.core.landing import _source, check_landing_file, landing_file
+from pipeline.core.sources import CRM_CUSTOMERS, ERP_PRODUCTS, ERP_SALES, Source, source_settings
 
 
 @inherits(WarehouseTask)  # its date and landing dir
@@ -29,7 +30,7 @@ class LandingFile(luigi.ExternalTask):
 
 @inherits(WarehouseTask)  # its date and landing dir
 class LandingReady(luigi.ExternalTask):
-    """A day's landing folder is complete by the landing watcher's rule (pipeline/watch.py): `_SUCCESS`,
+    """A day's landing folder is complete by the landing watcher's rule (pipeline/operations/watch.py): `_SUCCESS`,
     or every file-kind source's file present and none written within luigi.cfg [watch]
     ready_quiet_seconds. The file bronze tasks require it when that is above 0, so a plain `luigi` run
     reports a folder still being written as missing input instead of loading half a file."""
@@ -39,55 +40,12 @@ class LandingReady(luigi.ExternalTask):
         return Path(self.landing_dir or landing_dir()) / self.date.isoformat()
 
     def readiness(self):
-        from pipeline.watch import readiness
+        from pipeline.core.landing import readiness
 
         return readiness(self.folder, watch().ready_quiet_seconds)
 
     def complete(self) -> bool:
         return self.readiness().ready
-
-
-def _source(name: str) -> Source:
-    from pipeline.sources import SOURCES
-
-    return SOURCES[name]
-
-
-DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def extract_dates(landing: str | Path) -> list[date]:
-    """The extract dates present in a landing dir, oldest first."""
-    folder = Path(landing or landing_dir())
-    if not folder.is_dir():
-        return []
-    return sorted(date.fromisoformat(p.name) for p in folder.iterdir() if p.is_dir() and DATE_FOLDER.match(p.name))
-
-
-def previous_extract_date(landing: str | Path, extract_date: date) -> date | None:
-    earlier = [d for d in extract_dates(landing) if d < extract_date]
-    return earlier[-1] if earlier else None
-
-
-def landing_file(landing: str | Path, extract_date, source: Source) -> Path:
-    """The file of a source for a date; the first accepted format found, else the CSV path."""
-    folder = Path(landing or landing_dir()) / extract_date.isoformat()
-    candidates = [folder / name for name in source.file_names()]
-    return next((path for path in candidates if path.exists()), candidates[0])
-
-
-def check_landing_file(path: Path, source: Source) -> None:
-    """One regular file per source and date: a second format beside it would be silently ignored."""
-    if not path.is_file():
-        raise ingest.LandingFileError(path, None, "is not a regular file (a directory?); expected the extract")
-    others = [p.name for p in (path.parent / name for name in source.file_names()) if p != path and p.exists()]
-    if others:
-        raise ingest.LandingFileError(
-            path,
-            None,
-            f"{', '.join(others)} is also present for this date; deliver "
-            f"{source.name} in one format only, nothing of either is loaded",
-        )
 
 
 class BronzeTask(WarehouseTask):

@@ -27,11 +27,12 @@ import numpy as np
 from luigi.util import requires
 from psycopg2 import sql
 
-from pipeline import clv, db
 from pipeline.base import PhaseClock, TaskStats, WarehouseTask
-from pipeline.config import clv as clv_config
-from pipeline.config import tuning
-from pipeline.tasks_bronze import previous_extract_date
+from pipeline.clv import models as clv
+from pipeline.core import db
+from pipeline.core.config import clv as clv_config
+from pipeline.core.config import tuning
+from pipeline.core.landing import previous_extract_date
 from pipeline.tasks_silver import SilverQualityGate
 
 logger = logging.getLogger(__name__)
@@ -281,7 +282,7 @@ class CustomerClv(FactAggregate):
     The per-customer summary is one SQL query (sql/gold/customer_rfm.sql), read
     from gold.customer_purchase_summary when no order line is dated after the
     run date (else from the fact); the BG/NBD and Gamma-Gamma fits run on its
-    columns as numpy arrays (pipeline/clv.py), and the predictions go back with
+    columns as numpy arrays (pipeline/clv/models.py), and the predictions go back with
     COPY to be joined to the summary (sql/gold/customer_clv.sql).
     """
 

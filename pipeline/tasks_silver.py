@@ -18,14 +18,15 @@ from luigi.util import requires
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
-from pipeline import db
 from pipeline.base import PhaseClock, TaskStats, WarehouseTask
-from pipeline.config import quality as quality_config
-from pipeline.config import silver as silver_config
-from pipeline.config import tuning
-from pipeline.quality import Rule, dimension_scores, load_rules, run_score, table_score
-from pipeline.sources import CRM_CUSTOMERS, ERP_PRODUCTS, ERP_SALES, Source, SourceSettings, source_settings
-from pipeline.tasks_bronze import CrmCustomersRaw, ErpProductsRaw, ErpSalesRaw, previous_extract_date
+from pipeline.core import db
+from pipeline.core.config import quality as quality_config
+from pipeline.core.config import silver as silver_config
+from pipeline.core.config import tuning
+from pipeline.core.landing import previous_extract_date
+from pipeline.core.sources import CRM_CUSTOMERS, ERP_PRODUCTS, ERP_SALES, Source, SourceSettings, source_settings
+from pipeline.quality.rules import Rule, dimension_scores, load_rules, run_score, table_score
+from pipeline.tasks_bronze import CrmCustomersRaw, ErpProductsRaw, ErpSalesRaw
 
 
 class ConservationError(RuntimeError):

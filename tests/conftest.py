@@ -18,7 +18,7 @@ os.environ["LUIGI_CONFIG_PATH"] = str(REPO_ROOT / "tests" / "luigi.test.cfg")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The server tests create their databases on: DATABASE_URL's; else, with METALAYER_TEST_POSTGRES=15 (or
     16, 17), a password-authenticated Debian PostgreSQL of that version on TCP; else an embedded 18 of their own."""
-    from pipeline import db
+    from pipeline.core import db
 
     if os.environ.get("DATABASE_URL"):
         yield os.environ["DATABASE_URL"]
@@ -45,7 +45,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture
 def warehouse(server_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh, bootstrapped database; DATABASE_URL points at it for the test and its subprocesses."""
-    from pipeline import db
+    from pipeline.core import db
 
     name = f"test_{uuid.uuid4().hex[:12]}"
     url = db.create_database(name, server_url)
@@ -58,7 +58,7 @@ def warehouse(server_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture
 def query(warehouse: str):
     """Run a query on the test warehouse and return all rows."""
-    from pipeline import db
+    from pipeline.core import db
 
     def run(sql_text: str, params: tuple | dict | None = None) -> list[tuple]:
         with db.transaction(warehouse) as conn, conn.cursor() as cur:
@@ -73,7 +73,7 @@ def seed_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Seed-scale extracts (the defaults: 10,000 customers, 10,000 sales lines), generated once."""
     from datetime import date
 
-    from pipeline.generate import generate
+    from pipeline.sample.generate import generate
 
     landing = tmp_path_factory.mktemp("landing")
     generate(landing, date(2026, 11, 20), days=2)
@@ -86,7 +86,7 @@ def reliability_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     lines, two dates (2026-11-20 and its delta 2026-11-21), so that a run costs little beyond start-up."""
     from datetime import date
 
-    from pipeline.generate import generate
+    from pipeline.sample.generate import generate
 
     landing = tmp_path_factory.mktemp("reliability-landing")
     generate(landing, date(2026, 11, 20), days=2, customers=2000, orders=4000)

@@ -265,7 +265,7 @@ def assert_consistent(query) -> None:
 
 def create_database(server_url: str, template: str | None = None) -> tuple[str, str]:
     """A new database on the test server, empty and bootstrapped or copied from `template`; (name, url)."""
-    from pipeline import db
+    from pipeline.core import db
 
     name = f"reliability_{uuid.uuid4().hex[:12]}"
     conn = db.connect(db.url_with_database(server_url, "postgres"))
@@ -288,7 +288,7 @@ def create_database(server_url: str, template: str | None = None) -> tuple[str, 
 
 def querier(url: str):
     """Like the `query` fixture, for any database."""
-    from pipeline import db
+    from pipeline.core import db
 
     def run(statement, params=None) -> list[tuple]:
         with db.transaction(url) as conn, conn.cursor() as cur:
@@ -316,8 +316,8 @@ def clean_runs(server_url: str, landing: Path) -> Iterator[CleanRuns]:
     """Run DAY1 and then DAY2 on fresh databases (the reliability_reference fixture); drop them afterwards."""
     import pytest
 
-    from pipeline import db
-    from pipeline.runner import run_pipeline
+    from pipeline.core import db
+    from pipeline.operations.runner import run_pipeline
 
     day1, day1_url = create_database(server_url)
     both = None

@@ -12,8 +12,8 @@ import uuid
 
 import pytest
 
-from pipeline import db
-from pipeline.runner import run_pipeline
+from pipeline.core import db
+from pipeline.operations.runner import run_pipeline
 from tests.conftest import write_landing
 from tests.test_db_source import (
     BEFORE,

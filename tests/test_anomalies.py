@@ -58,8 +58,8 @@ def build_history(landing: Path, url: str) -> None:
 
 @pytest.fixture(scope="module")
 def histories(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    from pipeline import db
-    from pipeline.generate import generate
+    from pipeline.core import db
+    from pipeline.sample.generate import generate
 
     scenarios = {}
     for name, anomalies in (("injected", ANOMALIES), ("clean", {})):
@@ -90,7 +90,7 @@ def histories(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict
 
 
 def read(url: str, query: str, params: dict | tuple | None = None) -> pd.DataFrame:
-    from pipeline import db
+    from pipeline.core import db
 
     with db.transaction(url) as conn, conn.cursor() as cur:
         cur.execute(query, params)
@@ -236,8 +236,8 @@ def test_revenue_and_price_values_are_those_of_the_gold_fact(histories):
 
 
 def test_the_exporter_serves_the_newest_dates_anomalies(histories):
-    from pipeline import db
-    from pipeline.metrics import warehouse_metrics
+    from pipeline.core import db
+    from pipeline.operations.metrics import warehouse_metrics
 
     url = histories["injected"]["url"]
     with db.transaction(url) as conn, conn.cursor() as cur:
@@ -278,7 +278,7 @@ def test_the_console_page_lists_a_dates_anomalies(histories, monkeypatch):
 
 
 def test_generated_anomalies_do_what_their_labels_say(tmp_path):
-    from pipeline.generate import generate
+    from pipeline.sample.generate import generate
 
     days = {
         START + timedelta(days=k): spec

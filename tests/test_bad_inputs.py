@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.runner import run_pipeline
-from pipeline.sources import SOURCES
+from pipeline.core.sources import SOURCES
+from pipeline.operations.runner import run_pipeline
 from tests.test_silver import luigi_setting
 
 CORPUS = Path(__file__).parent / "data" / "bad_inputs"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import db
 from pipeline.bench import BENCH_DATABASE, format_report, peak_rss, run_bench
+from pipeline.core import db
 
 
 def _allocate_and_report(megabytes: int, results) -> None:

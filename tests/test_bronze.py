@@ -11,9 +11,9 @@ from pathlib import Path
 import luigi
 import pytest
 
-from pipeline import ingest
-from pipeline.runner import run_pipeline
-from pipeline.sources import SOURCES
+from pipeline.core import ingest
+from pipeline.core.sources import SOURCES
+from pipeline.operations.runner import run_pipeline
 from pipeline.tasks_bronze import ErpSalesRaw
 from tests.conftest import write_landing
 
@@ -24,7 +24,7 @@ SALES_HEADER = "order_id,customer_id,product_id,order_date,quantity,unit_price\n
 
 
 def reference_parse(path: Path, n_fields: int, max_lines: int = 100) -> tuple[dict[int, list[str]], dict[int, str]]:
-    """The documented parsing rule, written independently of pipeline.ingest: line number -> fields / rule."""
+    """The documented parsing rule, written independently of pipeline.core.ingest: line number -> fields / rule."""
     lines = path.read_bytes().removeprefix(b"\xef\xbb\xbf").split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()

@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline import generate as gen
-from pipeline.sources import REGIONS
+from pipeline.core.sources import REGIONS
+from pipeline.sample import generate as gen
 
 TEXT_FUNCTIONS = (
     "silver.clean_email({x})",

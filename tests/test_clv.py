@@ -1,4 +1,4 @@
-"""Tests for pipeline.clv: BG/NBD, Gamma-Gamma and predictive CLV.
+"""Tests for pipeline.clv.models: BG/NBD, Gamma-Gamma and predictive CLV.
 
 The closed forms are checked against the papers' formulas worked step by step here with
 scalar `math` code (natural scale, not the module's log-space; the Gaussian hypergeometric
@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from scipy import integrate
 
-from pipeline import clv
+from pipeline.clv import models as clv
 
 # CDNOW estimates reported in Fader, Hardie & Lee (2005), time unit = weeks
 R, ALPHA, A, B = 0.243, 4.414, 0.793, 2.426
@@ -438,7 +438,7 @@ def test_ridge_falls_back_to_the_penalty_and_says_why():
 def test_sample_generator_data_fits_plainly_or_records_the_penalty(tmp_path):
     from datetime import date
 
-    from pipeline.generate import generate
+    from pipeline.sample.generate import generate
 
     generate(tmp_path, date(2026, 11, 1), days=1, customers=2000, orders=6000)
     sales = pd.read_csv(tmp_path / "2026-11-01" / "erp_sales.csv", dtype=str, on_bad_lines="skip", engine="python")
@@ -694,10 +694,10 @@ def test_fit_and_predict_scale_with_duplicates():
 def test_customer_clv_records_the_penalizer_used_and_why(warehouse, query, luigi_setting, tmp_path):
     from datetime import date
 
-    from pipeline import db
-    from pipeline.generate import generate
-    from pipeline.ops import rerun
-    from pipeline.runner import run_pipeline
+    from pipeline.core import db
+    from pipeline.operations.maintenance import rerun
+    from pipeline.operations.runner import run_pipeline
+    from pipeline.sample.generate import generate
 
     landing = tmp_path / "landing"
     generate(landing, date(2026, 11, 1), days=1, customers=2000, orders=6000)

@@ -164,7 +164,7 @@ def test_image_services_run_with_commands_that_match_their_mounts(compose):
         assert mounted.get(target) == f"./monitoring/{rule_file}", f"{rule_file} is not mounted at {target}"
     assert services["pushgateway"]["command"] == ["--web.listen-address=:9091"]
     # The postgres service runs with the settings MetaLayer gives its embedded server.
-    from pipeline.db import EMBEDDED_RESTART_SETTINGS, EMBEDDED_SETTINGS
+    from pipeline.core.db import EMBEDDED_RESTART_SETTINGS, EMBEDDED_SETTINGS
 
     command = services["postgres"]["command"]
     assert command[0] == "postgres"
@@ -286,7 +286,7 @@ def test_settings_come_from_env_with_every_variable_in_env_example_and_no_secret
 
 
 def test_the_luigi_overrides_name_real_settings_and_real_services(compose):
-    from pipeline.config import metrics
+    from pipeline.core.config import metrics
 
     (mount,) = compose["x-app"]["configs"]
     assert compose["x-app"]["environment"]["LUIGI_CONFIG_PATH"] == mount["target"]
@@ -365,7 +365,7 @@ def test_the_dockerfile_builds_what_the_services_run(compose):
     for source in copied:
         assert (REPO_ROOT / source).exists(), f"COPY {source}: not in the repo"
         assert not dockerignored(source), f"COPY {source}: excluded by .dockerignore"
-    # What the code reads next to its packages (pipeline/db.py REPO_ROOT) is in the image.
+    # What the code reads next to its packages (pipeline/core/db.py REPO_ROOT) is in the image.
     assert {"luigi.cfg", "sql", "pipeline", "console", "pyproject.toml"} <= {s.rstrip("/") for s in copied}
     runs = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
     assert "pip install -e ." in runs, "sql/ and luigi.cfg are found next to the packages only in an editable install"

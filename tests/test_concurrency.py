@@ -31,8 +31,8 @@ class Reference:
 
 @pytest.fixture(scope="module")
 def reference(server_url, reliability_landing) -> Reference:
-    from pipeline import db
-    from pipeline.runner import run_pipeline
+    from pipeline.core import db
+    from pipeline.operations.runner import run_pipeline
 
     name, url = create_database(server_url)
     try:

@@ -65,7 +65,7 @@ def fill_console_warehouse(landing: Path) -> dict[str, str]:
     import luigi.configuration
     from luigi.task_register import Register
 
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.runner import run_pipeline
 
     # wait=True: a run's date lock is released as its connection's backend exits, a moment after
     # the run returns; the next run of the same date queues behind it instead of being refused.
@@ -91,7 +91,7 @@ def fill_console_warehouse(landing: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def console_db(server_url, tmp_path_factory):
     """A database filled from the fixture once for this module; DATABASE_URL is set per test."""
-    from pipeline import db
+    from pipeline.core import db
 
     name = f"test_console_{uuid.uuid4().hex[:8]}"
     url = db.create_database(name, server_url)
@@ -112,7 +112,7 @@ def console_db(server_url, tmp_path_factory):
 
 
 def run_sql(url: str, text: str, params=None) -> list[tuple]:
-    from pipeline import db
+    from pipeline.core import db
 
     with db.transaction(url) as conn, conn.cursor() as cur:
         cur.execute(text, params)
@@ -446,7 +446,7 @@ def test_lineage_graph_comes_from_luigi_and_shows_latest_status(filled):
 
 
 def test_lineage_colours_a_failed_task_red_and_unrun_ones_white(warehouse, console_env, tmp_path):
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.runner import run_pipeline
 
     landing = tmp_path / "landing"
     shutil.copytree(SMALL, landing)
@@ -474,7 +474,7 @@ def test_every_page_guides_on_a_fresh_database(warehouse, console_env):
 
 
 def test_every_page_guides_on_a_database_without_the_schema(server_url, console_env):
-    from pipeline import db
+    from pipeline.core import db
 
     name = f"test_console_empty_{uuid.uuid4().hex[:8]}"
     url = db.create_database(name, server_url)
@@ -491,8 +491,8 @@ def test_every_page_guides_on_a_database_without_the_schema(server_url, console_
 
 
 def test_business_clv_predictions_segments_and_distribution_match_pandas(warehouse, console_env, tmp_path):
-    from pipeline.generate import generate
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.runner import run_pipeline
+    from pipeline.sample.generate import generate
 
     landing = tmp_path / "landing"
     generate(landing, date(2026, 11, 1), days=1, customers=2000, orders=6000)
@@ -549,7 +549,7 @@ def test_reader_role_reads_gold_and_meta_but_no_personal_column(filled):
     import psycopg2
 
     from console import data
-    from pipeline import db
+    from pipeline.core import db
 
     # The console first: on a server that asks for passwords it sets METALAYER_READER_PASSWORD on the role.
     house = data.warehouse()
@@ -761,7 +761,7 @@ def test_operations_backfill_runs_each_date_and_follows_them(filled, console_env
 
 
 def test_operations_refuse_a_date_that_is_already_running(filled, console_env):
-    from pipeline.runs import date_lock
+    from pipeline.core.runs import date_lock
 
     url = filled["url"]
     at = ops_page(console_env)
@@ -814,7 +814,7 @@ def test_launcher_refuses_a_date_its_own_launch_still_runs(filled):
 def test_without_the_reader_role_pages_read_as_the_pipeline_role_still_masked(warehouse, console_env, tmp_path):
     from sqlalchemy.engine import make_url
 
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.runner import run_pipeline
 
     landing = tmp_path / "landing"
     shutil.copytree(SMALL, landing)
@@ -835,7 +835,7 @@ def test_overview_and_quality_show_the_quarantined_share_and_a_clean_error(
 ):
     """Half the sales quarantined (run passes under on_breach = warn), then a file with a broken header."""
     from console import data
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.runner import run_pipeline
     from tests.test_gate import DAY, PRODUCTION_LIMIT, expected_shares_by_pandas, lossy_landing
 
     luigi_setting("quality", "max_quarantined_share", PRODUCTION_LIMIT)
@@ -893,7 +893,7 @@ def test_overview_and_quality_show_the_quarantined_share_and_a_clean_error(
     assert errors[0] == error.splitlines()[0].removeprefix("ErpSalesRaw failed: ")
     assert any(str(caption.value).startswith("What to do: ") for caption in at.caption)
     # The header mismatch side by side, on Runs and on Data quality, as the file and the contract have them.
-    from pipeline.sources import SOURCES
+    from pipeline.core.sources import SOURCES
 
     for page in ("runs", "quality"):
         at = open_page(page, at)
@@ -913,7 +913,7 @@ def test_overview_and_quality_show_the_quarantined_share_and_a_clean_error(
 
 def test_quality_charts_share_one_axis_threshold_and_dimension_colours(filled):
     from console.ui import DIMENSION_COLOURS, QUARANTINED_SERIES
-    from pipeline.config import quality
+    from pipeline.core.config import quality
 
     at = open_page("quality")
     charts = elements(at, "vega_lite_chart")
@@ -967,8 +967,8 @@ def failed_and_missing_landing(tmp_path: Path) -> Path:
 
 
 def test_grid_shows_blocked_and_missing_cells_and_the_cause_on_overview_and_runs(warehouse, console_env, tmp_path):
-    from pipeline.ops import date_graph
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.maintenance import date_graph
+    from pipeline.operations.runner import run_pipeline
 
     landing = failed_and_missing_landing(tmp_path)
     console_env.setenv("METALAYER_LANDING_DIR", str(landing))
@@ -1046,9 +1046,9 @@ def test_operations_refuse_a_date_without_its_landing_files(filled, console_env)
 
 def test_a_run_that_pulls_in_an_earlier_date_is_planned_and_recorded_as_its_own_run(warehouse, console_env, tmp_path):
     from console.launcher import Action, plan
-    from pipeline.generate import generate
-    from pipeline.ops import date_graph
-    from pipeline.tasks_bronze import extract_dates
+    from pipeline.core.landing import extract_dates
+    from pipeline.operations.maintenance import date_graph
+    from pipeline.sample.generate import generate
 
     landing = tmp_path / "landing"
     generate(landing, DAY1, days=2, customers=300, orders=900)  # two dates that pass the gate, neither built
@@ -1130,7 +1130,7 @@ def test_business_marks_the_partial_month_explains_kpis_and_keeps_filters_in_the
 def test_quarantine_groups_count_rows_and_show_each_groups_first_five_lines(filled):
     """sql/console/quarantine_groups.sql against pandas on silver.quarantine itself."""
     from console import data
-    from pipeline import db
+    from pipeline.core import db
 
     # The fixture's groups hold at most five lines: add one of eight, out of order and with a line-less row.
     lines = [41, 7, 300, 12, 9, 8, 1000, 2, None]

@@ -29,8 +29,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def sample_warehouse(server_url, seed_landing):
-    from pipeline import db
-    from pipeline.runner import run_pipeline
+    from pipeline.core import db
+    from pipeline.operations.runner import run_pipeline
 
     name = f"test_console_e2e_{uuid.uuid4().hex[:8]}"
     url = db.create_database(name, server_url)
@@ -48,7 +48,7 @@ def sample_warehouse(server_url, seed_landing):
 
 
 def one(url: str, text: str, params=None):
-    from pipeline import db
+    from pipeline.core import db
 
     with db.transaction(url) as conn, conn.cursor() as cur:
         cur.execute(text, params)

@@ -196,7 +196,7 @@ class Kill:
 
 def run_and_kill(url: str, point: KillPoint, strike: Strike, landing: Path, config: Path, log_path: Path) -> Kill:
     """Start `metalayer run` for the point's date and SIGKILL its process group where the strike says."""
-    from pipeline import db
+    from pipeline.core import db
 
     run_id = f"crash-{uuid.uuid4().hex[:8]}"
     application = f"metalayer {point.family} {point.day}"
@@ -274,7 +274,7 @@ def hold_share_lock(url: str, table: str):
     """A connection holding a share lock on a table: reads pass, the first write waits."""
     from psycopg2 import sql
 
-    from pipeline import db
+    from pipeline.core import db
 
     conn = db.connect(url, application_name="crash harness lock")
     with conn.cursor() as cur:
@@ -289,8 +289,8 @@ def hold_share_lock(url: str, table: str):
 def test_crash_at_a_point_then_rerun_ends_as_a_clean_run(
     point, reliability_reference, killed_run_config, server_url, tmp_path, monkeypatch
 ):
-    from pipeline import db
-    from pipeline.runner import run_pipeline
+    from pipeline.core import db
+    from pipeline.operations.runner import run_pipeline
 
     reference = reliability_reference
     for strike in strikes(point, reference):
@@ -334,7 +334,7 @@ def test_crash_at_a_point_then_rerun_ends_as_a_clean_run(
 
 def test_the_checks_find_what_they_look_for(reliability_reference, server_url):
     """Each invariant check, on a copy of a clean warehouse with one thing broken on purpose."""
-    from pipeline import db
+    from pipeline.core import db
 
     name, url = create_database(server_url, template=reliability_reference.day1_template)
     query = querier(url)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from pipeline import db
+from pipeline.core import db
 
 EXPECTED_TABLES = {
     ("bronze", "crm_customers_raw"),

@@ -23,7 +23,7 @@ METALAYER = str(Path(sys.executable).with_name("metalayer"))
 
 def embedded(server_url: str) -> bool:
     """Whether the tests' server is the embedded one of this session (which a test may restart)."""
-    from pipeline import db
+    from pipeline.core import db
 
     return make_url(server_url).query.get("host") == str(db.metalayer_home() / "pgdata") and db.embedded_is_running()
 
@@ -39,8 +39,8 @@ def wait_for_backend(query, application: str, process: subprocess.Popen, seconds
 def test_server_restart_in_the_middle_of_a_run(warehouse, query, server_url, reliability_reference):
     """`pg_ctl restart -m fast` while silver sales runs: the cut task retries and the run succeeds;
     the next run leaves the data of clean runs."""
-    from pipeline import db
-    from pipeline.runner import run_pipeline
+    from pipeline.core import db
+    from pipeline.operations.runner import run_pipeline
 
     env = {**os.environ, "DATABASE_URL": warehouse}
     process = subprocess.Popen(
@@ -101,8 +101,8 @@ def test_server_down_longer_than_the_retries_fails_the_run_cleanly(
     """The server stops while silver sales runs and stays down: the run gives up with exit 1 and a message
     (no traceback), nothing half-written; once the server is back the next run marks it abandoned and
     completes, and the data equal clean runs'."""
-    from pipeline import db
-    from pipeline.runner import run_pipeline
+    from pipeline.core import db
+    from pipeline.operations.runner import run_pipeline
 
     if not embedded(server_url):
         pytest.skip("stops the server: only the tests' own embedded one")
@@ -154,7 +154,7 @@ def held_lock(warehouse):
     """Hold a share lock on a table (reads pass, writes wait) in an open transaction until released."""
     from psycopg2 import sql
 
-    from pipeline import db
+    from pipeline.core import db
 
     conn = db.connect(warehouse, application_name="test lock holder")
 
@@ -170,7 +170,7 @@ def held_lock(warehouse):
 def test_lock_held_past_lock_timeout_is_a_transient_error_retried_in_the_task(
     warehouse, query, reliability_reference, luigi_setting, held_lock
 ):
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.runner import run_pipeline
 
     luigi_setting("operations", "lock_timeout_seconds", 0.5)
     luigi_setting("retries", "SilverSales", 1)  # no Luigi retry: a success can only come from the task's own
@@ -201,7 +201,7 @@ def test_statement_past_statement_timeout_fails_the_task_without_a_retry(
     warehouse, query, reliability_reference, luigi_setting, held_lock
 ):
     """A statement that runs too long is a hang, not a hiccup: cancelled, and not retried in the task."""
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.runner import run_pipeline
 
     luigi_setting("operations", "statement_timeout_seconds", 0.5)
     luigi_setting("operations", "lock_timeout_seconds", 0)  # waits count against the statement timeout only
@@ -226,8 +226,8 @@ def test_a_server_that_does_not_answer_is_an_error_after_the_connect_timeout(war
     """A listening socket that never speaks: the connection gives up after connect_timeout, a transient error."""
     import psycopg2
 
-    from pipeline import db
     from pipeline.base import is_transient
+    from pipeline.core import db
 
     assert db.connect(warehouse).get_dsn_parameters()["connect_timeout"] == str(db.CONNECT_TIMEOUT_SECONDS) == "10"
     with socket.socket() as silent:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import db
-from pipeline.runner import run_pipeline
+from pipeline.core import db
+from pipeline.operations.runner import run_pipeline
 from tests.conftest import REPO_ROOT, write_landing
 
 # Extract dates end today: a deletion is stamped with the source's clock, and a version after it must not
@@ -273,7 +273,7 @@ def test_expected_failures_of_the_source(crm, warehouse, query, tmp_path, monkey
         assert "What to do:" in error and "Traceback" not in error
     # A missing table or column fails once; a refused connection is retried like a lost warehouse connection
     # (luigi.cfg [operations] transient_retries), then fails with the same message. Never by Luigi again.
-    from pipeline.config import operations
+    from pipeline.core.config import operations
 
     attempts = 1 + operations().transient_retries if setting == "unreachable" else 1
     assert len(errors) == attempts
@@ -363,7 +363,7 @@ def test_console_and_exporter_show_each_sources_watermark_and_lag(crm, warehouse
     from streamlit.testing.v1 import AppTest
 
     from console import data
-    from pipeline.metrics import warehouse_metrics
+    from pipeline.operations.metrics import warehouse_metrics
 
     landing = landing_for(tmp_path, DAYS[:1])
     result = run_pipeline(DAYS[0], landing=landing, trigger="test")

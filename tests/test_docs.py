@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from pipeline.db import REPO_ROOT
+from pipeline.core.db import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
 

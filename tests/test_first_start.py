@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pipeline import db
+from pipeline.core import db
 
 METALAYER = Path(sys.executable).parent / "metalayer"
 COMMAND_TIMEOUT = 120

@@ -71,7 +71,7 @@ def expected_shares_by_pandas(landing: Path) -> dict[str, float]:
 
 
 def test_gate_fails_a_run_that_quarantines_half_its_sales(warehouse, query, tmp_path):
-    from pipeline.runner import format_summary, run_pipeline
+    from pipeline.operations.runner import format_summary, run_pipeline
 
     landing = lossy_landing(tmp_path)
     result = run_pipeline(DAY, landing=landing, trigger="test")
@@ -119,7 +119,7 @@ def test_gate_fails_a_run_that_quarantines_half_its_sales(warehouse, query, tmp_
 
 
 def test_on_breach_warn_passes_the_same_run_and_shows_the_share(warehouse, query, tmp_path, luigi_setting):
-    from pipeline.runner import format_summary, run_pipeline
+    from pipeline.operations.runner import format_summary, run_pipeline
 
     luigi_setting("quality", "on_breach", "warn")
     result = run_pipeline(DAY, landing=lossy_landing(tmp_path), trigger="test")
@@ -142,7 +142,7 @@ def test_on_breach_warn_passes_the_same_run_and_shows_the_share(warehouse, query
 def test_share_counts_broken_lines_and_drops_not_duplicates(warehouse, query, tmp_path, luigi_setting):
     """Bronze rejects and silver drops are loss, exact copies and superseded versions are not: checked
     against the quarantine and duplicate tables read with pandas."""
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.runner import run_pipeline
 
     luigi_setting("quality", "on_breach", "warn")
     sales = SALES_HEADER + "".join(
@@ -298,7 +298,7 @@ def test_a_quality_gate_breach_from_the_cli_has_no_traceback(warehouse, query, t
 
 
 def test_a_fail_severity_rule_reads_as_the_rule_and_what_to_do(warehouse, query, tmp_path, luigi_setting):
-    from pipeline.runner import format_summary, run_pipeline
+    from pipeline.operations.runner import format_summary, run_pipeline
     from tests.conftest import REPO_ROOT
 
     rules = (REPO_ROOT / "sql" / "quality_rules.toml").read_text()
@@ -320,7 +320,7 @@ def test_a_fail_severity_rule_reads_as_the_rule_and_what_to_do(warehouse, query,
 
 def test_an_unexpected_error_keeps_its_traceback_in_the_log_and_names_the_task(warehouse, query, tmp_path, monkeypatch):
     """An unexpected error: the summary names the task and the message; the traceback is in the log."""
-    from pipeline.runner import format_summary, run_pipeline
+    from pipeline.operations.runner import format_summary, run_pipeline
     from pipeline.tasks_silver import SilverQualityGate
 
     def broken(self, conn):
@@ -340,7 +340,7 @@ def test_an_unexpected_error_keeps_its_traceback_in_the_log_and_names_the_task(w
 
 def test_failure_text_of_expected_and_unexpected_errors():
     from pipeline.base import ExpectedFailure, failure_text, recorded_error
-    from pipeline.ingest import LandingFileError
+    from pipeline.core.ingest import LandingFileError
     from pipeline.tasks_silver import QualityGateFailed
 
     landing = LandingFileError(Path("/landing/2026-11-20/erp_sales.csv"), 1, "header lacks quantity")
@@ -361,7 +361,7 @@ def test_failure_text_of_expected_and_unexpected_errors():
 def test_the_default_limit_is_five_percent_and_documented():
     import configparser
 
-    from pipeline.config import quality
+    from pipeline.core.config import quality
     from tests.conftest import REPO_ROOT
 
     parser = configparser.ConfigParser()

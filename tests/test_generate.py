@@ -1,4 +1,4 @@
-"""Tests for pipeline.generate: determinism, layout, and that manifest.json tells the truth.
+"""Tests for pipeline.sample.generate: determinism, layout, and that manifest.json tells the truth.
 
 The files are re-parsed here independently of the generator, with the bronze
 loader's rule: a record is one physical line, unless the line has an odd number
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import generate as gen_module
-from pipeline.generate import generate
-from pipeline.sources import CRM_CUSTOMERS, ERP_PRODUCTS, ERP_SALES, REGIONS
+from pipeline.core.sources import CRM_CUSTOMERS, ERP_PRODUCTS, ERP_SALES, REGIONS
+from pipeline.sample import generate as gen_module
+from pipeline.sample.generate import generate
 
 START = date(2025, 3, 7)
 SMALL = dict(start_date=START, days=3, customers=2000, orders=3000, products=88, seed=42)

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from pipeline.runner import run_pipeline
+from pipeline.operations.runner import run_pipeline
 from tests.conftest import write_landing
 from tests.test_bronze import CUSTOMERS_HEADER, PRODUCTS, SALES_HEADER
 
@@ -115,7 +115,7 @@ def test_scd2_any_order_of_dates_gives_the_same_dimension(warehouse, query, tmp_
 
 
 def test_dimensions_match_pandas_on_generated_data(warehouse, query, tmp_path):
-    from pipeline.generate import generate
+    from pipeline.sample.generate import generate
 
     landing = tmp_path / "landing"
     generate(landing, date(2026, 11, 1), days=3, customers=2000, orders=3000)
@@ -186,7 +186,7 @@ def test_fact_takes_the_version_valid_at_the_order_date_even_when_it_arrives_lat
 
 
 def test_fact_matches_pandas_and_has_no_orphans(warehouse, query, tmp_path):
-    from pipeline.generate import generate
+    from pipeline.sample.generate import generate
 
     landing = tmp_path / "landing"
     generate(landing, date(2026, 11, 1), days=3, customers=2000, orders=3000)
@@ -229,7 +229,7 @@ def test_fact_matches_pandas_and_has_no_orphans(warehouse, query, tmp_path):
 def test_aggregates_match_pandas_and_revenue_is_conserved(warehouse, query, tmp_path):
     from decimal import ROUND_HALF_UP, Decimal
 
-    from pipeline.generate import generate
+    from pipeline.sample.generate import generate
 
     landing = tmp_path / "landing"
     generate(landing, date(2026, 11, 1), days=3, customers=2000, orders=3000)
@@ -357,7 +357,7 @@ def test_cohort_retention_by_hand_and_against_pandas(warehouse, query, tmp_path)
 
 
 def test_cohort_matrix_matches_pandas_on_generated_data(warehouse, query, tmp_path):
-    from pipeline.generate import generate
+    from pipeline.sample.generate import generate
 
     landing = tmp_path / "landing"
     generate(landing, date(2026, 11, 1), days=2, customers=2000, orders=3000)
@@ -391,8 +391,8 @@ def test_cohort_matrix_matches_pandas_on_generated_data(warehouse, query, tmp_pa
 def test_customer_clv_summary_and_predictions_match_an_independent_computation(warehouse, query, tmp_path):
     import numpy as np
 
-    from pipeline import clv
-    from pipeline.generate import generate
+    from pipeline.clv import models as clv
+    from pipeline.sample.generate import generate
 
     landing = tmp_path / "landing"
     generate(landing, date(2026, 11, 1), days=1, customers=2000, orders=6000)
@@ -524,8 +524,8 @@ def gold_snapshot(query, as_of: date) -> dict:
 def test_any_sequence_of_runs_and_reprocessing_ends_in_the_same_gold(warehouse, query, server_url, tmp_path):
     import os
 
-    from pipeline import db
-    from pipeline.generate import generate
+    from pipeline.core import db
+    from pipeline.sample.generate import generate
 
     landing = tmp_path / "landing"
     first = date(2026, 11, 1)
@@ -724,8 +724,8 @@ def test_incremental_aggregates_catch_up_over_several_batches(warehouse, query, 
 
 
 def test_clv_and_kpis_from_the_purchase_summary_equal_those_from_the_fact(warehouse, query, tmp_path):
-    from pipeline import db
-    from pipeline.generate import generate
+    from pipeline.core import db
+    from pipeline.sample.generate import generate
     from pipeline.tasks_gold import purchase_summary_covers
 
     landing = tmp_path / "landing"
@@ -762,7 +762,7 @@ def test_float8_arrays_round_trip_through_binary_copy(warehouse, query):
     import numpy as np
     from psycopg2 import sql
 
-    from pipeline import db
+    from pipeline.core import db
     from pipeline.tasks_gold import copy_in_float8, copy_out_float8
 
     values = np.array([0.0, -1.5, 1 / 3, 1e300, np.nan, 123456789.123456789])
@@ -804,9 +804,9 @@ def test_tuning_knobs_reach_the_tasks_sessions(warehouse, query, reliability_lan
     (PostgreSQL refuses a value it cannot parse, naming the setting)."""
     import configparser
 
-    from pipeline.config import tuning
-    from pipeline.db import REPO_ROOT
-    from pipeline.runner import run_pipeline
+    from pipeline.core.config import tuning
+    from pipeline.core.db import REPO_ROOT
+    from pipeline.operations.runner import run_pipeline
 
     shipped = configparser.ConfigParser()
     shipped.read(REPO_ROOT / "luigi.cfg")

@@ -26,10 +26,10 @@ from pathlib import Path
 import pytest
 
 from pipeline import extractors
+from pipeline.core.sources import ERP_PRODUCTS, SourceConfigError, parse_source_settings, source_settings
 from pipeline.extractors import http as http_source
-from pipeline.generate import generate
-from pipeline.runner import run_pipeline
-from pipeline.sources import ERP_PRODUCTS, SourceConfigError, parse_source_settings, source_settings
+from pipeline.operations.runner import run_pipeline
+from pipeline.sample.generate import generate
 
 DAY = date(2026, 11, 20)
 NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?")
@@ -260,7 +260,7 @@ def test_a_page_cut_mid_json_fails_the_extract_permanently_and_loads_nothing(
 
 
 def warehouse_home() -> str:
-    from pipeline import db
+    from pipeline.core import db
 
     return str(db.metalayer_home())
 

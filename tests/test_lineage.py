@@ -29,7 +29,7 @@ def expected_lineage(landing, day: date) -> dict[tuple[str, str], set[str]]:
 
 
 def test_every_task_run_records_what_it_read_and_wrote(warehouse, query, reliability_landing):
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.runner import run_pipeline
 
     for day in (DAY1, DAY2):
         result = run_pipeline(day, landing=reliability_landing, trigger="test")
@@ -62,7 +62,7 @@ def test_every_task_run_records_what_it_read_and_wrote(warehouse, query, reliabi
 
 
 def test_a_failed_task_records_no_lineage(warehouse, query, tmp_path):
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.runner import run_pipeline
     from tests.conftest import write_landing
 
     write_landing(

@@ -139,7 +139,7 @@ def test_a_killed_command_is_closed_by_the_next_one(warehouse, query, tmp_path):
 
     landing = seed_day(tmp_path)
     # A share lock on the loads' table holds the first bronze task inside its transaction.
-    from pipeline import db
+    from pipeline.core import db
 
     gate = db.connect(warehouse)
     try:
@@ -189,11 +189,11 @@ def test_the_shared_parameters_are_declared_once_and_passed_down_by_clone():
 
     import luigi
 
-    from pipeline.db import REPO_ROOT
+    from pipeline.core.db import REPO_ROOT
     from pipeline.master import MasterTask
 
     declared = []
-    for module in sorted((REPO_ROOT / "pipeline").glob("*.py")):
+    for module in sorted((REPO_ROOT / "pipeline").rglob("*.py")):
         for node in ast.walk(ast.parse(module.read_text())):
             if isinstance(node, ast.ClassDef):
                 for statement in node.body:
@@ -228,8 +228,8 @@ def test_every_task_declares_its_layer_and_a_table_of_that_layer():
     import luigi
 
     from console.graph import task_graph
-    from pipeline.ops import layer_of
-    from pipeline.sla import _families
+    from pipeline.operations.maintenance import layer_of
+    from pipeline.operations.sla import _families
 
     schemas = {"bronze": ("bronze",), "silver": ("silver", "meta"), "gold": ("gold",), "anomalies": ("meta",)}
     graph = task_graph()
@@ -242,3 +242,31 @@ def test_every_task_declares_its_layer_and_a_table_of_that_layer():
         _families("gold")
     )
     assert layer_of(registry.get_task_cls("Anomalies")(date=date(2026, 11, 21))) == "anomalies"
+
+
+def test_imports_go_downward_only():
+    """core <- quality, clv, extractors <- tasks (base, tasks_*, master) <- operations, cli, bench; the console
+    uses any of them. Checked on the import statements of every module, at any depth of the function."""
+    import ast
+
+    from pipeline.core.db import REPO_ROOT
+
+    def part(module: str) -> str:
+        name = module.split(".")[1] if module.count(".") else ""
+        if name in ("core", "quality", "clv", "operations", "sample", "extractors"):
+            return name
+        if name in ("base", "master") or name.startswith("tasks_"):
+            return "tasks"
+        return "entry"  # cli, bench, quickstart, the package itself
+
+    rank = {"core": 0, "quality": 1, "clv": 1, "extractors": 1, "tasks": 2, "sample": 2, "operations": 3, "entry": 4}
+    upward = []
+    for path in sorted((REPO_ROOT / "pipeline").rglob("*.py")):
+        module = ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pipeline"):
+                targets = [node.module] if node.module != "pipeline" else [f"pipeline.{a.name}" for a in node.names]
+                for target in targets:
+                    if rank[part(target)] > rank[part(module)] and part(target) != part(module):
+                        upward.append(f"{module} imports {target}")
+    assert upward == []

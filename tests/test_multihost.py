@@ -99,7 +99,7 @@ def test_a_second_host_joins_the_run_in_progress(
     reference,  # noqa: F811
     tmp_path,
 ):
-    from pipeline import db
+    from pipeline.core import db
 
     one, two = host(tmp_path, "host-1"), host(tmp_path, "host-2")
     # Every load records itself in meta.ingested_files: holding a share lock on it stops each host in its
@@ -137,7 +137,7 @@ def test_a_second_host_joins_the_run_in_progress(
 
 
 def test_join_refuses_a_run_on_a_local_scheduler(warehouse, query, reliability_landing, tmp_path):
-    from pipeline.runs import date_lock, start_run
+    from pipeline.core.runs import date_lock, start_run
 
     run_id = start_run(warehouse, DAY, "test", scheduler="local")
     with date_lock(warehouse, DAY, run_id):

@@ -33,7 +33,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline import db
+from pipeline.core import db
 from tests.conftest import free_port
 from tests.test_compose import interpolate, load_compose
 
@@ -110,7 +110,7 @@ class Stack:
             return cur.fetchall() if cur.description else []
 
     def run(self, run_date: date, landing: Path) -> subprocess.CompletedProcess:
-        """What the scheduler's cron line runs (pipeline/ops.py cron_entry), through luigid."""
+        """What the scheduler's cron line runs (pipeline/operations/maintenance.py cron_entry), through luigid."""
         return subprocess.run(
             [
                 str(METALAYER),
@@ -435,7 +435,7 @@ def test_alert_rules_load_and_a_failed_run_and_an_sla_miss_fire(stack):
         success_finished, abs=1e-3
     )
 
-    # An SLA miss as pipeline/sla.py records it.
+    # An SLA miss as pipeline/operations/sla.py records it.
     stack.sql(
         "insert into meta.sla_misses (run_id, run_date, layer, message) values ('r', %s, 'gold', 'late')",
         (MISSING_DATE,),
@@ -510,8 +510,8 @@ def test_the_dashboard_is_valid_and_uses_the_provisioned_datasource():
 def test_metric_names_follow_prometheus_conventions(warehouse, query, seed_landing):
     from prometheus_client.core import CounterMetricFamily
 
-    from pipeline.metrics import run_metrics, warehouse_metrics
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.metrics import run_metrics, warehouse_metrics
+    from pipeline.operations.runner import run_pipeline
 
     result = run_pipeline(RUN_DATE, landing=seed_landing, trigger="test")
     assert result.success, result.luigi_summary
@@ -550,7 +550,7 @@ def test_metric_names_follow_prometheus_conventions(warehouse, query, seed_landi
 def test_an_unreadable_warehouse_is_metalayer_up_0_not_a_failed_scrape(server_url):
     from prometheus_client import generate_latest
 
-    from pipeline.exporter import WarehouseCollector
+    from pipeline.operations.exporter import WarehouseCollector
 
     missing = db.url_with_database(server_url, f"missing_{uuid.uuid4().hex[:8]}")
     from prometheus_client.registry import CollectorRegistry
@@ -565,13 +565,13 @@ def test_an_unreadable_warehouse_is_metalayer_up_0_not_a_failed_scrape(server_ur
 def test_push_is_false_without_a_gateway_for_an_unknown_run_and_when_the_gateway_is_down(
     warehouse, luigi_setting, caplog
 ):
-    from pipeline.metrics import push_run_metrics
-    from pipeline.runs import start_run
+    from pipeline.core.runs import start_run
+    from pipeline.operations.metrics import push_run_metrics
 
     run_id = start_run(warehouse, RUN_DATE, "test")
     assert push_run_metrics(warehouse, run_id) is False  # luigi.cfg sets no pushgateway_url
     closed = f"http://127.0.0.1:{free_port()}"
-    with caplog.at_level(logging.WARNING, logger="pipeline.metrics"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.operations.metrics"):
         assert push_run_metrics(warehouse, "no-such-run", gateway=closed) is False
         luigi_setting("metrics", "pushgateway_url", closed)
         assert push_run_metrics(warehouse, run_id) is False

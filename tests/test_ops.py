@@ -160,8 +160,8 @@ def test_master_task_with_two_workers_against_luigid(luigid, query, seed_landing
 
 
 def test_backfill_runs_dates_in_order_and_reports_missing_folders(warehouse, query, tmp_path):
-    from pipeline.generate import generate
-    from pipeline.ops import backfill
+    from pipeline.operations.maintenance import backfill
+    from pipeline.sample.generate import generate
 
     landing = tmp_path / "landing"
     generate(landing, DAY1, days=3, customers=600, orders=900)
@@ -185,8 +185,8 @@ def test_backfill_runs_dates_in_order_and_reports_missing_folders(warehouse, que
 
 
 def test_rerun_of_a_silver_task_reruns_silver_and_gold_not_bronze_and_gold_is_identical(warehouse, query, seed_landing):
-    from pipeline.ops import rerun, select_tasks
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.maintenance import rerun, select_tasks
+    from pipeline.operations.runner import run_pipeline
 
     def warehouse_tables() -> dict:
         # Change-tracking bookkeeping of the incremental aggregates is not warehouse data.
@@ -251,8 +251,8 @@ def test_arguments_that_can_not_work_are_refused_with_a_message_not_a_traceback(
 
 
 def test_cron_entry_runs_the_day_and_overlapping_runs_do_not_double_process(warehouse, query, tmp_path):
-    from pipeline.generate import generate
-    from pipeline.ops import CRON_TAG, cron_entry, merge_crontab
+    from pipeline.operations.maintenance import CRON_TAG, cron_entry, merge_crontab
+    from pipeline.sample.generate import generate
 
     today = date.today()
     landing = tmp_path / "landing"
@@ -291,7 +291,7 @@ def test_cron_entry_runs_the_day_and_overlapping_runs_do_not_double_process(ware
 
 def test_transient_database_error_is_retried_inside_the_task(warehouse, query, seed_landing):
     """The server drops the task's connection mid-statement; the task retries and the run succeeds."""
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.runner import run_pipeline
 
     killed = []
 
@@ -325,13 +325,13 @@ def test_transient_database_error_is_retried_inside_the_task(warehouse, query, s
 def test_failed_task_is_retried_by_luigi_with_the_configured_policy(warehouse, query, seed_landing):
     """A missing table fails silver customers; it is back before Luigi's retry, which succeeds."""
     from pipeline.base import WarehouseTask
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.runner import run_pipeline
     from pipeline.tasks_silver import SilverCustomers, SilverQualityGate
 
     assert SilverQualityGate(date=DAY1).retry_count == 1  # luigi.cfg [retries]
     assert SilverCustomers(date=DAY1).retry_count is None  # [scheduler] retry_count applies
     assert isinstance(SilverCustomers(date=DAY1), WarehouseTask)
-    from pipeline import db
+    from pipeline.core import db
 
     db.ensure_bootstrapped(warehouse)  # once per process: the run does not recreate the table below
     query("alter table silver.customer_versions rename to customer_versions_away")
@@ -381,7 +381,7 @@ def webhook():
 
 
 def test_sla_breach_is_recorded_and_posted_to_the_webhook(warehouse, query, seed_landing, luigi_setting, webhook):
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.runner import run_pipeline
 
     url, received = webhook
     luigi_setting("alerts", "webhook_url", url)
@@ -410,7 +410,7 @@ def test_sla_breach_is_recorded_and_posted_to_the_webhook(warehouse, query, seed
 def test_failure_and_low_quality_alerts_reach_a_real_smtp_server(warehouse, query, tmp_path, luigi_setting):
     from aiosmtpd.controller import Controller
 
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.runner import run_pipeline
 
     class Inbox:
         messages: list = []
@@ -452,8 +452,8 @@ def test_failure_and_low_quality_alerts_reach_a_real_smtp_server(warehouse, quer
 
 
 def test_purge_removes_only_what_is_past_the_window(warehouse, query, seed_landing):
-    from pipeline.ops import purge
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.maintenance import purge
+    from pipeline.operations.runner import run_pipeline
 
     for day in (DAY1, DAY2):
         assert run_pipeline(day, landing=seed_landing, trigger="test").success

@@ -18,7 +18,7 @@ from datetime import date
 import psycopg2
 import pytest
 
-from pipeline import db
+from pipeline.core import db
 from tests.conftest import REPO_ROOT, RUN_COLUMNS, table_checksums
 from tests.debian_postgres import binaries, debian_postgres
 from tests.test_cleaning import NASTY, TEXT_FUNCTIONS, junk_strings, run
@@ -78,7 +78,7 @@ def cleaning_inputs() -> list[str | None]:
     """Every input test_cleaning.py throws at the functions, plus every assigned letter of the
     Basic Multilingual Plane alone, inside a lower-case word, inside an upper-case word and after
     a space, and every Unicode space between two words."""
-    from pipeline import generate as gen
+    from pipeline.sample import generate as gen
 
     letters = [
         chr(c)
@@ -153,8 +153,8 @@ WHEN_WRITTEN = (*RUN_COLUMNS, "created_at")
 
 
 def test_whole_pipeline_on_15_equals_the_embedded_18(pg15_warehouse, warehouse, query, tmp_path, monkeypatch):
-    from pipeline.generate import generate
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.runner import run_pipeline
+    from pipeline.sample.generate import generate
 
     landing = tmp_path / "landing"
     first = date(2026, 11, 20)

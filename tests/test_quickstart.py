@@ -31,7 +31,7 @@ def test_quickstart_seeds_runs_and_is_idempotent(warehouse, query, tmp_path):
 
 
 def test_a_missing_extract_is_named_in_the_summary(warehouse, query, tmp_path):
-    from pipeline.runner import format_summary, run_pipeline
+    from pipeline.operations.runner import format_summary, run_pipeline
 
     (tmp_path / "landing").mkdir()
     result = run_pipeline(date(2026, 11, 21), landing=tmp_path / "landing", trigger="test")

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from pipeline.runner import run_pipeline
-from pipeline.sources import SourceConfigError, parse_source_settings, vocabulary_key
+from pipeline.core.sources import SourceConfigError, parse_source_settings, vocabulary_key
+from pipeline.operations.runner import run_pipeline
 
 FIXTURE = Path(__file__).parent / "data" / "realworld"
 DAY = date(1998, 6, 30)
@@ -199,7 +199,7 @@ def test_clv_on_the_company_history_is_the_plain_maximum_likelihood_fit(realworl
     """Summary from pandas over the file, fit with no penalty: gold holds exactly that fit, recorded as plain."""
     import numpy as np
 
-    from pipeline import clv
+    from pipeline.clv import models as clv
 
     sales = read("erp_sales.csv")
     sales["order_date"] = sales["order_date"].str[:10].map(date.fromisoformat)

@@ -74,7 +74,7 @@ SQL_CALLS = {"execute", "executemany", "copy_expert", "mogrify", "read_sql", "re
 TEXT_METHODS = {"read_text", "strip", "rstrip", "lstrip", "removesuffix", "removeprefix"}
 # Query text that is neither a constant nor a file, each reviewed: (file, source of the expression) -> why.
 REVIEWED = {
-    ("pipeline/quality.py", "p['sql']"): "an `expression` rule's predicate from sql/quality_rules.toml, "
+    ("pipeline/quality/rules.py", "p['sql']"): "an `expression` rule's predicate from sql/quality_rules.toml, "
     "reviewed configuration like the .sql files, never data",
     (
         "pipeline/tasks_gold.py",

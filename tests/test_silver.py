@@ -12,7 +12,7 @@ from pathlib import Path
 import luigi.configuration
 import pytest
 
-from pipeline.runner import run_pipeline
+from pipeline.operations.runner import run_pipeline
 
 SMALL = Path(__file__).parent / "data" / "small"
 SMALL_DAY = date(2026, 11, 20)
@@ -268,7 +268,7 @@ def conservation(query, table: str, source: str) -> list[tuple]:
 
 
 def test_conservation_holds_over_five_days(warehouse, query, tmp_path):
-    from pipeline.generate import generate
+    from pipeline.sample.generate import generate
 
     landing = tmp_path / "landing"
     generate(landing, date(2026, 11, 1), days=5, customers=2000, orders=3000)
@@ -308,7 +308,7 @@ def test_reprocessing_a_date_changes_nothing(warehouse, query, seed_landing):
 
 
 def test_days_in_any_order_end_in_the_same_silver(warehouse, query, seed_landing, server_url):
-    from pipeline import db
+    from pipeline.core import db
 
     assert run_pipeline(date(2026, 11, 20), landing=seed_landing, trigger="test").success
     assert run_pipeline(date(2026, 11, 21), landing=seed_landing, trigger="test").success

@@ -20,10 +20,11 @@ from pathlib import Path
 import luigi
 import pytest
 
-from pipeline import db
-from pipeline.generate import generate
+from pipeline.core import db
+from pipeline.core.landing import readiness
+from pipeline.operations.watch import FolderTracker
+from pipeline.sample.generate import generate
 from pipeline.tasks_bronze import ErpSalesRaw, LandingReady
-from pipeline.watch import FolderTracker, readiness
 from tests.test_compose import load_compose
 
 DAY = date(2026, 11, 20)
@@ -193,7 +194,7 @@ def test_a_date_dropped_file_by_file_runs_once_a_growing_file_waits_and_a_failed
 def test_a_success_file_runs_the_folder_at_once_and_a_date_delivered_before_is_not_run_again(
     warehouse, query, extracts, tmp_path, watcher
 ):
-    from pipeline.runner import run_pipeline
+    from pipeline.operations.runner import run_pipeline
 
     landing = tmp_path / "landing"
     first, second, third = DAY, DAY + timedelta(days=1), DAY + timedelta(days=2)

@@ -6,7 +6,7 @@ import streamlit as st
 
 from console import auth, data, graph, ui
 from console.launcher import EXIT_ALREADY_RUNNING, LAUNCHER, Action, Launch, LaunchRefused, plan
-from pipeline.config import landing_dir
+from pipeline.core.config import landing_dir
 
 POLL_SECONDS = 2
 SESSION_LAUNCHES = "ops_launches"

@@ -74,7 +74,7 @@ if run["status"] == "failed" and run["error"]:
 def sla_state() -> None:
     misses = data.query("sla_misses", run_id=run["run_id"])
     try:
-        from pipeline.sla import thresholds
+        from pipeline.operations.sla import thresholds
 
         limit = thresholds()["run"]
     except ImportError:  # an older pipeline without SLA settings

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from pipeline.sources import SourceSettings
+from pipeline.core.sources import SourceSettings
 
 
 @dataclass

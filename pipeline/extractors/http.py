@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from pipeline import db
-from pipeline.base import ExpectedFailure
+from pipeline.core import db
+from pipeline.core.errors import ExpectedFailure
+from pipeline.core.sources import SourceConfigError, SourceSettings
 from pipeline.extractors import Extracted
-from pipeline.sources import SourceConfigError, SourceSettings
 
 PAGINATIONS = ("none", "page", "cursor", "link")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})

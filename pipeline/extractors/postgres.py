@@ -36,9 +36,9 @@ import psycopg2
 import psycopg2.errors
 from psycopg2 import sql
 
-from pipeline import db
+from pipeline.core import db
+from pipeline.core.sources import SourceConfigError, SourceSettings
 from pipeline.extractors import Extracted
-from pipeline.sources import SourceConfigError, SourceSettings
 
 EXTRACT_KEYS = {"dsn_env", "table", "query", "watermark_column", "lookback", "key_snapshot_every", "key_column"}
 TIMESTAMP_TYPES = {"timestamp with time zone", "timestamp without time zone", "date"}

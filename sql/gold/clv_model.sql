@@ -1,4 +1,4 @@
--- gold.clv_model: the two model fits of the run date (pipeline/clv.py, fitted by
+-- gold.clv_model: the two model fits of the run date (pipeline/clv/models.py, fitted by
 -- CustomerClv), replacing the date's earlier ones. One row per model; params is
 -- null (and message says why) when a fit failed.
 delete from gold.clv_model

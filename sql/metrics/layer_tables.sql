@@ -1,4 +1,4 @@
--- The base tables of the bronze, silver and gold schemas; pipeline/metrics.py
+-- The base tables of the bronze, silver and gold schemas; pipeline/operations/metrics.py
 -- counts the rows of each in one statement.
 with layer_tables as (
     select

@@ -186,7 +186,7 @@ create table if not exists meta.lineage (
 create index if not exists lineage_downstream_idx on meta.lineage (downstream, run_date);
 create index if not exists lineage_upstream_idx on meta.lineage (upstream, run_date);
 
--- Checksums of the schema files applied (pipeline/db.py): processes skip the
+-- Checksums of the schema files applied (pipeline/core/db.py): processes skip the
 -- bootstrap when theirs is here, so starting a process never takes DDL locks.
 create table if not exists meta.schema_versions (
     checksum text primary key,

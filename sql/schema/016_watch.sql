@@ -1,4 +1,4 @@
--- The landing watcher (`metalayer watch`, pipeline/watch.py) starts runs with trigger 'watch'.
+-- The landing watcher (`metalayer watch`, pipeline/operations/watch.py) starts runs with trigger 'watch'.
 alter table meta.pipeline_runs drop constraint if exists pipeline_runs_trigger_check;
 alter table meta.pipeline_runs add constraint pipeline_runs_trigger_check
     check (trigger in ('cli', 'cron', 'console', 'backfill', 'test', 'watch'));

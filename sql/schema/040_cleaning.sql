@@ -523,7 +523,7 @@ drop function if exists silver.canonical_region(text);
 -- Vocabularies (sources.toml `vocabularies`): a value is matched onto its
 -- canonical spelling by a normalized key: ASCII letters lower-cased, every run
 -- of characters other than ASCII letters and digits one space, trimmed. So 'pacific', ' PACIFIC', 'Mid
--- Atlantic' and 'New-England' all match their division. pipeline.sources
+-- Atlantic' and 'New-England' all match their division. pipeline.core.sources
 -- computes the same key in Python to refuse two canonical values sharing a key.
 create or replace function silver.vocabulary_key(raw text)
 returns text

@@ -233,7 +233,7 @@ create table if not exists gold.clv_model (
     primary key (as_of_date, model)
 );
 -- The penalty of the fit (lambda on the total -log-likelihood, 0 for plain maximum
--- likelihood; pipeline/clv.py) and why: 'none: ...', 'fallback: ...', 'configured: ...'.
+-- likelihood; pipeline/clv/models.py) and why: 'none: ...', 'fallback: ...', 'configured: ...'.
 alter table gold.clv_model add column if not exists penalizer double precision;
 alter table gold.clv_model add column if not exists penalizer_reason text;
 

@@ -1,6 +1,6 @@
 """Prometheus metrics read from the meta tables.
 
-Two consumers: the exporter (``pipeline/exporter.py``) reads the warehouse's
+Two consumers: the exporter (``pipeline/operations/exporter.py``) reads the warehouse's
 state at every scrape, and a run pushes its own batch metrics to a Pushgateway
 when it ends (luigi.cfg ``[metrics] pushgateway_url``). The SQL is in
 ``sql/metrics/``; both read it through the same builders, so a run's pushed
@@ -21,8 +21,8 @@ from collections.abc import Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from pipeline import db
-from pipeline.runs import TRIGGERS
+from pipeline.core import db
+from pipeline.core.runs import TRIGGERS
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def count_layer_rows(cur) -> list[tuple[str, str, float]]:
 
 def warehouse_metrics(cur) -> list[Metric]:
     """Everything the exporter serves about the warehouse, read in the cursor's transaction."""
-    from pipeline.config import quality
+    from pipeline.core.config import quality
 
     families: list[Metric] = []
 
@@ -344,7 +344,7 @@ def push_run_metrics(url: str, run_id: str, *, gateway: str | None = None) -> bo
     """
     from prometheus_client import pushadd_to_gateway
 
-    from pipeline.config import metrics as metrics_config
+    from pipeline.core.config import metrics as metrics_config
 
     config = metrics_config()
     gateway = gateway or config.pushgateway_url

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from pipeline import db
+from pipeline.core import db
 
 HISTORY_SCHEMA = "luigi_history"
 

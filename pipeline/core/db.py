@@ -38,7 +38,7 @@ from sqlalchemy.exc import ArgumentError
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 SQL_DIR = REPO_ROOT / "sql"
 EMBEDDED_DATABASE = "metalayer"
 # Any constant works; it only has to be the same in every process.

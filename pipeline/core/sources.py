@@ -176,7 +176,7 @@ class SourceSettings:
 def sources_file() -> Path | None:
     import os
 
-    from pipeline.config import metalayer, resolve_path
+    from pipeline.core.config import metalayer, resolve_path
 
     name = os.environ.get("METALAYER_SOURCES_FILE") or metalayer().sources_file
     return resolve_path(name) if name else None

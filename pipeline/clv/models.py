@@ -104,7 +104,7 @@ a ridge (b -> inf)', 'configured: penalizer = 0.5', ...
 
 Speed: identical rows are compressed (np.unique on the stacked columns) into weights, and
 the gamma/log terms are evaluated once per distinct x, t_x and T; likelihood gradients are
-analytic. 1,000,000 customers (daily data) fit in a few seconds: see `python -m pipeline.clv`.
+analytic. 1,000,000 customers (daily data) fit in a few seconds: see `python -m pipeline.clv.models`.
 """
 
 from __future__ import annotations
@@ -1036,6 +1036,6 @@ def _benchmark(n: int = 1_000_000) -> dict:
     }
 
 
-if __name__ == "__main__":  # python -m pipeline.clv [n_customers]
+if __name__ == "__main__":  # python -m pipeline.clv.models [n_customers]
     for key, value in _benchmark(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000).items():
         print(f"{key}: {value}")

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from pipeline import db
+from pipeline.core import db
 
 TRIGGERS = ("cli", "cron", "console", "backfill", "test", "watch")
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from psycopg2 import sql
 
-from pipeline.sources import SourceSettings
+from pipeline.core.sources import SourceSettings
 
 csv.field_size_limit(1 << 30)
 

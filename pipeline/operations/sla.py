@@ -14,9 +14,9 @@ from datetime import UTC, date, datetime, timedelta
 
 from psycopg2 import sql
 
-from pipeline import db
-from pipeline.config import postgres
-from pipeline.config import sla as sla_config
+from pipeline.core import db
+from pipeline.core.config import postgres
+from pipeline.core.config import sla as sla_config
 
 logger = logging.getLogger("metalayer.sla")
 

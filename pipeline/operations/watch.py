@@ -2,7 +2,7 @@
 
 A date folder is complete when it holds a `_SUCCESS` file (the producer says
 so: run at once), or when every file-kind source of the contract (sources.toml
-`kind`, pipeline.sources) has its file and no file in the folder has changed
+`kind`, pipeline.core.sources) has its file and no file in the folder has changed
 in size or modification time for `quiet_seconds`. The same rule, without the
 watcher's memory of earlier polls, is LandingReady's (pipeline/tasks_bronze.py)
 for plain `luigi` runs.
@@ -16,7 +16,6 @@ folder's files change.
 
 from __future__ import annotations
 
-import hashlib
 import signal
 import threading
 import time
@@ -25,68 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from pipeline import db
-from pipeline.runs import RunAlreadyRunning
-from pipeline.sources import SOURCES, source_settings
-
-SUCCESS_FILE = "_SUCCESS"
-
-
-@dataclass(frozen=True)
-class Readiness:
-    ready: bool
-    reason: str
-    fingerprint: str  # sha256 of the folder's file names, sizes and mtimes
-    has_marker: bool = False
-    stage: str = "ready"  # missing | settling | ready: the watcher says so once per change
-
-
-def folder_files(folder: Path) -> list[tuple[str, int, int]]:
-    """(name, size, mtime in ns) of the folder's regular files, hidden and temporary ones included."""
-    files = []
-    try:
-        entries = list(folder.iterdir())
-    except FileNotFoundError:
-        return []
-    for path in entries:
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            continue  # renamed away meanwhile
-        if path.is_file():
-            files.append((path.name, stat.st_size, stat.st_mtime_ns))
-    return sorted(files)
-
-
-def fingerprint(files: list[tuple[str, int, int]]) -> str:
-    return hashlib.sha256(repr(files).encode()).hexdigest()
-
-
-def missing_contract_files(names: set[str]) -> list[str]:
-    """The file-kind sources without a file among `names` (any accepted format)."""
-    missing = []
-    for source in SOURCES.values():
-        if source_settings(source.name).kind == "file" and not set(source.file_names()) & names:
-            missing.append(" or ".join(source.file_names()))
-    return missing
-
-
-def readiness(folder: Path, quiet_seconds: float, now: float | None = None) -> Readiness:
-    """Whether a date folder is complete by the rule above, judged from the files as they are now."""
-    files = folder_files(folder)
-    digest = fingerprint(files)
-    names = {name for name, _, _ in files}
-    if SUCCESS_FILE in names:
-        return Readiness(True, f"{SUCCESS_FILE} present", digest, has_marker=True)
-    missing = missing_contract_files(names)
-    if missing:
-        return Readiness(False, f"waiting for {', '.join(missing)}", digest, stage="missing")
-    age = (now if now is not None else time.time()) - max(mtime for _, _, mtime in files) / 1e9
-    if age < quiet_seconds:
-        return Readiness(
-            False, f"last written {max(age, 0):.1f}s ago, quiet period {quiet_seconds:g}s", digest, stage="settling"
-        )
-    return Readiness(True, f"every contract file present, unchanged for {quiet_seconds:g}s", digest)
+from pipeline.core import db
+from pipeline.core.landing import SUCCESS_FILE, Readiness, readiness
+from pipeline.core.runs import RunAlreadyRunning
 
 
 class FolderTracker:
@@ -195,7 +135,7 @@ class Watcher:
 
     def poll(self, url: str) -> list[tuple[date, str]]:
         """Look at every date folder once; run the complete ones not run before. Returns (date, status) run."""
-        from pipeline.tasks_bronze import extract_dates
+        from pipeline.core.landing import extract_dates
 
         ran = []
         for day in extract_dates(self.landing):
@@ -223,7 +163,7 @@ class Watcher:
         return ran
 
     def run(self, url: str, day: date, state: Readiness) -> str:
-        from pipeline.runner import print_summary, run_pipeline
+        from pipeline.operations.runner import print_summary, run_pipeline
 
         self.say(f"{day}: complete ({state.reason}); running")
         try:

@@ -20,7 +20,6 @@ import psycopg2
 from luigi.execution_summary import LuigiStatusCode
 from psycopg2 import sql
 
-from pipeline import alerts, db, sla
 from pipeline.base import (
     PermanentFailure,
     WarehouseTask,
@@ -29,10 +28,11 @@ from pipeline.base import (
     is_expected,
     is_failed_permanently,
 )
-from pipeline.config import landing_dir as default_landing_dir
-from pipeline.config import quality as quality_config
-from pipeline.master import MasterTask
-from pipeline.runs import (
+from pipeline.core import db
+from pipeline.core.config import landing_dir as default_landing_dir
+from pipeline.core.config import quality as quality_config
+from pipeline.core.landing import missing_landing_files
+from pipeline.core.runs import (
     RunAlreadyRunning,
     close_abandoned_runs,
     date_lock,
@@ -40,6 +40,8 @@ from pipeline.runs import (
     new_run_id,
     start_run,
 )
+from pipeline.master import MasterTask
+from pipeline.operations import alerts, sla
 from pipeline.tasks_silver import quality_summary
 
 Printer = Callable[[str], None]
@@ -389,20 +391,6 @@ def join_run(
     return run
 
 
-def missing_landing_files(landing: str | Path, run_date: date) -> list[str]:
-    """The date's source files that are not in the landing folder (any accepted format); a database or
-    API source (sources.toml kind) has none."""
-    from pipeline.sources import SOURCES, source_settings
-    from pipeline.tasks_bronze import landing_file
-
-    paths = (
-        landing_file(landing, run_date, source)
-        for source in SOURCES.values()
-        if source_settings(source.name).kind == "file"
-    )
-    return [str(path) for path in paths if not path.exists()]
-
-
 @contextmanager
 def _worker_settings(**settings) -> Iterator[None]:
     """Override [worker] settings for one luigi.build in this process."""
@@ -521,7 +509,7 @@ def _alert_quality(url: str, run: RunResult, log: RunLog) -> None:
 
 def _push_metrics(url: str, run_id: str) -> None:
     try:
-        from pipeline.metrics import push_run_metrics
+        from pipeline.operations.metrics import push_run_metrics
     except ImportError:  # the metrics module arrives with the observability work
         return
     push_run_metrics(url, run_id)

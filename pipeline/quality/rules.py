@@ -14,7 +14,7 @@ from pathlib import Path
 
 from psycopg2 import sql
 
-from pipeline.db import SQL_DIR
+from pipeline.core.db import SQL_DIR
 
 RULES_FILE = SQL_DIR / "quality_rules.toml"
 DIMENSIONS = ("completeness", "validity", "uniqueness", "consistency", "timeliness")
@@ -221,7 +221,7 @@ def _load(path: Path, mtime: float) -> RuleSet:
 def load_rules(path: Path | None = None) -> RuleSet:
     """The rules file named in luigi.cfg ([quality] rules_file), re-read when it changes."""
     if path is None:
-        from pipeline.config import quality, resolve_path
+        from pipeline.core.config import quality, resolve_path
 
         path = resolve_path(quality().rules_file)
     return _load(path, path.stat().st_mtime)

@@ -17,13 +17,13 @@ from pathlib import Path
 import luigi
 from psycopg2 import sql
 
-from pipeline import db
 from pipeline.base import WarehouseTask
-from pipeline.config import landing_dir as default_landing_dir
-from pipeline.config import operations, postgres
+from pipeline.core import db
+from pipeline.core.config import landing_dir as default_landing_dir
+from pipeline.core.config import operations, postgres
+from pipeline.core.runs import is_running  # noqa: F401 - part of this module's interface (the console uses it)
 from pipeline.master import MasterTask
-from pipeline.runner import Printer, RunResult, run_pipeline
-from pipeline.runs import is_running  # noqa: F401 - part of this module's interface (the console uses it)
+from pipeline.operations.runner import Printer, RunResult, run_pipeline
 from pipeline.tasks_gold import IncrementalAggregate
 
 LAYER_NAMES = ("bronze", "silver", "gold")

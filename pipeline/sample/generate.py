@@ -128,7 +128,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.sources import CRM_CUSTOMERS, ERP_PRODUCTS, ERP_SALES, REGIONS
+from pipeline.core.sources import CRM_CUSTOMERS, ERP_PRODUCTS, ERP_SALES, REGIONS
 
 __all__ = ["generate"]
 

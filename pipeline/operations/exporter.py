@@ -1,7 +1,7 @@
 """`metalayer exporter`: a Prometheus endpoint over the meta tables.
 
 Every scrape reads the warehouse in one read-only snapshot (the queries of
-``sql/metrics/``, assembled by ``pipeline.metrics.warehouse_metrics``); scrapes
+``sql/metrics/``, assembled by ``pipeline.operations.metrics.warehouse_metrics``); scrapes
 within luigi.cfg ``[metrics] exporter_cache_seconds`` of a read share it. The
 exporter never writes: the schema comes from ``metalayer db bootstrap`` or the
 first run. When the database cannot be read the endpoint still answers, with
@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from pipeline import db
-from pipeline.metrics import warehouse_metrics
+from pipeline.core import db
+from pipeline.operations.metrics import warehouse_metrics
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class WarehouseCollector(Collector):
 
 
 def build_registry(url: str) -> CollectorRegistry:
-    from pipeline.config import metrics
+    from pipeline.core.config import metrics
 
     config = metrics()
     registry = CollectorRegistry(auto_describe=False)

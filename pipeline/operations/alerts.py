@@ -15,8 +15,8 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 
-from pipeline import db
-from pipeline.config import alerts as alerts_config
+from pipeline.core import db
+from pipeline.core.config import alerts as alerts_config
 
 logger = logging.getLogger("metalayer.alerts")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import luigi
 
-from pipeline.db import REPO_ROOT
+from pipeline.core.db import REPO_ROOT
 
 
 class metalayer(luigi.Config):  # noqa: N801 - luigi maps the class name to the [metalayer] section
@@ -77,7 +77,7 @@ class clv(luigi.Config):  # noqa: N801
     penalizer = luigi.OptionalFloatParameter(
         default=None,
         description="unset: plain maximum likelihood, fallback_penalizer only when it fails; "
-        "0: never a penalty; > 0: always this one (on the total -log-likelihood, pipeline/clv.py)",
+        "0: never a penalty; > 0: always this one (on the total -log-likelihood, pipeline/clv/models.py)",
     )
     fallback_penalizer = luigi.FloatParameter(
         default=0.5, description="lambda of the refit when plain maximum likelihood fails; 0: no refit"

@@ -1,0 +1,1 @@
+"""Foundations: database, settings, run bookkeeping, the file loader, the source contract."""

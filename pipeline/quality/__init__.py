@@ -1,0 +1,1 @@
+"""Declarative quality rules compiled to SQL, and the score formulas."""
