@@ -123,10 +123,15 @@ def _is_str(node: ast.AST) -> bool:
     return isinstance(node, ast.JoinedStr) or isinstance(node, ast.Constant) and isinstance(node.value, str)
 
 
+# The one SQL-file loader (pipeline/core/db.py): its argument names a file under sql/ (it refuses any other path),
+# and what it returns is that file's text (sql_text) or sql.SQL of it (sql_statement).
+SQL_FILE_LOADERS = ("sql_text", "sql_statement")
+
+
 def _nodes(node: ast.AST):
     """The expression's nodes, except what names a file that is read (its text is the file's)."""
     yield node
-    if _call_name(node) == "read_text":
+    if _call_name(node) in ("read_text", *SQL_FILE_LOADERS):
         return
     for child in ast.iter_child_nodes(node):
         yield from _nodes(child)
@@ -181,6 +186,8 @@ class SqlScan(ast.NodeVisitor):
         if isinstance(node, ast.Subscript):
             return isinstance(node.value, ast.Name) and node.value.id in self.constant_tables
         name = _call_name(node)
+        if name in SQL_FILE_LOADERS:
+            return True
         if name in TEXT_METHODS and isinstance(node.func, ast.Attribute):
             return name == "read_text" or self.is_text_source(node.func.value)
         if name == "get" and isinstance(node.func.value, ast.Name):
@@ -259,6 +266,7 @@ def test_queries_are_composed_from_constants_files_and_identifiers():
         ('execute_values(cur, f"insert into {t} values %s", rows)', "an f-string passed to execute_values()"),
         ('sql.SQL(f"select {column} from t")', "an f-string inside sql.SQL()"),
         ("sql.SQL(text_from_somewhere)", "sql.SQL() over text that is neither a constant nor a .sql file"),
+        ('cur.execute(db.sql_text("x.sql") + f" where {column} = 1")', "text built with % or + passed to execute()"),
         ('pd.read_sql("select * from t where id = " + str(i), conn)', "text built with % or + passed to read_sql()"),
     ],
 )
@@ -276,6 +284,9 @@ def test_the_sql_scan_finds_formatted_queries(source, expected):
         "cur.execute(path.read_text(), params)",
         'cur.execute(sql.SQL((SQL_DIR / "x.sql").read_text().strip().rstrip(";")).format(**parts))',
         'execute_values(cur, "insert into t (a, b) values %s", rows)',
+        'cur.execute(db.sql_text(f"metrics/{name}.sql"), params)',
+        'cur.execute(db.sql_statement(f"silver/steps/{name}.sql").format(**parts), params)',
+        'sql.SQL(sql_text(relative).strip().rstrip(";"))',
     ],
 )
 def test_the_sql_scan_accepts_composed_queries(source):
