@@ -42,7 +42,8 @@ from pipeline.core.runs import (
 )
 from pipeline.master import MasterTask
 from pipeline.operations import alerts, sla
-from pipeline.tasks_silver import quality_summary
+from pipeline.quality.scores import quality_summary
+from pipeline.tasks_silver import silver_tables
 
 Printer = Callable[[str], None]
 # Task families whose message the run summary prints even when they succeed.
@@ -238,7 +239,7 @@ def run_pipeline(
                 luigi_summary=result.summary_text,
                 tasks=task_summary(url, run_id),
                 tables=table_summary(url, run_date),
-                quality=quality_summary(url, run_date),
+                quality=quality_summary(url, run_date, silver_tables()),
                 error=error,
                 log_file=str(log.path),
             )
@@ -382,7 +383,7 @@ def join_run(
             luigi_summary=result.summary_text,
             tasks=task_summary(url, run_id),
             tables=table_summary(url, run_date),
-            quality=quality_summary(url, run_date),
+            quality=quality_summary(url, run_date, silver_tables()),
             error=error,
             log_file=str(log.path),
             joined=True,
