@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import re
+import tomllib
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -589,3 +590,112 @@ def test_rates_are_documented_in_the_module_docstring():
     for rates in (gen_module.CUSTOMER_DEFECT_RATES, gen_module.SALES_DEFECT_RATES):
         for kind, rate in rates.items():
             assert re.search(rf"``{kind}``\s+{rate * 100:g}%", doc), kind
+
+
+# --------------------------------------------------------------------------- vocabularies
+VOCABULARIES = Path(gen_module.__file__).with_name("vocabularies")
+VOCABULARY_FILES = {
+    "states.csv": ("state", "division", "population_millions", "cities", "area_codes"),
+    "email_domains.csv": ("domain", "weight"),
+    "categories.toml": None,
+    "first_names.txt": "FIRST_NAMES",
+    "last_names.txt": "LAST_NAMES",
+    "streets.txt": "_STREETS",
+    "street_suffixes.txt": "_STREET_SUFFIXES",
+    "address_units.txt": "_UNITS",
+    "address_second_lines.txt": "_SECOND_LINES",
+    "brands.txt": "_BRANDS",
+    "months.txt": "_MONTHS",
+}
+
+
+def vocabulary_body(name: str) -> list[str]:
+    """Read independently of the generator: a '#' header line, then the data lines."""
+    lines = (VOCABULARIES / name).read_text(encoding="utf-8").splitlines()
+    assert lines and lines[0].startswith("# ") and len(lines[0]) > 20, f"{name}: needs a one-line header comment"
+    assert len(lines) > 1, f"{name} is empty"
+    return lines[1:]
+
+
+def vocabulary_csv(name: str) -> list[dict[str, str]]:
+    reader = csv.DictReader(vocabulary_body(name), strict=True)
+    rows = list(reader)
+    assert tuple(reader.fieldnames) == VOCABULARY_FILES[name] and rows, name
+    for row in rows:
+        assert None not in row and all(v for v in row.values()), (name, row)
+    return rows
+
+
+def test_vocabulary_files_load_into_the_generator_constants():
+    assert {p.name for p in VOCABULARIES.iterdir()} == {*VOCABULARY_FILES, "README.md"}
+    readme = (VOCABULARIES / "README.md").read_text(encoding="utf-8")
+    for name, constant in VOCABULARY_FILES.items():
+        assert f"`{name}`" in readme, name
+        if name.endswith(".txt"):
+            items = vocabulary_body(name)
+            assert all(s and s == s.strip() for s in items), name
+            assert len(set(items)) == len(items), f"{name} has duplicates"
+            assert getattr(gen_module, constant) == tuple(items), name
+    # states: one row per state, each division a region, positive populations (the draw weights)
+    states = vocabulary_csv("states.csv")
+    assert len(states) == len({r["state"] for r in states}) == 51
+    assert {r["division"] for r in states} == set(REGIONS)
+    assert all(float(r["population_millions"]) > 0 for r in states)
+    assert all(re.fullmatch(r"[2-9]\d\d(\|[2-9]\d\d)*", r["area_codes"]) for r in states)
+    assert gen_module._STATES == tuple(
+        (
+            r["state"],
+            r["division"],
+            float(r["population_millions"]),
+            tuple(r["cities"].split("|")),
+            tuple(int(a) for a in r["area_codes"].split("|")),
+        )
+        for r in states
+    )
+    # e-mail domains: weights positive, aligned with their domains, summing to 1
+    domains = vocabulary_csv("email_domains.csv")
+    assert gen_module.EMAIL_DOMAINS == tuple(r["domain"] for r in domains)
+    weights = [float(r["weight"]) for r in domains]
+    assert all(w > 0 for w in weights) and abs(sum(weights) - 1) < 1e-9
+    assert gen_module._EMAIL_DOMAIN_P.tolist() == weights and len(weights) == len(gen_module.EMAIL_DOMAINS)
+    # categories: a price range and distinct product nouns each
+    categories = tomllib.loads("\n".join(vocabulary_body("categories.toml")))["categories"]
+    assert len(categories) >= 6 and len({c["name"] for c in categories}) == len(categories)
+    for c in categories:
+        assert 0 < c["min_price"] < c["max_price"] and c["products"], c["name"]
+        assert len(set(c["products"])) == len(c["products"]), c["name"]
+    assert gen_module._CATEGORIES == tuple(
+        (c["name"], c["min_price"], c["max_price"], tuple(c["products"])) for c in categories
+    )
+    months = vocabulary_body("months.txt")
+    assert [datetime.strptime(f"{m} 1, 2024", "%B %d, %Y").month for m in months] == list(range(1, 13))
+
+
+def test_generated_values_come_from_the_vocabulary_files(parsed):
+    def fold(name: str) -> str:  # undo messy_name: spaces around and doubled inside, ALL CAPS / all lower
+        return " ".join(name.split()).casefold()
+
+    first = {fold(n) for n in vocabulary_body("first_names.txt")}
+    last = {fold(n) for n in vocabulary_body("last_names.txt")}
+    cities = {r["state"]: set(r["cities"].split("|")) for r in vocabulary_csv("states.csv")}
+    domains = {r["domain"] for r in vocabulary_csv("email_domains.csv")}
+    months = vocabulary_body("months.txt")
+    for d in DATES:
+        rows = as_dicts(parsed[d]["crm_customers.csv"], CRM_CUSTOMERS.columns)
+        assert rows
+        for r in rows:
+            assert fold(r["first_name"]) in first, r["first_name"]
+            assert fold(r["last_name"]) in last, r["last_name"]
+            assert r["city"] in cities[r["state"]], (r["state"], r["city"])
+            if EMAIL_RE.match(r["email"]):
+                assert r["email"].rsplit("@", 1)[1] in domains, r["email"]
+            m = re.fullmatch(r"([A-Z][a-z]+) \d{1,2}, \d{4}", r["signup_date"])
+            assert m is None or m[1] in months, r["signup_date"]
+    categories = {c["name"]: c for c in tomllib.loads("\n".join(vocabulary_body("categories.toml")))["categories"]}
+    brands = vocabulary_body("brands.txt")
+    products = as_dicts(parsed[DATES[0]]["erp_products.csv"], ERP_PRODUCTS.columns)
+    for r in products:
+        c = categories[r["category"]]
+        name = re.sub(r"( Mk \d+)?( \(unlisted\))?$", "", r["product_name"])
+        assert any(name.startswith(b + " ") and name[len(b) + 1 :] in c["products"] for b in brands), name
+        assert c["min_price"] - 1 < float(r["list_price"]) < c["max_price"] + 1, r  # floor(x) + .49 or .99

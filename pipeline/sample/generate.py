@@ -9,6 +9,10 @@ seeded from ``seed`` and the folder index (folder k uses its own streams, so the
 history folder does not depend on ``days``, and ``customers_format`` changes
 nothing but the customers file's serialisation).
 
+The vocabularies (names, states and cities, streets, e-mail domains, product categories,
+brands, month names) are data files in ``pipeline/sample/vocabularies/`` (see its README.md);
+the rates and knobs below stay in this module.
+
 Volumes
 -------
 History folder (``start_date``, ``kind: "history"``):
@@ -119,6 +123,7 @@ import io
 import json
 import math
 import random
+import tomllib
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -237,621 +242,86 @@ _BAD_QUANTITIES = ("two", "3.5x", "three", "1 1/2")
 _BAD_PRICES = ("N/A", "$", "n/a", "TBD")
 
 # --------------------------------------------------------------------------- reference data
-# (state, census division, population in millions, cities, area codes)
-_STATES: tuple[tuple[str, str, float, tuple[str, ...], tuple[int, ...]], ...] = (
-    (
-        "CT",
-        "New England",
-        3.6,
-        ("Hartford", "New Haven", "Stamford", "Bridgeport", "Waterbury"),
-        (860, 203, 475),
-    ),
-    ("ME", "New England", 1.4, ("Portland", "Bangor", "Lewiston", "Augusta"), (207,)),
-    (
-        "MA",
-        "New England",
-        7.0,
-        ("Boston", "Worcester", "Springfield", "Cambridge", "Lowell"),
-        (617, 508, 781, 413, 978),
-    ),
-    ("NH", "New England", 1.4, ("Manchester", "Nashua", "Concord", "Dover"), (603,)),
-    ("RI", "New England", 1.1, ("Providence", "Warwick", "Cranston", "Newport"), (401,)),
-    ("VT", "New England", 0.65, ("Burlington", "Montpelier", "Rutland"), (802,)),
-    (
-        "NJ",
-        "Mid-Atlantic",
-        9.3,
-        ("Newark", "Jersey City", "Paterson", "Trenton", "Princeton"),
-        (201, 973, 732, 609, 908, 856),
-    ),
-    (
-        "NY",
-        "Mid-Atlantic",
-        19.6,
-        ("New York", "Buffalo", "Rochester", "Syracuse", "Albany", "Yonkers"),
-        (212, 718, 917, 516, 716, 585, 315, 518),
-    ),
-    (
-        "PA",
-        "Mid-Atlantic",
-        13.0,
-        ("Philadelphia", "Pittsburgh", "Allentown", "Erie", "Harrisburg", "Scranton"),
-        (215, 412, 610, 717, 814, 570),
-    ),
-    (
-        "IL",
-        "East North Central",
-        12.5,
-        ("Chicago", "Aurora", "Naperville", "Peoria", "Springfield", "Rockford"),
-        (312, 773, 630, 847, 309, 217, 815),
-    ),
-    (
-        "IN",
-        "East North Central",
-        6.9,
-        ("Indianapolis", "Fort Wayne", "Evansville", "South Bend", "Bloomington"),
-        (317, 260, 812, 574),
-    ),
-    (
-        "MI",
-        "East North Central",
-        10.0,
-        ("Detroit", "Grand Rapids", "Ann Arbor", "Lansing", "Flint"),
-        (313, 616, 734, 517, 810, 248),
-    ),
-    (
-        "OH",
-        "East North Central",
-        11.8,
-        ("Columbus", "Cleveland", "Cincinnati", "Toledo", "Akron", "Dayton"),
-        (614, 216, 513, 419, 330, 937),
-    ),
-    ("WI", "East North Central", 5.9, ("Milwaukee", "Madison", "Green Bay", "Kenosha"), (414, 608, 920, 262)),
-    (
-        "IA",
-        "West North Central",
-        3.2,
-        ("Des Moines", "Cedar Rapids", "Davenport", "Iowa City"),
-        (515, 319, 563),
-    ),
-    ("KS", "West North Central", 2.9, ("Wichita", "Overland Park", "Kansas City", "Topeka"), (316, 913, 785)),
-    (
-        "MN",
-        "West North Central",
-        5.7,
-        ("Minneapolis", "Saint Paul", "Rochester", "Duluth"),
-        (612, 651, 507, 218),
-    ),
-    (
-        "MO",
-        "West North Central",
-        6.2,
-        ("Kansas City", "St. Louis", "Springfield", "Columbia"),
-        (816, 314, 417, 573),
-    ),
-    ("NE", "West North Central", 2.0, ("Omaha", "Lincoln", "Bellevue", "Grand Island"), (402, 308)),
-    ("ND", "West North Central", 0.78, ("Fargo", "Bismarck", "Grand Forks"), (701,)),
-    ("SD", "West North Central", 0.9, ("Sioux Falls", "Rapid City", "Aberdeen"), (605,)),
-    ("DE", "South Atlantic", 1.0, ("Wilmington", "Dover", "Newark"), (302,)),
-    ("DC", "South Atlantic", 0.68, ("Washington",), (202,)),
-    (
-        "FL",
-        "South Atlantic",
-        22.6,
-        ("Miami", "Orlando", "Tampa", "Jacksonville", "Tallahassee", "Fort Lauderdale"),
-        (305, 407, 813, 904, 850, 954, 561),
-    ),
-    (
-        "GA",
-        "South Atlantic",
-        11.0,
-        ("Atlanta", "Savannah", "Augusta", "Columbus", "Macon"),
-        (404, 912, 706, 478, 770),
-    ),
-    ("MD", "South Atlantic", 6.2, ("Baltimore", "Annapolis", "Frederick", "Rockville"), (410, 443, 301, 240)),
-    (
-        "NC",
-        "South Atlantic",
-        10.8,
-        ("Charlotte", "Raleigh", "Greensboro", "Durham", "Asheville"),
-        (704, 919, 336, 828),
-    ),
-    ("SC", "South Atlantic", 5.4, ("Columbia", "Charleston", "Greenville", "Myrtle Beach"), (803, 843, 864)),
-    (
-        "VA",
-        "South Atlantic",
-        8.7,
-        ("Virginia Beach", "Richmond", "Norfolk", "Arlington", "Roanoke"),
-        (757, 804, 703, 540),
-    ),
-    ("WV", "South Atlantic", 1.8, ("Charleston", "Huntington", "Morgantown"), (304,)),
-    (
-        "AL",
-        "East South Central",
-        5.1,
-        ("Birmingham", "Montgomery", "Huntsville", "Mobile"),
-        (205, 334, 256, 251),
-    ),
-    (
-        "KY",
-        "East South Central",
-        4.5,
-        ("Louisville", "Lexington", "Bowling Green", "Frankfort"),
-        (502, 859, 270),
-    ),
-    ("MS", "East South Central", 2.9, ("Jackson", "Gulfport", "Hattiesburg", "Biloxi"), (601, 228, 662)),
-    (
-        "TN",
-        "East South Central",
-        7.1,
-        ("Nashville", "Memphis", "Knoxville", "Chattanooga"),
-        (615, 901, 865, 423),
-    ),
-    (
-        "AR",
-        "West South Central",
-        3.1,
-        ("Little Rock", "Fayetteville", "Fort Smith", "Jonesboro"),
-        (501, 479, 870),
-    ),
-    (
-        "LA",
-        "West South Central",
-        4.6,
-        ("New Orleans", "Baton Rouge", "Shreveport", "Lafayette"),
-        (504, 225, 318, 337),
-    ),
-    ("OK", "West South Central", 4.1, ("Oklahoma City", "Tulsa", "Norman", "Broken Arrow"), (405, 918, 580)),
-    (
-        "TX",
-        "West South Central",
-        30.5,
-        ("Houston", "Dallas", "Austin", "San Antonio", "Fort Worth", "El Paso"),
-        (713, 214, 512, 210, 817, 915, 281, 972),
-    ),
-    ("AZ", "Mountain", 7.4, ("Phoenix", "Tucson", "Mesa", "Scottsdale", "Flagstaff"), (602, 520, 480, 928)),
-    (
-        "CO",
-        "Mountain",
-        5.9,
-        ("Denver", "Colorado Springs", "Boulder", "Fort Collins", "Aurora"),
-        (303, 719, 720, 970),
-    ),
-    ("ID", "Mountain", 2.0, ("Boise", "Idaho Falls", "Pocatello", "Coeur d'Alene"), (208,)),
-    ("MT", "Mountain", 1.1, ("Billings", "Missoula", "Bozeman", "Helena"), (406,)),
-    ("NV", "Mountain", 3.2, ("Las Vegas", "Reno", "Henderson", "Carson City"), (702, 775)),
-    ("NM", "Mountain", 2.1, ("Albuquerque", "Santa Fe", "Las Cruces", "Roswell"), (505, 575)),
-    ("UT", "Mountain", 3.4, ("Salt Lake City", "Provo", "Ogden", "St. George"), (801, 385, 435)),
-    ("WY", "Mountain", 0.58, ("Cheyenne", "Casper", "Laramie"), (307,)),
-    ("AK", "Pacific", 0.73, ("Anchorage", "Fairbanks", "Juneau"), (907,)),
-    (
-        "CA",
-        "Pacific",
-        39.0,
-        ("Los Angeles", "San Francisco", "San Diego", "San Jose", "Sacramento", "Oakland", "Fresno"),
-        (213, 415, 619, 408, 916, 510, 559, 310, 650),
-    ),
-    ("HI", "Pacific", 1.4, ("Honolulu", "Hilo", "Kailua"), (808,)),
-    ("OR", "Pacific", 4.2, ("Portland", "Eugene", "Salem", "Bend"), (503, 541, 971)),
-    (
-        "WA",
-        "Pacific",
-        7.8,
-        ("Seattle", "Spokane", "Tacoma", "Bellevue", "Olympia"),
-        (206, 509, 253, 425, 360),
-    ),
-)
+# The vocabularies (names, places, products, brands, e-mail domains and their weights) are data files in
+# vocabularies/ beside this module (its README.md describes each), read once at import. Rates and knobs stay
+# in this module.
+_VOCABULARIES = Path(__file__).with_name("vocabularies")
 
-FIRST_NAMES: tuple[str, ...] = (
-    "James",
-    "Mary",
-    "John",
-    "Patricia",
-    "Robert",
-    "Jennifer",
-    "Michael",
-    "Linda",
-    "William",
-    "Elizabeth",
-    "David",
-    "Barbara",
-    "Richard",
-    "Susan",
-    "Joseph",
-    "Jessica",
-    "Thomas",
-    "Sarah",
-    "Charles",
-    "Karen",
-    "Christopher",
-    "Nancy",
-    "Daniel",
-    "Lisa",
-    "Matthew",
-    "Betty",
-    "Anthony",
-    "Margaret",
-    "Mark",
-    "Sandra",
-    "Donald",
-    "Ashley",
-    "Steven",
-    "Kimberly",
-    "Paul",
-    "Emily",
-    "Andrew",
-    "Donna",
-    "Joshua",
-    "Michelle",
-    "Kevin",
-    "Carol",
-    "Brian",
-    "Amanda",
-    "George",
-    "Melissa",
-    "Timothy",
-    "Deborah",
-    "Emma",
-    "Olivia",
-    "Liam",
-    "Noah",
-    "Sophia",
-    "Ava",
-    "Mia",
-    "Ethan",
-    "Harper",
-    "Lucas",
-    "Priya",
-    "Wei",
-    "Hiroshi",
-    "Aaliyah",
-    "Fatima",
-    "Mohammed",
-    "Maria",
-    "Luis",
-    "Carlos",
-    "Ana",
-    "Dmitri",
-    "Olga",
-    "Kwame",
-    "Aisha",
-    "José",
-    "Zoë",
-    "Chloé",
-    "Renée",
-    "André",
-    "François",
-    "Björn",
-    "Siobhán",
-    "Inés",
-    "Jürgen",
-    "Sofía",
-    "Thảo",
-    "Ngọc",
-    "Đức",
-    "D'Andre",
-    "Mary Ann",
-    "Anne Marie",
-    "Juan Carlos",
-)
-LAST_NAMES: tuple[str, ...] = (
-    "Smith",
-    "Johnson",
-    "Williams",
-    "Brown",
-    "Jones",
-    "Miller",
-    "Davis",
-    "Wilson",
-    "Anderson",
-    "Thomas",
-    "Taylor",
-    "Moore",
-    "Jackson",
-    "Martin",
-    "Lee",
-    "Thompson",
-    "White",
-    "Harris",
-    "Clark",
-    "Lewis",
-    "Robinson",
-    "Walker",
-    "Young",
-    "Allen",
-    "King",
-    "Wright",
-    "Scott",
-    "Torres",
-    "Hill",
-    "Flores",
-    "Green",
-    "Adams",
-    "Nelson",
-    "Baker",
-    "Hall",
-    "Rivera",
-    "Campbell",
-    "Mitchell",
-    "Carter",
-    "Roberts",
-    "Kim",
-    "Patel",
-    "Chen",
-    "Wang",
-    "Singh",
-    "Cohen",
-    "Okafor",
-    "Rodriguez",
-    "Martinez",
-    "Sanchez",
-    "Ramirez",
-    "McDonald",
-    "MacLeod",
-    "Smith-Jones",
-    "García",
-    "Hernández",
-    "López",
-    "Gómez",
-    "Pérez",
-    "Núñez",
-    "Peña",
-    "Müller",
-    "Schröder",
-    "Nguyễn",
-    "Trần",
-    "Lê",
-    "Phạm",
-    "O'Brien",
-    "O'Connor",
-    "D'Angelo",
-    "O'Neil",
-    "Van der Berg",
-    "De la Cruz",
-)
-EMAIL_DOMAINS: tuple[str, ...] = (
-    "gmail.com",
-    "yahoo.com",
-    "outlook.com",
-    "hotmail.com",
-    "icloud.com",
-    "aol.com",
-    "comcast.net",
-    "protonmail.com",
-    "acme-corp.com",
-)
-_EMAIL_DOMAIN_P = np.array([0.34, 0.15, 0.12, 0.10, 0.10, 0.05, 0.05, 0.04, 0.05])
-_STREETS = (
-    "Main",
-    "Oak",
-    "Maple",
-    "Cedar",
-    "Pine",
-    "Elm",
-    "Washington",
-    "Lake",
-    "Hill",
-    "Park",
-    "Sunset",
-    "Lincoln",
-    "Jackson",
-    "Church",
-    "Highland",
-    "Mill",
-    "River",
-    "Spring",
-    "Walnut",
-    "Chestnut",
-    "Ridge",
-    "Forest",
-    "Meadow",
-    "Willow",
-    "Franklin",
-    "Jefferson",
-    "Madison",
-    "Adams",
-    "Center",
-    "Union",
-    "Martin Luther King Jr",
-    "Cherry",
-    "Second",
-    "Third",
-    "Fifth",
-    "Broadway",
-    "Bayview",
-)
-_STREET_SUFFIXES = ("St", "Ave", "Rd", "Blvd", "Ln", "Dr", "Ct", "Way", "Pl", "Ter")
-_UNITS = ("Apt {n}", "Suite {n}0", "Unit {n}{l}", "Apt {n}{l}", "#{n}")
-_SECOND_LINES = ("Building B", "Floor 2", "Rear Entrance", "c/o Front Desk", "Attn: Receiving", "Building C")
 
-_CATEGORIES: tuple[tuple[str, float, float, tuple[str, ...]], ...] = (
+def _vocabulary_lines(name: str) -> list[str]:
+    """The lines of vocabularies/<name> after its first line, which must be a ``#`` comment saying what it is."""
+    lines = (_VOCABULARIES / name).read_text(encoding="utf-8").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if not lines or not lines[0].startswith("#"):
+        raise ValueError(f"vocabularies/{name}: the first line must be a '#' comment describing the file")
+    return lines[1:]
+
+
+def _vocabulary_list(name: str) -> tuple[str, ...]:
+    """A ``.txt`` vocabulary: every line after the header comment is one item, verbatim (a later '#' is data)."""
+    items = tuple(_vocabulary_lines(name))
+    bad = [s for s in items if not s or s != s.strip()]
+    if not items or bad:
+        raise ValueError(f"vocabularies/{name}: empty, or blank / space-padded items {bad!r}")
+    return items
+
+
+def _vocabulary_csv(name: str, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    """A ``.csv`` vocabulary: the header comment, a header row of exactly ``columns``, then at least one row."""
+    reader = csv.DictReader(_vocabulary_lines(name), strict=True)
+    rows = list(reader)
+    if (
+        tuple(reader.fieldnames or ()) != columns
+        or not rows
+        or any(None in r or None in r.values() or "" in r.values() for r in rows)
+    ):
+        raise ValueError(f"vocabularies/{name}: expected the columns {columns} and at least one complete row")
+    return rows
+
+
+def _weight(name: str, text: str) -> float:
+    w = float(text)  # written as a Python repr, so it round-trips exactly
+    if not (w > 0 and math.isfinite(w)):
+        raise ValueError(f"vocabularies/{name}: weight {text!r} is not a positive number")
+    return w
+
+
+# (state, census division, population in millions, cities, area codes); the population is the draw weight
+_STATES: tuple[tuple[str, str, float, tuple[str, ...], tuple[int, ...]], ...] = tuple(
     (
-        "Electronics",
-        15,
-        900,
-        (
-            "Wireless Mouse",
-            "Bluetooth Speaker",
-            "USB-C Hub",
-            "Noise-Cancelling Headphones",
-            "4K Monitor",
-            "Mechanical Keyboard",
-            "Smart Watch",
-            "Portable Charger",
-            "Webcam",
-            "Wi-Fi Router",
-            "Tablet Stand",
-            "Earbuds",
-        ),
-    ),
-    (
-        "Home & Kitchen",
-        8,
-        300,
-        (
-            "Chef's Knife",
-            "Cast Iron Skillet",
-            "Blender",
-            "Coffee Maker",
-            "Cutting Board",
-            "Stand Mixer",
-            "Toaster",
-            "Dutch Oven",
-            "Kettle",
-            "Storage Jars, Set of 4",
-            "Bath Towel Set",
-            "Air Fryer",
-        ),
-    ),
-    (
-        "Office Supplies",
-        2,
-        120,
-        (
-            "Notebook, A5 Dotted",
-            "Gel Pens, 12 Pack",
-            "Desk Organizer",
-            "Stapler",
-            "Sticky Notes",
-            "File Folders",
-            "Desk Lamp",
-            "Whiteboard",
-            "Paper Shredder",
-            "Label Maker",
-            "Seat Cushion",
-            "Planner",
-        ),
-    ),
-    (
-        "Sports & Outdoors",
-        10,
-        450,
-        (
-            "Yoga Mat",
-            "Camping Tent",
-            "Hiking Backpack",
-            "Water Bottle",
-            "Dumbbell Set",
-            "Running Shoes",
-            "Sleeping Bag",
-            "Bike Helmet",
-            "Trekking Poles",
-            "Jump Rope",
-            "Cooler",
-            "Headlamp",
-        ),
-    ),
-    (
-        "Toys & Games",
-        5,
-        150,
-        (
-            "Building Blocks",
-            "Board Game",
-            "Puzzle, 1000 Pieces",
-            "Plush Bear",
-            "RC Car",
-            "Card Game",
-            "Art Kit",
-            "Train Set",
-            "Dollhouse",
-            "Kite",
-            "Science Kit",
-            "Modeling Clay Set",
-        ),
-    ),
-    (
-        "Beauty & Personal Care",
-        4,
-        90,
-        (
-            "Face Moisturizer",
-            "Shampoo",
-            "Electric Toothbrush",
-            "Hair Dryer",
-            "Sunscreen SPF 50",
-            "Lip Balm",
-            "Body Lotion",
-            "Beard Trimmer",
-            "Perfume",
-            "Nail Kit",
-            "Face Serum",
-            "Makeup Brushes",
-        ),
-    ),
-    (
-        "Books",
-        6,
-        60,
-        (
-            "Cookbook",
-            "Mystery Novel",
-            "Science Fiction Novel",
-            "Biography",
-            "Children's Picture Book",
-            "Travel Guide",
-            "History of Rome",
-            "Poetry Collection",
-            "Self-Help Guide",
-            "Graphic Novel",
-            "Programming in Python",
-            "Atlas of the World",
-        ),
-    ),
-    (
-        "Garden & Tools",
-        8,
-        350,
-        (
-            "Cordless Drill",
-            "Garden Hose",
-            "Pruning Shears",
-            "Lawn Mower",
-            "Tool Set",
-            "Wheelbarrow",
-            "Leaf Blower",
-            "Work Gloves",
-            "Seed Starter Kit",
-            "Hedge Trimmer",
-            "Ladder",
-            "Watering Can",
-        ),
-    ),
+        r["state"],
+        r["division"],
+        _weight("states.csv", r["population_millions"]),
+        tuple(r["cities"].split("|")),
+        tuple(int(a) for a in r["area_codes"].split("|")),
+    )
+    for r in _vocabulary_csv("states.csv", ("state", "division", "population_millions", "cities", "area_codes"))
 )
-_BRANDS = (
-    "Acme",
-    "Northwind",
-    "Contoso",
-    "Summit",
-    "Evergreen",
-    "Apex",
-    "Bluebird",
-    "Ironwood",
-    "Lumen",
-    "Nimbus",
-    "Café Co.",
-    "Sjöberg",
+FIRST_NAMES: tuple[str, ...] = _vocabulary_list("first_names.txt")
+LAST_NAMES: tuple[str, ...] = _vocabulary_list("last_names.txt")
+_EMAIL_DOMAIN_ROWS = _vocabulary_csv("email_domains.csv", ("domain", "weight"))
+EMAIL_DOMAINS: tuple[str, ...] = tuple(r["domain"] for r in _EMAIL_DOMAIN_ROWS)
+_EMAIL_DOMAIN_P = np.array([_weight("email_domains.csv", r["weight"]) for r in _EMAIL_DOMAIN_ROWS])
+_STREETS = _vocabulary_list("streets.txt")
+_STREET_SUFFIXES = _vocabulary_list("street_suffixes.txt")
+_UNITS = _vocabulary_list("address_units.txt")
+_SECOND_LINES = _vocabulary_list("address_second_lines.txt")
+# (category, lowest and highest list price, product nouns)
+_CATEGORIES: tuple[tuple[str, float, float, tuple[str, ...]], ...] = tuple(
+    (c["name"], float(c["min_price"]), float(c["max_price"]), tuple(c["products"]))
+    for c in tomllib.loads("\n".join(_vocabulary_lines("categories.toml")))["categories"]
 )
+_BRANDS = _vocabulary_list("brands.txt")
+_MONTHS = _vocabulary_list("months.txt")
+if len(_MONTHS) != 12:
+    raise ValueError("vocabularies/months.txt: expected the 12 month names, January first")
 
 _QTY_VALUES = np.arange(1, 13)
 _QTY_BASE_P = np.array([0.40, 0.24, 0.14, 0.08, 0.06, 0.025, 0.015, 0.01, 0.008, 0.007, 0.008, 0.007])
 _DISCOUNTS = (0.0, 0.05, 0.10, 0.15, 0.20, 0.25)
 _DISCOUNT_P = np.array([0.80, 0.07, 0.05, 0.04, 0.03, 0.01])
 
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 _MON = tuple(m[:3] for m in _MONTHS)
 _EPOCH = datetime(1970, 1, 1)
 _FOLD = str.maketrans({"Đ": "D", "đ": "d", "ø": "o", "Ø": "O", "ß": "ss", "ł": "l", "Ł": "L", "æ": "ae"})
