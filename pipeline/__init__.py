@@ -15,44 +15,11 @@ luigi.configuration.add_config_path(str(REPO_ROOT / "luigi.cfg"))
 if os.environ.get("LUIGI_CONFIG_PATH"):
     luigi.configuration.add_config_path(os.environ["LUIGI_CONFIG_PATH"])
 
+from pipeline import registry  # noqa: E402
 from pipeline.master import MasterTask  # noqa: E402
-from pipeline.tasks_anomalies import Anomalies  # noqa: E402
-from pipeline.tasks_bronze import CrmCustomersRaw, ErpProductsRaw, ErpSalesRaw, LandingFile  # noqa: E402
-from pipeline.tasks_gold import (  # noqa: E402
-    AggDailySales,
-    AggMonthlySales,
-    BusinessKpis,
-    CohortRetention,
-    CustomerAnalytics,
-    CustomerClv,
-    DimCustomer,
-    DimDate,
-    DimProduct,
-    FactSales,
-    ProductAnalytics,
-)
-from pipeline.tasks_silver import SilverCustomers, SilverProducts, SilverQualityGate, SilverSales  # noqa: E402
+from pipeline.tasks_bronze import LandingFile  # noqa: E402
 
-__all__ = [
-    "MasterTask",
-    "CrmCustomersRaw",
-    "ErpProductsRaw",
-    "ErpSalesRaw",
-    "LandingFile",
-    "SilverCustomers",
-    "SilverProducts",
-    "SilverSales",
-    "SilverQualityGate",
-    "DimDate",
-    "DimProduct",
-    "DimCustomer",
-    "FactSales",
-    "AggDailySales",
-    "AggMonthlySales",
-    "CustomerAnalytics",
-    "ProductAnalytics",
-    "CohortRetention",
-    "CustomerClv",
-    "BusinessKpis",
-    "Anomalies",
-]
+# Every task of the registry by its name: pipeline.FactSales, ...
+globals().update({task.__name__: task for task in registry.TASKS})
+
+__all__ = ["MasterTask", "LandingFile", *(task.__name__ for task in registry.TASKS)]

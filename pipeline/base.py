@@ -28,6 +28,13 @@ from pipeline.core.runs import ensure_run, process_run_id
 logger = logging.getLogger("metalayer")
 
 
+def model_sql(model: str) -> str:
+    """A task's model (a path from the repository root) as the SQL loader names it: relative to sql/."""
+    if not (model.startswith("sql/") and model.endswith(".sql")):
+        raise ValueError(f"{model!r} is not an SQL file under sql/")
+    return model.removeprefix("sql/")
+
+
 @dataclass
 class TaskStats:
     rows_in: int = 0
@@ -98,9 +105,12 @@ class WarehouseTask(luigi.Task):
         default="", significant=False, description="landing dir (default: luigi.cfg [metalayer] landing_dir)"
     )
 
+    # What the task declares; pipeline/registry.py lists every task and derives the table lists from these.
     layer: str = ""  # bronze, silver, gold, or anomalies (observations of gold)
     table: str = ""  # schema-qualified table the task builds
-    sql_files: tuple[str, ...] = ()  # under sql/, run in order with %(date)s and %(run_id)s
+    model: str = ""  # the file that defines the table's rows, from the repository root (a .sql file runs by default)
+    writes: tuple[str, ...] = ()  # other tables it writes in the same transaction, that users read
+    state: tuple[str, ...] = ()  # tables of its own bookkeeping (watermarks, change batches)
 
     @property
     def effective_run_id(self) -> str:
@@ -113,10 +123,9 @@ class WarehouseTask(luigi.Task):
         return {"date": self.date, "run_id": self.effective_run_id}
 
     def execute(self, conn) -> TaskStats:
-        """Do the task's work inside the open transaction; the default runs its SQL files."""
+        """Do the task's work inside the open transaction; the default runs its model, an SQL file."""
         with conn.cursor() as cur:
-            for relative in self.sql_files:
-                cur.execute(db.sql_text(relative), self.sql_params())
+            cur.execute(db.sql_text(model_sql(self.model)), self.sql_params())
             return TaskStats(rows_out=max(cur.rowcount, 0))
 
     @property

@@ -8,12 +8,11 @@ from pathlib import Path
 import luigi
 from luigi.util import inherits
 
+from pipeline import registry
 from pipeline.base import WarehouseTask
 from pipeline.core import cooperation, db
 from pipeline.core.config import landing_dir as default_landing_dir
 from pipeline.core.runs import adopt_plain_run, finish_run, process_run_id
-from pipeline.tasks_anomalies import Anomalies
-from pipeline.tasks_gold import GOLD_TASKS
 
 cooperation.install()
 
@@ -24,7 +23,7 @@ class MasterTask(luigi.WrapperTask):
 
     def requires(self):
         # Bronze, silver and the quality gate come in through gold's requirements; anomalies after gold.
-        return [self.clone(task) for task in (*GOLD_TASKS, Anomalies)]
+        return [self.clone(task) for task in (*registry.tasks("gold"), *registry.tasks("anomalies"))]
 
     def complete(self) -> bool:
         # Luigi asks this first, in the process of the `luigi` command, before it forks worker

@@ -25,7 +25,7 @@ class Anomalies(WarehouseTask):
 
     layer = "anomalies"
     table = "meta.anomalies"
-    sql_files = ("anomalies/anomalies.sql",)
+    model = "sql/anomalies/anomalies.sql"
 
     def sql_params(self) -> dict:
         config = anomalies_config()

@@ -52,11 +52,16 @@ class BronzeTask(WarehouseTask):
     """Load one landing file into bronze.<source>_raw; broken lines go to silver.quarantine."""
 
     layer = "bronze"
+    model = "sources.toml"  # the landing file contract; pipeline/core/ingest.py loads by it
     source: Source
 
-    @property
-    def table(self) -> str:
-        return f"bronze.{self.source.bronze_table}"
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "source" in cls.__dict__:
+            cls.table = f"bronze.{cls.source.bronze_table}"  # the contract's view over the rows table
+            cls.writes = ("silver.quarantine",)  # broken lines
+            cls.rows_table = f"{cls.table}_rows"  # the lines loaded (purged by retention)
+            cls.state = (cls.rows_table, "bronze.source_key_snapshots")
 
     def requires(self):
         if source_settings(self.source.name).kind != "file":
@@ -244,6 +249,3 @@ class ErpProductsRaw(BronzeTask):
 
 class ErpSalesRaw(BronzeTask):
     source = ERP_SALES
-
-
-BRONZE_TASKS: tuple[type[BronzeTask], ...] = (CrmCustomersRaw, ErpProductsRaw, ErpSalesRaw)

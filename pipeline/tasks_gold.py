@@ -27,7 +27,7 @@ import numpy as np
 from luigi.util import requires
 from psycopg2 import sql
 
-from pipeline.base import PhaseClock, TaskStats, WarehouseTask
+from pipeline.base import PhaseClock, TaskStats, WarehouseTask, model_sql
 from pipeline.clv import models as clv
 from pipeline.core import db
 from pipeline.core.config import clv as clv_config
@@ -45,40 +45,164 @@ def gold_step(name: str, **parts: sql.Composable) -> sql.Composed:
 
 def run_script(cur, script: sql.Composed, params: dict | None = None) -> list[tuple[str, int]]:
     """Run a script statement by statement; returns (first line, rows affected) of each."""
-    text = script.as_string(cur)
+    text = "\n".join(line for line in script.as_string(cur).splitlines() if not line.lstrip().startswith("--"))
     results = []
     for statement in re.split(r";\s*\n", text):
-        code = "\n".join(line for line in statement.splitlines() if not line.lstrip().startswith("--")).strip()
+        code = statement.strip()
         if code:
             cur.execute(code, params)
             results.append((code.splitlines()[0], cur.rowcount))
     return results
 
 
-def fact_model() -> sql.SQL:
-    return db.sql_statement("gold/fact_sales.sql")
+def _ids(names, alias: str | None = None) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(alias, name) if alias else sql.Identifier(name) for name in names)
+
+
+def model_columns(cur, model: sql.Composable, params: dict) -> list[str]:
+    """The columns a model's select gives, in order (planned, not run)."""
+    cur.execute(sql.SQL("select * from ({}) as model limit 0").format(model), params)
+    return [column.name for column in cur.description]
+
+
+def write_model(
+    cur,
+    strategy: str,
+    table: str,
+    model: sql.Composable,
+    params: dict,
+    *,
+    key: tuple[str, ...] = (),
+    partition: str = "",
+    measures: tuple[str, ...] = (),
+) -> list[tuple[str, int]]:
+    """Write a model's rows to a table by a write strategy of sql/gold/steps/ (its name); the statements run
+    with their row counts. The columns written are the model's, by name."""
+    columns = model_columns(cur, model, params)
+    parts: dict[str, sql.Composable] = {
+        "table": sql.Identifier(*table.split(".")),
+        "model": model,
+        "columns": _ids(columns),
+    }
+    if strategy == "upsert":
+        values = [name for name in columns if name not in key]
+        parts |= {
+            "key": _ids(key),
+            "values": _ids(values),
+            "excluded": _ids(values, "excluded"),
+            "current": _ids(values, "current_row"),
+        }
+    elif strategy == "scd2":  # versions matched on (key, valid_from)
+        values = [name for name in columns if name not in (*key, "valid_from")]
+        parts |= {
+            "key": sql.Identifier(*key),
+            "values": _ids(values),
+            "desired": _ids(values, "desired"),
+            "current": _ids(values, "current_version"),
+        }
+    elif strategy == "replace_partition":
+        parts["partition"] = sql.Identifier(partition)
+    elif strategy == "incremental_sum":
+        parts |= {
+            "key": _ids(key),
+            "measures": _ids(measures),
+            "sums": sql.SQL(", ").join(
+                sql.SQL("{} + {}").format(sql.Identifier("current_row", name), sql.Identifier("excluded", name))
+                for name in measures
+            ),
+            "count": sql.Identifier(measures[0]),
+        }
+    elif strategy == "replace_changed_keys":
+        parts["key"] = sql.Identifier(*key)
+    else:
+        raise ValueError(f"unknown write strategy {strategy!r}")
+    return run_script(cur, gold_step(strategy, **parts), params)
+
+
+def write_derived(cur, table: str, key: tuple[str, ...], model: sql.Composable) -> int:
+    """Set the columns a derived select gives (by key) where they differ (sql/gold/steps/derived_columns.sql)."""
+    values = [name for name in model_columns(cur, model, {}) if name not in key]
+    match = sql.SQL(" and ").join(
+        sql.SQL("{} = {}").format(sql.Identifier("current_row", name), sql.Identifier("derived", name)) for name in key
+    )
+    script = gold_step(
+        "derived_columns",
+        table=sql.Identifier(*table.split(".")),
+        model=model,
+        values=_ids(values),
+        derived=_ids(values, "derived"),
+        current=_ids(values, "current_row"),
+        match=match,
+    )
+    return sum(count for _, count in run_script(cur, script))
 
 
 @requires(SilverQualityGate)
 class GoldTask(WarehouseTask):
-    """A gold table of the date; it needs the date's silver through the quality gate."""
+    """A gold table of the date; it needs the date's silver through the quality gate.
+
+    Its model (sql/gold/<table>.sql) is one select; ``strategy`` names how its rows
+    are written (sql/gold/steps/<strategy>.sql): ``upsert`` on ``key`` (type 1),
+    ``scd2`` (versions of ``key``), ``replace_partition`` (the date's rows, by
+    ``partition``), ``incremental_sum`` (``measures`` added per ``key``) or
+    ``replace_changed_keys``; ``derived`` names a select of columns computed after
+    the sums. ``settings`` are set for the transaction.
+    """
 
     layer = "gold"
+    strategy: str = ""
+    key: tuple[str, ...] = ()
+    partition: str = ""
+    measures: tuple[str, ...] = ()
+    derived: str = ""
+    settings: dict[str, str] = {}  # noqa: RUF012 - read only
+
+    def model_sql(self) -> sql.SQL:
+        return db.sql_statement(model_sql(self.model))
+
+    def write(self, cur, params: dict | None = None) -> list[tuple[str, int]]:
+        """The model's rows written by the task's strategy (and its derived columns set)."""
+        for name, value in self.settings.items():
+            cur.execute("select set_config(%s, %s, true)", (name, value))  # set local
+        counts = write_model(
+            cur,
+            self.strategy,
+            self.table,
+            self.model_sql(),
+            params if params is not None else self.sql_params(),
+            key=self.key,
+            partition=self.partition,
+            measures=self.measures,
+        )
+        if self.derived:
+            write_derived(cur, self.table, self.key, db.sql_statement(model_sql(self.derived)))
+        return counts
+
+    def execute(self, conn) -> TaskStats:
+        with conn.cursor() as cur:
+            counts = self.write(cur)
+        return TaskStats(rows_out=max(counts[-1][1], 0))
 
 
 class DimDate(GoldTask):
     table = "gold.dim_date"
-    sql_files = ("gold/dim_date.sql",)
+    model = "sql/gold/dim_date.sql"
+    strategy = "upsert"
+    key = ("date_key",)
 
 
 class DimProduct(GoldTask):
     table = "gold.dim_product"
-    sql_files = ("gold/dim_product.sql",)
+    model = "sql/gold/dim_product.sql"
+    strategy = "upsert"
+    key = ("product_id",)
 
 
 class DimCustomer(GoldTask):
     table = "gold.dim_customer"
-    sql_files = ("gold/dim_customer.sql",)
+    model = "sql/gold/dim_customer.sql"
+    strategy = "scd2"
+    key = ("customer_id",)
 
 
 class FactSales(GoldTask):
@@ -87,7 +211,9 @@ class FactSales(GoldTask):
     order up to it)."""
 
     table = "gold.fact_sales"
-    sql_files = ("gold/fact_sales.sql",)
+    model = "sql/gold/fact_sales.sql"
+    strategy = "fact_batches"  # the changed lines as a batch of deltas (sql/gold/steps/fact_sales_*.sql)
+    state = ("gold.fact_sales_delta", "gold.fact_sales_batches")
 
     def execute(self, conn) -> TaskStats:
         clock = PhaseClock()
@@ -103,7 +229,7 @@ class FactSales(GoldTask):
             first_load = cur.fetchone()[0]
             clock.lap("prepare")
             if first_load:
-                counts = run_script(cur, gold_step("fact_sales_first_load", model=fact_model()), params)
+                counts = run_script(cur, gold_step("fact_sales_first_load", model=self.model_sql()), params)
                 inserted = next(n for first, n in counts if first.startswith("insert into gold.fact_sales ("))
                 clock.lap("load")
                 return TaskStats(
@@ -112,7 +238,7 @@ class FactSales(GoldTask):
                     phase_seconds=clock.laps,
                     message=f"first load: {inserted} fact rows",
                 )
-            cur.execute(gold_step("fact_sales_changes", model=fact_model()), params)
+            cur.execute(gold_step("fact_sales_changes", model=self.model_sql()), params)
             cur.execute(
                 "select count(*) filter (where had_before), count(*) filter (where not had_before) from changed_facts"
             )
@@ -216,67 +342,90 @@ def finish_catch_up(cur, catch_up: FactCatchUp) -> None:
 
 
 class IncrementalAggregate(FactAggregate):
-    """A table kept from the fact incrementally; its SQL applies F(new_facts) - F(old_facts)."""
+    """A table kept from the fact incrementally: its model applies F(new_facts) - F(old_facts) per batch."""
+
+    strategy = "incremental_sum"
+    state = ("gold.fact_sales_watermarks",)
 
     full_refresh = luigi.BoolParameter(
         default=False, significant=False, description="recompute from the whole fact instead of catching up"
     )
+
+    def catch_up(self, cur, *, full: bool = False) -> FactCatchUp:
+        """Bring the table up to the fact, in the open transaction."""
+        catch_up = catch_up_with_fact(cur, self.table, full=full)
+        if catch_up.mode != "none":
+            self.write(cur, {**self.sql_params(), "full": catch_up.full})
+        finish_catch_up(cur, catch_up)
+        return catch_up
 
     def execute(self, conn) -> TaskStats:
         clock = PhaseClock()
         with conn.cursor() as cur:
             # Room for the group-bys over a whole fact (hash aggregates of ~1M groups per million lines).
             cur.execute("select set_config('work_mem', %s, true)", (tuning().gold_work_mem,))  # set local
-            catch_up = catch_up_with_fact(cur, self.table, full=self.full_refresh)
-            clock.lap("changes")
+            catch_up = self.catch_up(cur, full=self.full_refresh)
+            clock.lap("apply")
             rows_out = 0
             if catch_up.mode != "none":
-                for relative in self.sql_files:
-                    cur.execute(db.sql_text(relative), {**self.sql_params(), "full": catch_up.full})
                 # An aggregate is small: report the rows it holds now (a catch-up touches some of them).
                 cur.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(*self.table.split("."))))
                 rows_out = cur.fetchone()[0]
-                clock.lap("apply")
-            finish_catch_up(cur, catch_up)
         return TaskStats(
             rows_in=catch_up.lines, rows_out=rows_out, message=catch_up.describe(), phase_seconds=clock.laps
         )
 
 
-PURCHASE_SUMMARY = "gold.customer_purchase_summary"
+class CustomerPurchaseSummary(IncrementalAggregate):
+    """Per customer over every order line of the fact (orders, purchase days, revenue, first and last order
+    date): what the CLV and the KPIs of a date read when no line is dated after it."""
+
+    table = "gold.customer_purchase_summary"
+    model = "sql/gold/customer_purchase_summary.sql"
+    strategy = "replace_changed_keys"
+    key = ("customer_id",)
 
 
 def purchase_summary_covers(cur, as_of) -> bool:
-    """Bring gold.customer_purchase_summary up to the fact; True when no order line is dated after as_of."""
-    catch_up = catch_up_with_fact(cur, PURCHASE_SUMMARY)
-    if catch_up.mode != "none":
-        cur.execute(db.sql_text("gold/customer_purchase_summary.sql"), {"full": catch_up.full})
-    finish_catch_up(cur, catch_up)
+    """Bring gold.customer_purchase_summary up to the fact (a later date's facts may have come since its task
+    ran); True when no order line is dated after as_of."""
+    CustomerPurchaseSummary(date=as_of).catch_up(cur)
     cur.execute("select coalesce(max(last_order_date) <= %s, true) from gold.customer_purchase_summary", (as_of,))
     return cur.fetchone()[0]
 
 
 class AggDailySales(IncrementalAggregate):
     table = "gold.agg_daily_sales"
-    sql_files = ("gold/agg_daily_sales.sql",)
+    model = "sql/gold/agg_daily_sales.sql"
+    key = ("order_date", "region")
+    measures = ("orders", "customers", "quantity", "revenue")
 
 
 class AggMonthlySales(IncrementalAggregate):
     table = "gold.agg_monthly_sales"
-    sql_files = ("gold/agg_monthly_sales.sql",)
+    model = "sql/gold/agg_monthly_sales.sql"
+    key = ("month_start", "region")
+    measures = ("orders", "customers", "quantity", "revenue")
 
 
 class CustomerAnalytics(IncrementalAggregate):
     table = "gold.customer_analytics"
-    sql_files = ("gold/customer_analytics.sql",)
+    model = "sql/gold/customer_analytics.sql"
+    key = ("region",)
+    measures = ("orders", "customers", "revenue")
+    derived = "sql/gold/derived/customer_analytics.sql"
 
 
 class ProductAnalytics(IncrementalAggregate):
     table = "gold.product_analytics"
-    sql_files = ("gold/product_analytics.sql",)
+    model = "sql/gold/product_analytics.sql"
+    key = ("product_key",)
+    measures = ("total_orders", "total_quantity_sold", "customers", "revenue")
+    derived = "sql/gold/derived/product_analytics.sql"
 
 
-class CustomerClv(FactAggregate):
+@requires(FactSales, CustomerPurchaseSummary)
+class CustomerClv(GoldTask):
     """Historical and predicted CLV as of the run date; the two model fits go to gold.clv_model.
 
     The per-customer summary is one SQL query (sql/gold/customer_rfm.sql), read
@@ -287,6 +436,12 @@ class CustomerClv(FactAggregate):
     """
 
     table = "gold.customer_clv"
+    model = "sql/gold/customer_clv.sql"
+    strategy = "replace_partition"
+    partition = "as_of_date"
+    writes = ("gold.clv_model",)
+    # It brings the purchase summary up to the fact first (purchase_summary_covers).
+    state = ("gold.customer_purchase_summary", "gold.fact_sales_watermarks")
 
     def execute(self, conn) -> TaskStats:
         config = clv_config()
@@ -344,10 +499,13 @@ class CustomerClv(FactAggregate):
                 "on commit drop"
             )
             copy_in_float8(cur, "clv_predictions", predictions)
-            cur.execute(db.sql_text("gold/customer_clv.sql"), self.sql_params())
+            self.write(cur)
             fits = (("bg_nbd", bg), ("gamma_gamma", gg))
-            cur.execute(
-                db.sql_text("gold/clv_model.sql"),
+            write_model(
+                cur,
+                "replace_partition",
+                "gold.clv_model",
+                db.sql_statement("gold/clv_model.sql"),
                 {
                     **self.sql_params(),
                     "time_unit": config.time_unit,
@@ -359,6 +517,7 @@ class CustomerClv(FactAggregate):
                     "penalizer_reasons": [fit.penalizer_reason for _, fit in fits],
                     "messages": [fit.message for _, fit in fits],
                 },
+                partition="as_of_date",
             )
             clock.lap("write")
         warnings = [fit.message for fit in (bg, gg) if fit.params is None]
@@ -431,35 +590,28 @@ def copy_in_float8(cur, table: str, arrays: dict[str, np.ndarray]) -> None:
     )
 
 
-@requires(CustomerClv)
+@requires(FactSales, CustomerPurchaseSummary, CustomerClv)
 class BusinessKpis(GoldTask):
     table = "gold.business_kpis"
-    sql_files = ("gold/business_kpis.sql",)
+    model = "sql/gold/business_kpis.sql"
+    strategy = "replace_partition"
+    partition = "run_date"
+    state = ("gold.customer_purchase_summary", "gold.fact_sales_watermarks")
 
     def execute(self, conn) -> TaskStats:
         with conn.cursor() as cur:
             from_summary = purchase_summary_covers(cur, self.date)
-            cur.execute(db.sql_text("gold/business_kpis.sql"), {**self.sql_params(), "from_summary": from_summary})
+            counts = self.write(cur, {**self.sql_params(), "from_summary": from_summary})
             return TaskStats(
-                rows_out=max(cur.rowcount, 0), message="from the purchase summary" if from_summary else "from the fact"
+                rows_out=max(counts[-1][1], 0),
+                message="from the purchase summary" if from_summary else "from the fact",
             )
 
 
 class CohortRetention(IncrementalAggregate):
     table = "gold.cohort_retention"
-    sql_files = ("gold/cohort_retention.sql",)
-
-
-GOLD_TASKS: tuple[type[GoldTask], ...] = (
-    DimDate,
-    DimProduct,
-    DimCustomer,
-    FactSales,
-    AggDailySales,
-    AggMonthlySales,
-    CustomerAnalytics,
-    ProductAnalytics,
-    CohortRetention,
-    CustomerClv,
-    BusinessKpis,
-)
+    model = "sql/gold/cohort_retention.sql"
+    key = ("cohort_month", "months_since_first")
+    measures = ("active_customers", "revenue")
+    derived = "sql/gold/derived/cohort_retention.sql"
+    settings = {"enable_mergejoin": "off"}  # noqa: RUF012 - see the model

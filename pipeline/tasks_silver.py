@@ -65,6 +65,10 @@ class SilverSpec:
     def table(self) -> str:
         return f"silver.{self.name}"
 
+    @property
+    def versions_table(self) -> str:
+        return f"silver.{self.name.removesuffix('s')}_versions"
+
 
 CUSTOMERS = SilverSpec(
     name="customers",
@@ -150,9 +154,18 @@ class SilverTask(WarehouseTask):
     layer = "silver"
     spec: SilverSpec
 
-    @property
-    def table(self) -> str:
-        return self.spec.table
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "spec" in cls.__dict__:
+            spec = cls.spec
+            cls.table = spec.table
+            cls.model = f"sql/silver/{spec.name}.sql"
+            cls.writes = (
+                "silver.quarantine",
+                "silver.duplicates",
+                *((spec.versions_table,) if spec.keeps_history else ()),
+                *(("silver.deletions",) if spec.tracks_deletes else ()),
+            )
 
     def model_params(self, settings: SourceSettings) -> dict:
         """The model's own parameters, beside the source's parsing settings."""
@@ -249,7 +262,7 @@ class SilverTask(WarehouseTask):
     def _record_versions(self, cur, params) -> None:
         """Every valid version of the extract (not only the newest): the history gold's SCD2 reads."""
         spec = self.spec
-        versions = sql.Identifier("silver", f"{spec.name.removesuffix('s')}_versions")
+        versions = sql.Identifier(*spec.versions_table.split("."))
         cur.execute(sql.SQL("delete from {} where _load_id = any(%(loads)s)").format(versions), params)
         cur.execute(step("record_versions", versions=versions, columns=_ids((*spec.columns, *LINEAGE))), params)
 
@@ -563,11 +576,6 @@ class SilverSales(SilverTask):
 SILVER_TASKS = (SilverCustomers, SilverProducts, SilverSales)
 
 
-def silver_tables() -> dict[str, str]:
-    """Source name -> the silver table it feeds."""
-    return {task.spec.source.name: task.spec.table for task in SILVER_TASKS}
-
-
 class QualityGateFailed(RuntimeError):
     """The run lost too many lines to quarantine, or scored below the threshold, and luigi.cfg says to fail."""
 
@@ -591,10 +599,13 @@ class SilverQualityGate(WarehouseTask):
 
     layer = "silver"
     table = "meta.quality_scores"
+    model = "pipeline/quality/scores.py"
+    writes = ("meta.quarantined_shares",)
 
     def execute(self, conn) -> TaskStats:
         scores, worst = compute_scores(conn, self.date)
-        shares = quarantined_shares(conn, self.date, silver_tables())
+        tables = {task.spec.source.name: task.table for task in self.requires()}  # source -> silver table
+        shares = quarantined_shares(conn, self.date, tables)
         run_id = self.effective_run_id
         rows = [
             (run_id, self.date, table, dimension, score, checked)

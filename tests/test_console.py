@@ -421,15 +421,12 @@ def test_ops_login_unmasks_personal_data(filled, console_env):
 
 
 def test_lineage_graph_comes_from_luigi_and_shows_latest_status(filled):
-    from pipeline.tasks_anomalies import Anomalies
-    from pipeline.tasks_bronze import BRONZE_TASKS
-    from pipeline.tasks_gold import GOLD_TASKS
-    from pipeline.tasks_silver import SILVER_TASKS, SilverQualityGate
+    from pipeline import registry
 
     at = open_page("lineage")
     (chart,) = elements(at, "graphviz_chart")
     dot = chart.proto.spec
-    families = {task.__name__ for task in (*BRONZE_TASKS, *SILVER_TASKS, SilverQualityGate, *GOLD_TASKS, Anomalies)}
+    families = {task.__name__ for task in registry.TASKS}
     table = frame_with(at, "task_family")
     assert set(table["task_family"]) == families
     assert set(table["status"]) == {"success"}  # the latest run of every task succeeded
@@ -560,6 +557,18 @@ def test_reader_role_reads_gold_and_meta_but_no_personal_column(filled):
         assert cur.fetchone() == (6,)
         cur.execute("select email from console.customer_masked where customer_id = 'C2'")
         assert cur.fetchone() == ("b***@example.com",)
+    with db.transaction(filled["url"]) as conn, conn.cursor() as cur:
+        cur.execute(
+            """select table_schema || '.' || table_name, column_name,
+                      has_column_privilege('metalayer_reader', format('%I.%I', table_schema, table_name),
+                                           column_name, 'select')
+               from information_schema.columns
+               where (table_schema, table_name) in (('gold', 'dim_customer'), ('silver', 'customers'))"""
+        )
+        readable = {(table, column): allowed for table, column, allowed in cur.fetchall()}
+    personal = {"first_name", "last_name", "email", "phone", "phone_raw", "address"}
+    assert {key for key, allowed in readable.items() if not allowed} == {key for key in readable if key[1] in personal}
+    assert ("silver.customers", "is_phone_valid") in readable and len(readable) > 20
     for statement in (
         "select email from gold.dim_customer",
         "select phone from silver.customers",

@@ -52,7 +52,7 @@ def test_success_exits_zero_and_records_the_run(warehouse, query, tmp_path):
     assert query("select trigger, status from meta.pipeline_runs") == [("cli", "success")]
     # Three bronze loads, three silver merges, the quality gate, three gold dimensions, the fact,
     # seven aggregates and marts, and the anomaly scores.
-    assert query("select count(*) from meta.table_updates") == [(19,)]
+    assert query("select count(*) from meta.table_updates") == [(20,)]  # one marker per task
     assert query("select score from meta.quality_scores where table_name = '*'") == [(1,)]
 
 
@@ -255,7 +255,7 @@ def test_imports_go_downward_only():
         name = module.split(".")[1] if module.count(".") else ""
         if name in ("core", "quality", "clv", "operations", "sample", "extractors"):
             return name
-        if name in ("base", "master") or name.startswith("tasks_"):
+        if name in ("base", "master", "registry") or name.startswith("tasks_"):
             return "tasks"
         return "entry"  # cli, bench, quickstart, the package itself
 
@@ -270,3 +270,25 @@ def test_imports_go_downward_only():
                     if rank[part(target)] > rank[part(module)] and part(target) != part(module):
                         upward.append(f"{module} imports {target}")
     assert upward == []
+
+
+def test_packaging_takes_every_subpackage_and_the_vocabulary_files():
+    """A non-editable install (pip install .) gets every part of pipeline/ and console/ and the generator's data
+    files: pyproject's package list is found, not written by hand."""
+    import tomllib
+
+    from setuptools import find_namespace_packages  # pyproject's find: namespaces by default
+
+    from pipeline.core.db import REPO_ROOT
+
+    settings = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = set(find_namespace_packages(str(REPO_ROOT), include=settings["packages"]["find"]["include"]))
+    folders = {
+        ".".join(path.parent.relative_to(REPO_ROOT).parts)
+        for top in ("pipeline", "console")
+        for path in (REPO_ROOT / top).rglob("*.py")
+    }
+    assert folders <= found, folders - found
+    data = settings["package-data"]["pipeline.sample"]
+    vocabularies = REPO_ROOT / "pipeline" / "sample" / "vocabularies"
+    assert all(any(path.match(pattern) for pattern in data) for path in vocabularies.iterdir())

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from console import data, ui
+from pipeline import registry
 
 st.title("Overview")
 ui.require_runs()
@@ -155,7 +156,7 @@ else:
 left, right = st.columns(2)
 with left:
     st.subheader("Rows per layer")
-    rows = data.query("rows_per_layer", masked=masked)
+    rows = data.query("rows_per_layer", masked=masked, tables=registry.data_tables("silver", "gold"))
     st.dataframe(
         rows,
         hide_index=True,

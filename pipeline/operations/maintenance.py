@@ -17,6 +17,7 @@ from pathlib import Path
 import luigi
 from psycopg2 import sql
 
+from pipeline import registry
 from pipeline.base import WarehouseTask
 from pipeline.core import db
 from pipeline.core.config import landing_dir as default_landing_dir
@@ -236,9 +237,26 @@ def purge(keep_days: int | None = None, *, today: date | None = None, url: str |
         raise UsageError(f"--keep-days must be at least 1, not {keep_days}")
     cutoff = (today or date.today()) - timedelta(days=keep_days)
     with db.transaction(url or db.database_url()) as conn, conn.cursor() as cur:
-        cur.execute(db.sql_text("ops/purge.sql"), {"cutoff": cutoff})
+        cur.execute(purge_statement(), {"cutoff": cutoff})
         deleted = dict(cur.fetchall())
     return PurgeResult(cutoff=cutoff, deleted=deleted)
+
+
+def purge_statement() -> sql.Composed:
+    """sql/ops/purge.sql with a delete, and its count, for each bronze rows table of the registry."""
+    tables = registry.bronze_row_tables()
+    names = [sql.Identifier(f"deleted_{index}") for index in range(len(tables))]
+    deletes = sql.SQL(",\n").join(
+        sql.SQL("{} as (delete from {} where _load_id in (select load_id from old_loads) returning 1)").format(
+            name, sql.Identifier(*table.split("."))
+        )
+        for name, table in zip(names, tables, strict=True)
+    )
+    counts = sql.SQL("").join(
+        sql.SQL("select {}, count(*) from {} union all\n").format(sql.Literal(table), name)
+        for name, table in zip(names, tables, strict=True)
+    )
+    return db.sql_statement("ops/purge.sql").format(bronze_deletes=deletes, bronze_counts=counts)
 
 
 CRON_TAG = "# metalayer-daily"

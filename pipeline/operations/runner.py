@@ -20,6 +20,7 @@ import psycopg2
 from luigi.execution_summary import LuigiStatusCode
 from psycopg2 import sql
 
+from pipeline import registry
 from pipeline.base import (
     PermanentFailure,
     WarehouseTask,
@@ -43,7 +44,6 @@ from pipeline.core.runs import (
 from pipeline.master import MasterTask
 from pipeline.operations import alerts, sla
 from pipeline.quality.scores import quality_summary
-from pipeline.tasks_silver import silver_tables
 
 Printer = Callable[[str], None]
 # Task families whose message the run summary prints even when they succeed.
@@ -129,15 +129,10 @@ LAYERS = ("bronze", "silver")
 
 def layer_targets(layer: str, run_date: date, run_id: str, landing_dir: str) -> list[luigi.Task]:
     """The tasks that complete a layer (and everything before it) for a date."""
-    from pipeline.tasks_bronze import BRONZE_TASKS
-    from pipeline.tasks_silver import SilverQualityGate
-
+    if layer not in LAYERS:
+        raise ValueError(f"unknown layer {layer!r}; expected one of {', '.join(LAYERS)}")
     common = {"date": run_date, "run_id": run_id, "landing_dir": landing_dir}
-    if layer == "bronze":
-        return [task(**common) for task in BRONZE_TASKS]
-    if layer == "silver":
-        return [SilverQualityGate(**common)]
-    raise ValueError(f"unknown layer {layer!r}; expected one of {', '.join(LAYERS)}")
+    return [task(**common) for task in registry.tasks(layer)]
 
 
 def run_pipeline(
@@ -239,7 +234,7 @@ def run_pipeline(
                 luigi_summary=result.summary_text,
                 tasks=task_summary(url, run_id),
                 tables=table_summary(url, run_date),
-                quality=quality_summary(url, run_date, silver_tables()),
+                quality=quality_summary(url, run_date, registry.silver_tables()),
                 error=error,
                 log_file=str(log.path),
             )
@@ -383,7 +378,7 @@ def join_run(
             luigi_summary=result.summary_text,
             tasks=task_summary(url, run_id),
             tables=table_summary(url, run_date),
-            quality=quality_summary(url, run_date, silver_tables()),
+            quality=quality_summary(url, run_date, registry.silver_tables()),
             error=error,
             log_file=str(log.path),
             joined=True,
@@ -590,17 +585,17 @@ def table_summary(url: str, run_date: date) -> list[dict]:
             (run_date,),
         )
         tables = [dict(zip(("layer", "table", "rows", "rejected"), row, strict=True)) for row in cur.fetchall()]
-        for name in ("customers", "products", "sales"):
+        for table in registry.silver_tables().values():
             cur.execute(
                 sql.SQL(
                     """select (select count(*) from {t}),
                           (select count(*) from silver.quarantine
                            where stage = 'silver' and source_table = %s and extract_date = %s)"""
-                ).format(t=sql.Identifier("silver", name)),
-                (f"silver.{name}", run_date),
+                ).format(t=sql.Identifier(*table.split("."))),
+                (table, run_date),
             )
             rows, rejected = cur.fetchone()
-            tables.append({"layer": "silver", "table": f"silver.{name}", "rows": rows, "rejected": rejected})
+            tables.append({"layer": "silver", "table": table, "rows": rows, "rejected": rejected})
         return tables
 
 

@@ -35,12 +35,9 @@ def thresholds() -> dict[str, float]:
 
 def layer_tasks(layer: str, run_date: date) -> list:
     """The tasks whose markers say a layer is done for a date."""
-    from pipeline.tasks_bronze import BRONZE_TASKS
-    from pipeline.tasks_gold import GOLD_TASKS
-    from pipeline.tasks_silver import SilverQualityGate
+    from pipeline import registry
 
-    classes = {"bronze": BRONZE_TASKS, "silver": (SilverQualityGate,), "gold": GOLD_TASKS, "run": GOLD_TASKS}
-    return [task_class(date=run_date) for task_class in classes[layer]]
+    return [task_class(date=run_date) for task_class in registry.tasks("gold" if layer == "run" else layer)]
 
 
 class SlaWatch:

@@ -9,22 +9,13 @@ with bronze as (
     group by source_name
 ),
 
+-- %(tables)s: the silver and gold tables users read (pipeline/registry.py).
 current_tables as (
-    select 'silver' as layer, 'silver.customers' as table_name, (select count(*) from silver.customers) as row_count
-    union all
-    select 'silver', 'silver.products', (select count(*) from silver.products)
-    union all
-    select 'silver', 'silver.sales', (select count(*) from silver.sales)
-    union all
-    select 'silver', 'silver.quarantine', (select count(*) from {quarantine})
-    union all
-    select 'gold', 'gold.dim_customer', (select count(*) from gold.dim_customer)
-    union all
-    select 'gold', 'gold.dim_product', (select count(*) from gold.dim_product)
-    union all
-    select 'gold', 'gold.fact_sales', (select count(*) from gold.fact_sales)
-    union all
-    select 'gold', 'gold.customer_clv', (select count(*) from gold.customer_clv)
+    select
+        split_part(counted.table_name, '.', 1) as layer,
+        counted.table_name,
+        counted.row_count
+    from console.table_rows(%(tables)s::text[]) as counted
 ),
 
 final as (

@@ -56,12 +56,4 @@ final as (
     where (sums.orders, customers.customers, sums.quantity, sums.revenue) <> (0, 0, 0, 0)
 )
 
-insert into gold.agg_daily_sales as current_row (date_key, region, orders, customers, quantity, revenue, order_date)
 select * from final
-on conflict (order_date, region) do update set
-    orders = current_row.orders + excluded.orders,
-    customers = current_row.customers + excluded.customers,
-    quantity = current_row.quantity + excluded.quantity,
-    revenue = current_row.revenue + excluded.revenue;
-
-delete from gold.agg_daily_sales where orders = 0

@@ -51,12 +51,4 @@ final as (
     where (sums.orders, customers.customers, sums.quantity, sums.revenue) <> (0, 0, 0, 0)
 )
 
-insert into gold.agg_monthly_sales as current_row (region, orders, customers, quantity, revenue, month_start)
 select * from final
-on conflict (month_start, region) do update set
-    orders = current_row.orders + excluded.orders,
-    customers = current_row.customers + excluded.customers,
-    quantity = current_row.quantity + excluded.quantity,
-    revenue = current_row.revenue + excluded.revenue;
-
-delete from gold.agg_monthly_sales where orders = 0

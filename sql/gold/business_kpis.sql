@@ -4,8 +4,6 @@
 -- and the date's quality score. %(from_summary)s: no order line is dated after
 -- the date, so the orders to date are every line, per customer in
 -- gold.customer_purchase_summary; otherwise they are counted in the fact.
-delete from gold.business_kpis where run_date = %(date)s;
-
 with
 
 from_fact as (
@@ -68,5 +66,4 @@ final as (
     cross join clv
 )
 
-insert into gold.business_kpis
 select * from final

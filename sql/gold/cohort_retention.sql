@@ -3,10 +3,9 @@
 -- in agg_daily_sales (a customer's cohort is taken from all their lines, which
 -- each batch holds before and after), then the cohort's size (every member buys
 -- in month 0) and the retention rate.
--- The cohorts (one row per customer) join back to the customer-months by hash;
--- the planner cannot see their size through the CTE and would sort both sides.
-set local enable_mergejoin = off;
-
+-- The cohorts (one row per customer) join back to the customer-months by hash
+-- (CohortRetention runs this with enable_mergejoin off): the planner cannot see
+-- their size through the CTE and would sort both sides.
 with
 
 facts as not materialized (
@@ -92,35 +91,6 @@ final as (
     having (sum(customer_months.sign), sum(customer_months.sign * customer_months.revenue)) <> (0, 0)
 )
 
-insert into gold.cohort_retention as current_row (months_since_first, cohort_size, active_customers,
-                                                  retention_rate, revenue, cohort_month)
-select months_since_first, 0, active_customers, 0, revenue, cohort_month from final
-on conflict (cohort_month, months_since_first) do update set
-    active_customers = current_row.active_customers + excluded.active_customers,
-    revenue = current_row.revenue + excluded.revenue;
-
-delete from gold.cohort_retention where active_customers = 0;
-
-with
-
-final as (
-    select
-        cohort_retention.cohort_month,
-        cohort_retention.months_since_first,
-        first_month.active_customers as cohort_size,
-        round(cohort_retention.active_customers::numeric / first_month.active_customers, 6) as retention_rate
-    from gold.cohort_retention
-    inner join gold.cohort_retention as first_month
-        on cohort_retention.cohort_month = first_month.cohort_month
-        and first_month.months_since_first = 0
-)
-
-update gold.cohort_retention
-set
-    cohort_size = final.cohort_size,
-    retention_rate = final.retention_rate
+-- cohort_size and retention_rate follow from the sums (sql/gold/derived/cohort_retention.sql)
+select months_since_first, 0 as cohort_size, active_customers, 0 as retention_rate, revenue, cohort_month
 from final
-where cohort_retention.cohort_month = final.cohort_month
-    and cohort_retention.months_since_first = final.months_since_first
-    and (cohort_retention.cohort_size, cohort_retention.retention_rate)
-        is distinct from (final.cohort_size, final.retention_rate)

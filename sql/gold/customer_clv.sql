@@ -1,8 +1,6 @@
 -- The date's CLV rows: the per-customer summary (clv_input, from
 -- customer_rfm.sql) with the model's predictions (clv_predictions, computed in
 -- Python from its columns; NaN where the models give none).
-delete from gold.customer_clv where as_of_date = %(date)s;
-
 with
 
 final as (
@@ -23,6 +21,4 @@ final as (
         on clv_input.ordinal = clv_predictions.ordinal
 )
 
-insert into gold.customer_clv (customer_id, frequency, recency, t, monetary_value, historical_clv,
-                               expected_purchases, p_alive, expected_avg_spend, predicted_clv, as_of_date)
 select * from final

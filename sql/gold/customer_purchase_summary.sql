@@ -3,10 +3,6 @@
 -- and last order date. Kept incrementally: the rows of the customers in the
 -- batches since the last catch-up are rebuilt from their lines now, which the
 -- newest of those batches that holds a customer has (its +1 side).
-delete from gold.customer_purchase_summary
-where not %(full)s
-    and customer_id in (select customer_id from fact_lines);
-
 with
 
 newest_batches as (
@@ -68,6 +64,4 @@ final as (
         on per_customer.customer_id = first_days.customer_id
 )
 
-insert into gold.customer_purchase_summary (customer_id, orders, purchase_days, first_day_revenue, revenue,
-                                            first_order_date, last_order_date)
 select * from final

@@ -9,31 +9,30 @@
 -- version current at the deletion (valid_to = deleted_at, no current row while
 -- deleted); a key that comes back starts a new version, with its new attributes,
 -- or its last ones when it came back unchanged.
-create temp table touched_customers on commit drop as
-select customer_id
-from silver.customer_versions
-where _extract_date = %(date)s
-union
-select deletion.business_key
-from silver.deletions as deletion
-inner join meta.ingested_files as files
-    on files.load_id in (deletion.deleted_load_id, deletion.restored_load_id)
-where deletion.source_table = 'silver.customers'
-    and files.extract_date = %(date)s;
-
-create temp table desired_versions on commit drop as
+--
+-- The select gives every version of the touched customers; the scd2 write
+-- strategy (sql/gold/steps/scd2.sql) makes the dimension hold exactly those.
+-- The tracked attributes are named twice: in their hash, which finds the
+-- changes, and in the final select, which reads them from the silver version
+-- each dimension version starts at (its primary key travels along).
 with
+
+touched_customers as (
+    select customer_id
+    from silver.customer_versions
+    where _extract_date = %(date)s
+    union
+    select deletion.business_key
+    from silver.deletions as deletion
+    inner join meta.ingested_files as files
+        on files.load_id in (deletion.deleted_load_id, deletion.restored_load_id)
+    where deletion.source_table = 'silver.customers'
+        and files.extract_date = %(date)s
+),
 
 versions as (
     select
         customer_id,
-        first_name,
-        last_name,
-        email,
-        phone,
-        city,
-        state,
-        region,
         md5(concat_ws('|', first_name, last_name, email, phone, city, state, region)) as attribute_hash,
         updated_at,
         _extract_date,
@@ -65,14 +64,9 @@ deletions as (
 returns_unchanged as (
     select distinct on (deletions.customer_id, deletions.restored_at)
         per_instant.customer_id,
-        per_instant.first_name,
-        per_instant.last_name,
-        per_instant.email,
-        per_instant.phone,
-        per_instant.city,
-        per_instant.state,
-        per_instant.region,
         per_instant.attribute_hash,
+        per_instant._load_id,
+        per_instant._line_number,
         deletions.restored_at as event_at
     from deletions
     inner join per_instant
@@ -87,25 +81,17 @@ returns_unchanged as (
 ),
 
 events as (
-    select
-        customer_id, first_name, last_name, email, phone, city, state, region, attribute_hash,
-        updated_at as event_at,
-        false as is_deletion
+    select customer_id, attribute_hash, _load_id, _line_number, updated_at as event_at, false as is_deletion
     from per_instant
 
     union all
 
-    select
-        customer_id, first_name, last_name, email, phone, city, state, region, attribute_hash, event_at,
-        false as is_deletion
+    select customer_id, attribute_hash, _load_id, _line_number, event_at, false as is_deletion
     from returns_unchanged
 
     union all
 
-    select
-        customer_id, null, null, null, null, null, null, null, null,
-        deleted_at as event_at,
-        true as is_deletion
+    select customer_id, null, null, null, deleted_at as event_at, true as is_deletion
     from deletions
 ),
 
@@ -131,56 +117,23 @@ timeline as (
 -- a version ends where the next one starts or where the customer was deleted
 final as (
     select
-        customer_id,
-        first_name,
-        last_name,
-        email,
-        phone,
-        city,
-        state,
-        region,
-        attribute_hash,
-        next_event_at is null as is_current,
-        event_at as valid_from,
-        next_event_at as valid_to
+        timeline.customer_id,
+        version.first_name,
+        version.last_name,
+        version.email,
+        version.phone,
+        version.city,
+        version.state,
+        version.region,
+        timeline.attribute_hash,
+        timeline.next_event_at is null as is_current,
+        timeline.event_at as valid_from,
+        timeline.next_event_at as valid_to
     from timeline
-    where not is_deletion
+    inner join silver.customer_versions as version
+        on timeline._load_id = version._load_id
+        and timeline._line_number = version._line_number
+    where not timeline.is_deletion
 )
 
-select * from final;
-
-delete from gold.dim_customer as current_version
-where current_version.customer_id in (select customer_id from touched_customers)
-    and (current_version.customer_id, current_version.valid_from) not in (
-        select customer_id, valid_from from desired_versions
-    );
-
-update gold.dim_customer as current_version
-set
-    first_name = desired.first_name,
-    last_name = desired.last_name,
-    email = desired.email,
-    phone = desired.phone,
-    city = desired.city,
-    state = desired.state,
-    region = desired.region,
-    attribute_hash = desired.attribute_hash,
-    is_current = desired.is_current,
-    valid_to = desired.valid_to
-from desired_versions as desired
-where current_version.customer_id = desired.customer_id
-    and current_version.valid_from = desired.valid_from
-    and (current_version.attribute_hash, current_version.is_current, current_version.valid_to)
-        is distinct from (desired.attribute_hash, desired.is_current, desired.valid_to);
-
-insert into gold.dim_customer (
-    customer_id, first_name, last_name, email, phone, city, state, region, attribute_hash, is_current,
-    valid_from, valid_to
-)
-select desired.*
-from desired_versions as desired
-where not exists (
-    select 1 from gold.dim_customer as current_version
-    where current_version.customer_id = desired.customer_id
-        and current_version.valid_from = desired.valid_from
-)
+select * from final

@@ -1,4 +1,5 @@
--- Every date the extract touches: its order dates and the extract date itself.
+-- Every date the extract touches: its order dates and the extract date itself
+-- (written by upsert on date_key: a date's row never changes).
 with
 
 touched_dates as (
@@ -21,6 +22,4 @@ final as (
     from touched_dates
 )
 
-insert into gold.dim_date
 select * from final
-on conflict (date_key) do nothing

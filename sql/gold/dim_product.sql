@@ -1,6 +1,6 @@
 -- Type 1: the product's current attributes; the surrogate key never changes. A
 -- product deleted at a database source keeps its row (facts refer to it) with
--- is_deleted and deleted_at, as silver has them.
+-- is_deleted and deleted_at, as silver has them. Written by upsert on product_id.
 with
 
 changed as (
@@ -29,20 +29,4 @@ changed as (
         )
 )
 
-insert into gold.dim_product (
-    product_id, product_name, category, unit_cost, list_price, is_deleted, updated_at, deleted_at
-)
 select * from changed
-on conflict (product_id) do update set
-    product_name = excluded.product_name,
-    category = excluded.category,
-    unit_cost = excluded.unit_cost,
-    list_price = excluded.list_price,
-    is_deleted = excluded.is_deleted,
-    updated_at = excluded.updated_at,
-    deleted_at = excluded.deleted_at
-where (gold.dim_product.product_name, gold.dim_product.category, gold.dim_product.unit_cost,
-       gold.dim_product.list_price, gold.dim_product.is_deleted, gold.dim_product.updated_at,
-       gold.dim_product.deleted_at)
-    is distinct from (excluded.product_name, excluded.category, excluded.unit_cost, excluded.list_price,
-                      excluded.is_deleted, excluded.updated_at, excluded.deleted_at)

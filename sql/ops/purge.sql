@@ -11,23 +11,9 @@ old_runs as (
     select run_id from meta.pipeline_runs where run_date < %(cutoff)s and status <> 'running'
 ),
 
-bronze_customers as (
-    delete from bronze.crm_customers_raw_rows
-    where _load_id in (select load_id from old_loads)
-    returning 1
-),
-
-bronze_products as (
-    delete from bronze.erp_products_raw_rows
-    where _load_id in (select load_id from old_loads)
-    returning 1
-),
-
-bronze_sales as (
-    delete from bronze.erp_sales_raw_rows
-    where _load_id in (select load_id from old_loads)
-    returning 1
-),
+-- One delete per bronze rows table of the registry (pipeline/registry.py):
+-- "<name> as (delete from <table> where _load_id in (select load_id from old_loads) returning 1)".
+{bronze_deletes},
 
 quarantine as (
     delete from silver.quarantine where extract_date < %(cutoff)s
@@ -67,10 +53,9 @@ pipeline_runs as (
 ),
 
 final as (
-    select 'bronze.crm_customers_raw_rows' as table_name, count(*) as rows_deleted from bronze_customers
-    union all select 'bronze.erp_products_raw_rows', count(*) from bronze_products
-    union all select 'bronze.erp_sales_raw_rows', count(*) from bronze_sales
-    union all select 'silver.quarantine', count(*) from quarantine
+    -- "select '<table>', count(*) from <name> union all" per bronze rows table
+    {bronze_counts}
+    select 'silver.quarantine' as table_name, count(*) as rows_deleted from quarantine
     union all select 'meta.ingested_files', count(*) from ingested_files
     union all select 'meta.quality_results', count(*) from quality_results
     union all select 'meta.sla_misses', count(*) from sla_misses

@@ -66,6 +66,28 @@ language sql immutable parallel safe as $$
         '(?<![0-9])(\+?[0-9]{1,3}[ .-]?)?\(?[0-9]{3}\)?[ .-]?[0-9]{3}[ .-]?[0-9]{4}(?![0-9])', '***', 'g')
 $$;
 
+-- Row counts of warehouse tables, for the console's rows per layer: a count shows
+-- no value, so the reader may have it for tables it cannot read (the owner counts:
+-- security definer). Tables of the bronze, silver and gold schemas only.
+create or replace function console.table_rows(tables text[])
+returns table (table_name text, row_count bigint)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp as $$
+declare
+    name text;
+begin
+    foreach name in array tables loop
+        if split_part(name, '.', 1) not in ('bronze', 'silver', 'gold') or split_part(name, '.', 3) <> '' then
+            raise exception 'console.table_rows counts tables of bronze, silver and gold only, not %', name;
+        end if;
+        table_name := name;
+        execute format('select count(*) from %I.%I', split_part(name, '.', 1), split_part(name, '.', 2))
+            into row_count;
+        return next;
+    end loop;
+end
+$$;
+revoke execute on function console.table_rows(text[]) from public;
+
 -- A quarantine record with its personal fields masked (the keys are the source's column names).
 create or replace function console.mask_record(record jsonb) returns jsonb
 language sql immutable parallel safe as $$
@@ -129,6 +151,8 @@ from silver.quarantine;
 -- Grants -----------------------------------------------------------------------------------------
 
 do $$
+declare
+    readable record;
 begin
     if not exists (select 1 from pg_roles where rolname = 'metalayer_reader') then
         return;
@@ -139,13 +163,19 @@ begin
     grant select on console.customer_masked, console.quarantine_masked to metalayer_reader;
     grant execute on all functions in schema console to metalayer_reader;
     grant select on silver.sales, silver.products, silver.duplicates to metalayer_reader;
-    -- Personal columns stay out: table-level select off, the other columns one by one.
+    -- Personal columns stay out: table-level select off, then every other column, read from the
+    -- catalog (a column added to these tables is readable unless it is named here as personal).
     revoke select on gold.dim_customer, silver.customers from metalayer_reader;
-    grant select (customer_key, customer_id, city, state, region, attribute_hash, is_current, valid_from, valid_to)
-        on gold.dim_customer to metalayer_reader;
-    grant select (customer_id, city, state, region, is_phone_valid, signup_date, first_extract_date, updated_at,
-                  _extract_date, _load_id, _line_number)
-        on silver.customers to metalayer_reader;
+    for readable in
+        select table_schema, table_name, string_agg(quote_ident(column_name), ', ' order by ordinal_position) as names
+        from information_schema.columns
+        where (table_schema, table_name) in (('gold', 'dim_customer'), ('silver', 'customers'))
+            and column_name <> all (array['first_name', 'last_name', 'email', 'phone', 'phone_raw', 'address'])
+        group by table_schema, table_name
+    loop
+        execute format('grant select (%s) on %I.%I to metalayer_reader',
+                       readable.names, readable.table_schema, readable.table_name);
+    end loop;
     begin
         execute format('grant connect on database %I to metalayer_reader', current_database());
     exception when insufficient_privilege then
