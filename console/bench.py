@@ -175,7 +175,9 @@ def open_page(page, name: str, timeout_ms: float = 60_000) -> float:
 def browser_times(repeat: int, log_dir: Path) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {name: [] for name in PAGES}
     with (
-        console_server({"DATABASE_URL": db.database_url()}, log_dir / "console-bench-server.log") as url,
+        console_server(
+            {"DATABASE_URL": db.Warehouse.from_environment().url}, log_dir / "console-bench-server.log"
+        ) as url,
         chromium() as page,
     ):
         page.goto(url)
@@ -231,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from pipeline.bench import machine
 
-    url = db.database_url()
+    url = db.Warehouse.from_environment().url
     with db.transaction(url) as conn, conn.cursor() as cur:
         cur.execute("select count(*) from gold.fact_sales")
         fact_rows = cur.fetchone()[0]

@@ -49,7 +49,7 @@ class Warehouse:
 
 
 def owner_url() -> str:
-    return db.database_url()
+    return db.Warehouse.from_environment().url
 
 
 def warehouse() -> Warehouse:

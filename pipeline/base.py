@@ -8,6 +8,7 @@ all of it back and records the error on a separate connection.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -112,12 +113,17 @@ class WarehouseTask(luigi.Task):
     writes: tuple[str, ...] = ()  # other tables it writes in the same transaction, that users read
     state: tuple[str, ...] = ()  # tables of its own bookkeeping (watermarks, change batches)
 
+    @functools.cached_property
+    def warehouse(self) -> db.Warehouse:
+        """The database the task writes to, made once per task object where a worker runs it."""
+        return db.Warehouse.from_environment()
+
     @property
     def effective_run_id(self) -> str:
         return self.run_id or process_run_id()
 
     def output(self) -> MarkerTarget:
-        return MarkerTarget(self.table, self.task_id, db.database_url())
+        return MarkerTarget(self.table, self.task_id, self.warehouse.url)
 
     def sql_params(self) -> dict:
         return {"date": self.date, "run_id": self.effective_run_id}
@@ -158,7 +164,7 @@ class WarehouseTask(luigi.Task):
             # Luigi learns of a task's new retry policy only after the failure it
             # reports, so it schedules one more attempt: end it at once.
             raise PermanentFailure(f"{self.task_id} is not run again in this run: its failure above is permanent")
-        url = db.ensure_bootstrapped()
+        url = self.warehouse.ready().url
         run_id = self.effective_run_id
         config = operations()
         unrecorded: list[tuple[int, BaseException]] = []  # failed attempts the server was not there to hear of

@@ -233,10 +233,10 @@ def run_bench(
         if embedded:
             os.environ["METALAYER_HOME"] = str(work / "home")
             db._embedded_url.cache_clear()
-            url = db.database_url()
+            url = db.Warehouse.from_environment().url
             where = f"new embedded data dir {work / 'home' / 'pgdata'}"
         else:
-            url = db.create_database(BENCH_DATABASE)
+            url = db.create_database(BENCH_DATABASE, db.Warehouse.from_environment().url)
             where = f"fresh database {BENCH_DATABASE} on DATABASE_URL's server"
         os.environ["DATABASE_URL"] = url
         db.bootstrap(url)
@@ -276,7 +276,7 @@ def run_bench(
                     os.environ["METALAYER_HOME"] = saved_env["METALAYER_HOME"]
             db._embedded_url.cache_clear()
         elif not keep:
-            db.drop_database(BENCH_DATABASE)
+            db.drop_database(BENCH_DATABASE, db.Warehouse.from_environment().url)  # DATABASE_URL restored above
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
 

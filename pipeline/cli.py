@@ -175,10 +175,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
     if args.action == "url":
-        print(db.database_url())
+        print(db.Warehouse.from_environment().url)
         return 0
     if args.action == "bootstrap":
-        db.bootstrap()
+        db.bootstrap(db.Warehouse.from_environment().url)
         print("schema applied:", ", ".join(path.name for path in db.schema_files()))
         return 0
     if os.environ.get("DATABASE_URL"):
@@ -205,7 +205,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_console(args: argparse.Namespace) -> int:
     app = db.REPO_ROOT / "console" / "app.py"
-    env = {**os.environ, "DATABASE_URL": db.database_url()}
+    env = {**os.environ, "DATABASE_URL": db.Warehouse.from_environment().url}
     command = [
         sys.executable,
         "-m",

@@ -59,7 +59,7 @@ class MasterTask(luigi.WrapperTask):
         # Reached only when every requirement succeeded. `metalayer run` closes its
         # own run record; a plain `luigi` invocation has its run closed here.
         if not self.run_id:
-            finish_run(db.database_url(), process_run_id(), "success")
+            finish_run(db.Warehouse.from_environment().url, process_run_id(), "success")
 
 
 def _is_luigi_command() -> bool:

@@ -16,7 +16,7 @@ def quickstart(landing: Path | None = None, today: date | None = None, printer: 
     from pipeline.sample.generate import generate
 
     landing = Path(landing) if landing else default_landing_dir()
-    url = db.ensure_bootstrapped()
+    url = db.Warehouse.from_environment().ready().url
     printer(f"Database: {db.psycopg2_dsn(url)}")
     dates = extract_dates(landing)
     if not dates:

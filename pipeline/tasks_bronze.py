@@ -79,7 +79,7 @@ class BronzeTask(WarehouseTask):
         else:
             workdir = db.metalayer_home() / "extracts" / self.source.name / self.date.isoformat()
             workdir.mkdir(parents=True, exist_ok=True)
-            extracted = extractors.extract(settings, self.date, workdir)
+            extracted = extractors.extract(settings, self.date, workdir, self.warehouse)
             path = extracted.path.resolve()
         clock = PhaseClock()
         check_landing_file(path, self.source)
@@ -129,7 +129,7 @@ class BronzeTask(WarehouseTask):
             except ingest.LandingFileError as exc:
                 # The file is refused and this transaction rolls back; the drift that refused it is kept.
                 if getattr(exc, "drift", None):
-                    with db.transaction() as outside, outside.cursor() as outside_cur:
+                    with self.warehouse.transaction() as outside, outside.cursor() as outside_cur:
                         record_drift(outside_cur, self.effective_run_id, self.source.name, self.date, path, exc.drift)
                 raise
             stats = loaded.stats

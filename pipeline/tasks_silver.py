@@ -520,7 +520,7 @@ class SilverTask(WarehouseTask):
 
     def _record_results_outside(self, results: list[dict]) -> None:
         """Keep the evidence of a failed rule although the task's transaction rolls back."""
-        with db.transaction() as conn, conn.cursor() as cur:
+        with self.warehouse.transaction() as conn, conn.cursor() as cur:
             self._record_results(cur, results)
 
 
@@ -643,7 +643,7 @@ class SilverQualityGate(WarehouseTask):
         )
         breach = low_score or bool(lossy)
         if breach and config.on_breach == "fail":
-            with db.transaction() as outside, outside.cursor() as cur:
+            with self.warehouse.transaction() as outside, outside.cursor() as cur:
                 _write_scores(cur, rows)
                 _write_shares(cur, share_rows)
             raise QualityGateFailed("; ".join(text for text in (loss_text, score_text) if text))

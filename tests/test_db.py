@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import date
 
 import pytest
 
@@ -153,3 +154,40 @@ def test_every_sql_file_is_read_through_one_loader_that_refuses_paths_outside_sq
         if module.name == "db.py":
             continue
         assert not re.search(r"SQL_DIR\s*/(?![^\n]*\.toml)|\.sql\"\)\.read_text|sql_path\(", text), module
+
+
+def test_the_warehouse_is_resolved_where_a_process_starts_and_handed_down(warehouse, monkeypatch):
+    """db.Warehouse is the one way to the database: the connection helpers need its URL (no look-up of their
+    own), only entry points resolve it from the environment, and a task writes where its warehouse says."""
+    import ast
+    import inspect
+
+    from pipeline.core import db
+    from pipeline.core.db import REPO_ROOT
+    from pipeline.tasks_gold import DimDate
+
+    for helper in (db.connect, db.transaction, db.ensure_bootstrapped, db.bootstrap, db.reader_url):
+        assert inspect.signature(helper).parameters["url"].default is inspect.Parameter.empty, helper
+    entry_points = {
+        "pipeline/cli.py", "pipeline/bench.py", "pipeline/quickstart.py", "pipeline/master.py", "pipeline/base.py",
+        "pipeline/core/runs.py", "pipeline/operations/runner.py", "pipeline/operations/maintenance.py",
+        "pipeline/operations/watch.py", "pipeline/operations/scheduler.py", "pipeline/operations/exporter.py",
+        "console/data.py", "console/bench.py",
+    }  # fmt: skip
+    resolving = set()
+    for path in [*(REPO_ROOT / "pipeline").rglob("*.py"), *(REPO_ROOT / "console").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("from_environment", "database_url"):
+                resolving.add(str(path.relative_to(REPO_ROOT)))
+    assert resolving - {"pipeline/core/db.py"} <= entry_points, resolving - entry_points
+
+    from sqlalchemy.engine import make_url
+
+    secret = "s3cret"  # noqa: S105 - a test value
+    house = db.Warehouse(make_url(warehouse).set(password=secret).render_as_string(hide_password=False))
+    assert "s3cret" not in repr(house) and "s3cret" in house.url
+    task = DimDate(date=date(2026, 1, 2))
+    assert task.warehouse == db.Warehouse(warehouse) and task.output().url == warehouse
+    with task.warehouse.ready().transaction() as conn, conn.cursor() as cur:
+        cur.execute("select current_database()")
+        assert make_url(warehouse).database == cur.fetchone()[0]

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import extractors
+from pipeline.core.db import Warehouse
 from pipeline.core.sources import ERP_PRODUCTS, SourceConfigError, parse_source_settings, source_settings
 from pipeline.extractors import http as http_source
 from pipeline.operations.runner import run_pipeline
@@ -288,7 +289,7 @@ def test_a_missing_records_array_is_permanent_and_a_5xx_beyond_the_retries_is_re
     assert query("select count(*) from meta.ingested_files where source_name = 'erp_products'") == [(0,)]
 
 
-def test_cursor_pages_with_the_auth_header_from_the_environment(serve, tmp_path, monkeypatch, small_landing):
+def test_cursor_pages_with_the_auth_header_from_the_environment(serve, tmp_path, monkeypatch, small_landing, warehouse):
     products = served_products(small_landing)
     api = Api(products, pagination="cursor", token="s3cret")  # noqa: S106 - a test token
     use_sources(
@@ -303,12 +304,12 @@ def test_cursor_pages_with_the_auth_header_from_the_environment(serve, tmp_path,
     monkeypatch.delenv("TEST_API_TOKEN", raising=False)
     settings = source_settings("erp_products")
     with pytest.raises(http_source.HttpSourceError, match="TEST_API_TOKEN"):
-        extractors.extract(settings, DAY, tmp_path)
+        extractors.extract(settings, DAY, tmp_path, Warehouse(warehouse))
     monkeypatch.setenv("TEST_API_TOKEN", "wrong")
     with pytest.raises(http_source.HttpSourceError, match="HTTP 401"):
-        extractors.extract(settings, DAY, tmp_path)
+        extractors.extract(settings, DAY, tmp_path, Warehouse(warehouse))
     monkeypatch.setenv("TEST_API_TOKEN", "Bearer s3cret")
-    extracted = extractors.extract(settings, DAY, tmp_path)
+    extracted = extractors.extract(settings, DAY, tmp_path, Warehouse(warehouse))
     lines = extracted.path.read_text().splitlines()
     assert [json.loads(line, parse_float=str, parse_int=str) for line in lines] == products
     assert "s3cret" not in extracted.description + extracted.path.read_text()

@@ -27,6 +27,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -373,11 +374,45 @@ def _tune_embedded(maintenance_url: str) -> bool:
 
 
 def database_url() -> str:
-    """The URL of the warehouse database, starting the embedded server if needed."""
+    """The URL of the warehouse database, starting the embedded server if needed (Warehouse.from_environment)."""
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
     return _embedded_url()
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """The warehouse database, handed to the tasks, the runner, operations and the console.
+
+    A process makes it once where it starts (``Warehouse.from_environment()``:
+    DATABASE_URL, else the embedded server) and passes it down; the connection
+    helpers of this module take its URL and never look one up themselves.
+    """
+
+    url: str
+
+    @classmethod
+    def from_environment(cls) -> Warehouse:
+        return cls(database_url())
+
+    def __repr__(self) -> str:  # never a password in a log line
+        return f"Warehouse({make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    def ready(self) -> Warehouse:
+        """The same warehouse, its schema current (bootstrapped once per process)."""
+        ensure_bootstrapped(self.url)
+        return self
+
+    def connect(self, **options) -> psycopg2.extensions.connection:
+        return connect(self.url, **options)
+
+    def transaction(self, **options):
+        return transaction(self.url, **options)
+
+    @property
+    def reader_url(self) -> str:
+        return reader_url(self.url)
 
 
 def url_with_database(url: str, database: str) -> str:
@@ -409,10 +444,10 @@ CONNECT_TIMEOUT_SECONDS = 10
 
 
 def connect(
-    url: str | None = None, *, application_name: str = "metalayer", settings: dict[str, int | str] | None = None
+    url: str, *, application_name: str = "metalayer", settings: dict[str, int | str] | None = None
 ) -> psycopg2.extensions.connection:
     """A connection; `settings` are session settings (e.g. statement_timeout in ms) given at connect time."""
-    params = psycopg2.extensions.parse_dsn(psycopg2_dsn(url or database_url()))
+    params = psycopg2.extensions.parse_dsn(psycopg2_dsn(url))
     params.setdefault("connect_timeout", str(CONNECT_TIMEOUT_SECONDS))
     if settings:
         options = [f"-c {name}={value}" for name, value in settings.items()]
@@ -425,7 +460,7 @@ def connect(
 
 @contextmanager
 def transaction(
-    url: str | None = None, *, application_name: str = "metalayer", settings: dict[str, int | str] | None = None
+    url: str, *, application_name: str = "metalayer", settings: dict[str, int | str] | None = None
 ) -> Iterator[psycopg2.extensions.connection]:
     """A connection whose work commits on success and rolls back on any error.
 
@@ -504,16 +539,16 @@ def check_server_version(version_num: int, where: str = "") -> None:
         )
 
 
-def _server_location(url: str | None) -> str:
+def _server_location(url: str) -> str:
     try:
-        parsed = make_url(url or database_url())
+        parsed = make_url(url)
     except ArgumentError:
         return ""
     host = parsed.host or parsed.query.get("host") or "local socket"
     return f" at {host}{f':{parsed.port}' if parsed.port else ''}"
 
 
-def bootstrap(url: str | None = None) -> None:
+def bootstrap(url: str) -> None:
     """Apply sql/schema/*.sql in order and record their checksum. Idempotent; callers serialize on a lock.
 
     Refuses (UnsupportedServer) a server older than PostgreSQL 15 before it changes anything.
@@ -544,13 +579,12 @@ def schema_is_current(url: str) -> bool:
 _bootstrapped: set[str] = set()
 
 
-def ensure_bootstrapped(url: str | None = None) -> str:
-    """Resolve the URL and make sure the schema is current, once per process; returns the URL.
+def ensure_bootstrapped(url: str) -> str:
+    """Make sure the schema is current, once per process; returns the URL.
 
     The DDL runs only when the schema files changed: applying it on every
     start would take locks that conflict with runs in progress.
     """
-    url = url or database_url()
     if url not in _bootstrapped:
         if not schema_is_current(url):
             bootstrap(url)
@@ -558,9 +592,9 @@ def ensure_bootstrapped(url: str | None = None) -> str:
     return url
 
 
-def create_database(name: str, url: str | None = None) -> str:
+def create_database(name: str, url: str) -> str:
     """Create a fresh, empty database on the same server; returns its URL."""
-    base = url or database_url()
+    base = url
     conn = psycopg2.connect(psycopg2_dsn(url_with_database(base, "postgres")))
     try:
         conn.autocommit = True
@@ -572,8 +606,8 @@ def create_database(name: str, url: str | None = None) -> str:
     return url_with_database(base, name)
 
 
-def drop_database(name: str, url: str | None = None) -> None:
-    base = url or database_url()
+def drop_database(name: str, url: str) -> None:
+    base = url
     conn = psycopg2.connect(psycopg2_dsn(url_with_database(base, "postgres")))
     try:
         conn.autocommit = True
@@ -583,15 +617,11 @@ def drop_database(name: str, url: str | None = None) -> None:
         conn.close()
 
 
-def reader_url(url: str | None = None) -> str:
+def reader_url(url: str) -> str:
     """The warehouse URL as the console's read-only role (sql/schema/090_roles.sql).
 
     Same server and database; the password, where the server asks for one, comes
     from METALAYER_READER_PASSWORD (the embedded server trusts its local socket).
     """
     password = os.environ.get("METALAYER_READER_PASSWORD") or None
-    return (
-        make_url(url or database_url())
-        .set(username="metalayer_reader", password=password)
-        .render_as_string(hide_password=False)
-    )
+    return make_url(url).set(username="metalayer_reader", password=password).render_as_string(hide_password=False)

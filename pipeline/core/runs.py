@@ -142,9 +142,8 @@ def _lock_holder(cur, run_date: date) -> dict | None:
     return dict(zip(("run_id", "backend_pid", "trigger", "started_at"), row, strict=True))
 
 
-def is_running(run_date: date, url: str | None = None) -> dict | None:
+def is_running(run_date: date, url: str) -> dict | None:
     """The run holding the date's run lock (run_id, backend_pid, trigger, started_at), or None."""
-    url = url or db.database_url()
     with db.transaction(url) as conn, conn.cursor() as cur:
         cur.execute("select pg_try_advisory_lock(%s, %s)", (RUN_LOCK_NAMESPACE, run_date.toordinal()))
         if cur.fetchone()[0]:
@@ -270,7 +269,7 @@ def _close_plain_run() -> None:
     if run is None or run.owner != os.getpid():
         return
     try:
-        url = db.database_url()
+        url = db.Warehouse.from_environment().url  # at the exit of a plain `luigi` command
         with db.transaction(url) as conn, conn.cursor() as cur:
             cur.execute("select status, error from meta.pipeline_runs where run_id = %s", (run.run_id,))
             row = cur.fetchone()

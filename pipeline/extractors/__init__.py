@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from pipeline.core.db import Warehouse
 from pipeline.core.sources import SourceSettings
 
 
@@ -28,14 +29,15 @@ class Extracted:
     on_commit: Callable[[object, int], None] = field(default=lambda cur, load_id: None)
 
 
-def extract(settings: SourceSettings, extract_date: date, workdir: Path) -> Extracted:
-    """Run the source's extractor for the date; raises an expected failure with the cause."""
+def extract(settings: SourceSettings, extract_date: date, workdir: Path, warehouse: Warehouse) -> Extracted:
+    """Run the source's extractor for the date (the warehouse holds its watermarks); raises an expected
+    failure with the cause."""
     if settings.kind == "postgres":
         from pipeline.extractors import postgres
 
-        return postgres.extract(settings, extract_date, workdir)
+        return postgres.extract(settings, extract_date, workdir, warehouse)
     if settings.kind == "http":
         from pipeline.extractors import http
 
-        return http.extract(settings, extract_date, workdir)
+        return http.extract(settings, extract_date, workdir, warehouse)
     raise ValueError(f"{settings.source.name}: kind {settings.kind!r} has no extractor")

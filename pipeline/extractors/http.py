@@ -362,7 +362,7 @@ def highest(values: list[str]) -> str | None:
     return max(values, key=_order_key)
 
 
-def extract(settings: SourceSettings, extract_date: date, workdir: Path) -> Extracted:
+def extract(settings: SourceSettings, extract_date: date, workdir: Path, warehouse: db.Warehouse) -> Extracted:
     config = http_settings(settings)
     headers = {}
     if config.auth_header:
@@ -376,7 +376,7 @@ def extract(settings: SourceSettings, extract_date: date, workdir: Path) -> Extr
             )
         headers[config.auth_header] = secret
     name = settings.source.name
-    since = read_watermark(name) if config.since_param else None
+    since = read_watermark(name, warehouse) if config.since_param else None
     first = {**config.params, **({config.since_param: since} if since else {})}
     client = HttpClient(config, headers)
     started_at = datetime.now(UTC)
@@ -437,9 +437,9 @@ def _watermarks_table(cur) -> bool:
     return cur.fetchone()[0]
 
 
-def read_watermark(source_name: str) -> str | None:
+def read_watermark(source_name: str, warehouse: db.Warehouse) -> str | None:
     """The source's stored high-water mark; None before its first load (or without the table)."""
-    with db.transaction() as conn, conn.cursor() as cur:
+    with warehouse.transaction() as conn, conn.cursor() as cur:
         if not _watermarks_table(cur):
             return None
         cur.execute(

@@ -155,8 +155,8 @@ class Watermark:
     extracts_since_snapshot: int | None  # None: no key snapshot was ever taken
 
 
-def current_watermark(source_name: str) -> Watermark:
-    with db.transaction() as conn, conn.cursor() as cur:
+def current_watermark(source_name: str, warehouse: db.Warehouse) -> Watermark:
+    with warehouse.transaction() as conn, conn.cursor() as cur:
         cur.execute(
             "select high_watermark from meta.source_watermarks where source_name = %s order by load_id desc limit 1",
             (source_name,),
@@ -237,10 +237,10 @@ def _probe(cur, config: PostgresExtract) -> str:
     return cur.fetchone()[0]
 
 
-def extract(settings: SourceSettings, extract_date: date, workdir: Path) -> Extracted:
+def extract(settings: SourceSettings, extract_date: date, workdir: Path, warehouse: db.Warehouse) -> Extracted:
     config = PostgresExtract.from_settings(settings)
     dsn = _source_dsn(config)
-    mark = current_watermark(config.source_name)
+    mark = current_watermark(config.source_name, warehouse)
     take_snapshot = snapshot_due(config, mark)
     path = workdir / f"{settings.source.file_stem}.csv"
     keys_path = workdir / f"{settings.source.file_stem}.keys.csv"

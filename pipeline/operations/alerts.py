@@ -71,7 +71,7 @@ def where_to_look(run_id: str, log_file: str | None) -> list[str]:
     return hints
 
 
-def send(alert: Alert, url: str | None = None) -> dict[str, bool]:
+def send(alert: Alert, url: str) -> dict[str, bool]:
     """Send the alert on every enabled channel; returns {channel: delivered}."""
     if alert.kind not in KINDS:
         raise ValueError(f"unknown alert kind {alert.kind!r}")
@@ -82,7 +82,7 @@ def send(alert: Alert, url: str | None = None) -> dict[str, bool]:
     if config.email:
         outcome["email"] = _attempt(lambda: _send_email(alert))
     if outcome:
-        _record(url or db.database_url(), alert, outcome)
+        _record(url, alert, outcome)
     return {channel: delivered for channel, (delivered, _) in outcome.items()}
 
 

@@ -96,7 +96,7 @@ def serve(port: int = 9108, address: str = "0.0.0.0") -> int:  # noqa: S104 - an
     from prometheus_client import start_http_server
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    url = db.database_url()
+    url = db.Warehouse.from_environment().url
     try:
         server, thread = start_http_server(port, addr=address, registry=build_registry(url))
     except OSError as exc:

@@ -95,14 +95,14 @@ def select_tasks(
     return [graph[family][0] for family in ordered]
 
 
-def invalidate(tasks: list[WarehouseTask], url: str | None = None, *, full_refresh: bool = False) -> list[str]:
+def invalidate(tasks: list[WarehouseTask], url: str, *, full_refresh: bool = False) -> list[str]:
     """Delete the tasks' completion markers in one transaction; returns the task ids that had one.
 
     With full_refresh, the incremental gold tables among the tasks also lose
     their watermark, so that their next run recomputes them from the whole fact.
     """
     marker_table = sql.Identifier(*postgres().marker_table.split("."))
-    with db.transaction(url or db.database_url()) as conn, conn.cursor() as cur:
+    with db.transaction(url) as conn, conn.cursor() as cur:
         cur.execute(
             sql.SQL("delete from {} where update_id = any(%s) returning update_id").format(marker_table),
             ([task.task_id for task in tasks],),
@@ -226,7 +226,9 @@ class PurgeResult:
     deleted: dict[str, int]
 
 
-def purge(keep_days: int | None = None, *, today: date | None = None, url: str | None = None) -> PurgeResult:
+def purge(
+    keep_days: int | None = None, *, today: date | None = None, warehouse: db.Warehouse | None = None
+) -> PurgeResult:
     """Remove bronze loads, quarantine rows and run metadata of extract dates older than the window.
 
     Silver, gold and the completion markers stay: a purged date is not
@@ -236,7 +238,7 @@ def purge(keep_days: int | None = None, *, today: date | None = None, url: str |
     if keep_days < 1:
         raise UsageError(f"--keep-days must be at least 1, not {keep_days}")
     cutoff = (today or date.today()) - timedelta(days=keep_days)
-    with db.transaction(url or db.database_url()) as conn, conn.cursor() as cur:
+    with (warehouse or db.Warehouse.from_environment()).transaction() as conn, conn.cursor() as cur:
         cur.execute(purge_statement(), {"cutoff": cutoff})
         deleted = dict(cur.fetchall())
     return PurgeResult(cutoff=cutoff, deleted=deleted)

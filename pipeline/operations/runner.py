@@ -161,7 +161,7 @@ def run_pipeline(
     (reruns invalidate markers there). Never raises for task failures: the
     result says what happened; SLA breaches and failures are alerted.
     """
-    url = db.ensure_bootstrapped()
+    url = db.Warehouse.from_environment().ready().url
     landing_path = str(Path(landing).resolve() if landing else default_landing_dir())
     run_id = run_id or new_run_id(run_date)
     log = RunLog(run_date, run_id, printer)
@@ -323,7 +323,7 @@ def join_run(
     printer: Printer | None = None,
 ) -> RunResult | None:
     """Work for the run in progress `holder` as one more Luigi worker; None when that run has ended."""
-    url = db.ensure_bootstrapped()
+    url = db.Warehouse.from_environment().ready().url
     run_id = holder["run_id"]
     with db.transaction(url) as conn, conn.cursor() as cur:
         cur.execute("select status, scheduler, landing_dir from meta.pipeline_runs where run_id = %s", (run_id,))

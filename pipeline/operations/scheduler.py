@@ -53,7 +53,7 @@ def luigid_config(home: Path, url: str) -> Path:
 def luigid_command(*, port: int = 8082, address: str = "0.0.0.0") -> tuple[list[str], dict[str, str]]:  # noqa: S104
     home = db.metalayer_home()
     (home / "logs").mkdir(parents=True, exist_ok=True)
-    url = db.ensure_bootstrapped()
+    url = db.Warehouse.from_environment().ready().url
     config_path = luigid_config(home, url)
     luigid = Path(sys.executable).with_name("luigid")
     command = [

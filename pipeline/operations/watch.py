@@ -194,7 +194,7 @@ class Watcher:
             self.stop.wait(self.poll_seconds)
 
     def serve(self) -> int:
-        url = db.ensure_bootstrapped()
+        url = db.Warehouse.from_environment().ready().url
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self.stop.set())
         threading.Thread(target=self._beat, name="watch-heartbeat", daemon=True).start()
