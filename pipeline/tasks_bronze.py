@@ -13,7 +13,7 @@ from psycopg2.extras import execute_values
 from pipeline import extractors
 from pipeline.base import PhaseClock, TaskStats, WarehouseTask
 from pipeline.core import db, ingest
-from pipeline.core.config import bronze, landing_dir, watch
+from pipeline.core.config import bronze, landing_dir, tuning, watch
 from pipeline.core.landing import _source, check_landing_file, landing_file
 from pipeline.core.sources import CRM_CUSTOMERS, ERP_PRODUCTS, ERP_SALES, Source, source_settings
 
@@ -143,8 +143,13 @@ class BronzeTask(WarehouseTask):
                    where load_id = %s""",
                 (stats.physical_lines, stats.records, stats.rows_loaded, stats.rows_rejected, load_id),
             )
-            rows_table = sql.Identifier("bronze", f"{self.source.bronze_table}_rows")
-            cur.execute(sql.SQL("analyze {}").format(rows_table))
+            db.refresh_statistics(
+                cur,
+                self.rows_table,
+                stats.rows_loaded,
+                ("_load_id", "_line_number"),
+                tuning().analyze_full_share,
+            )
             clock.lap("analyze")
             if config.profile_columns:
                 profile_load(cur, self.source, load_id, stats.rows_loaded, config.profile_sample_rows)

@@ -437,6 +437,10 @@ class CustomerClv(GoldTask):
 
     table = "gold.customer_clv"
     model = "sql/gold/customer_clv.sql"
+    # The longest chain after the fact (purchase summary, then the fits): Luigi passes a task's priority on to
+    # what it requires, so a free worker takes the summary and this before the aggregates, which the other
+    # worker runs meanwhile.
+    priority = 10
     strategy = "replace_partition"
     partition = "as_of_date"
     writes = ("gold.clv_model",)

@@ -191,3 +191,30 @@ def test_the_warehouse_is_resolved_where_a_process_starts_and_handed_down(wareho
     with task.warehouse.ready().transaction() as conn, conn.cursor() as cur:
         cur.execute("select current_database()")
         assert make_url(warehouse).database == cur.fetchone()[0]
+
+
+def test_statistics_of_a_small_load_refresh_only_its_columns(query, warehouse):
+    """db.refresh_statistics: a table never analyzed, or changed by more than the share, gets every
+    column's statistics; a small load only the named columns', which then know its values."""
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        cur.execute("drop table if exists public.stats_probe")
+        cur.execute("create table public.stats_probe (load_id bigint, note text)")
+        cur.execute("insert into public.stats_probe select 1, 'old ' || (i % 5) from generate_series(1, 1000) i")
+        assert db.refresh_statistics(cur, "public.stats_probe", 1000, ("load_id",), 0.1) is True
+    stats = "select attname, most_common_vals::text from pg_stats where tablename = 'stats_probe' order by attname"
+    assert [name for name, _ in query(stats)] == ["load_id", "note"]
+    note_before = dict(query(stats))["note"]
+
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        cur.execute("insert into public.stats_probe select 2, 'new' from generate_series(1, 50)")
+        assert db.refresh_statistics(cur, "public.stats_probe", 50, ("load_id",), 0.1) is False
+    after = dict(query(stats))
+    assert "2" in after["load_id"].strip("{}").split(",")  # the new load is known to the planner
+    assert after["note"] == note_before  # not re-analyzed: 'new' is not among its values
+
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        cur.execute("insert into public.stats_probe select 3, 'newer' from generate_series(1, 200)")
+        assert db.refresh_statistics(cur, "public.stats_probe", 200, ("load_id",), 0.1) is True
+    assert "newer" in dict(query(stats))["note"]
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        cur.execute("drop table public.stats_probe")

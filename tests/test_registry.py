@@ -105,3 +105,56 @@ def test_rows_per_layer_counts_every_table_users_read_as_the_reader(warehouse, q
             assert "bronze, silver and gold only" in str(exc)
         else:
             raise AssertionError("console.table_rows counted a table outside the warehouse schemas")
+
+
+def test_the_chains_that_end_last_run_first(warehouse, query, reliability_landing):
+    """One worker runs the customers' chain before the sales load (silver sales checks signup dates), and
+    the purchase summary and CLV straight after the fact, before the aggregates: with two workers the
+    longest chain starts first and the aggregates fill the other worker."""
+    from pipeline.operations.runner import run_pipeline
+
+    result = run_pipeline(date(2026, 11, 20), landing=reliability_landing, trigger="test", workers=1)
+    assert result.success, result.luigi_summary
+    order = [
+        family
+        for (family,) in query(
+            "select task_family from meta.task_runs where run_id = %s order by started_at", (result.run_id,)
+        )
+    ]
+    assert order.index("CrmCustomersRaw") < order.index("ErpSalesRaw")
+    assert order.index("SilverCustomers") < order.index("ErpSalesRaw")
+    fact = order.index("FactSales")
+    assert order[fact + 1 : fact + 3] == ["CustomerPurchaseSummary", "CustomerClv"]
+    aggregates = [t.__name__ for t in registry.tasks("gold") if t.__name__.startswith("Agg")]
+    assert aggregates and all(order.index(name) > fact + 2 for name in aggregates)
+
+
+def test_numpy_runs_one_blas_thread_per_process_under_the_pipeline():
+    """Importing the pipeline before numpy leaves OpenBLAS one thread (the workers are the parallelism);
+    a value set in the environment wins."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import ctypes, pipeline, numpy, scipy.optimize\n"
+        "names = ('scipy_openblas_get_num_threads64_', 'scipy_openblas_get_num_threads', 'openblas_get_num_threads')\n"
+        "libs = sorted({line.split()[-1] for line in open('/proc/self/maps') if 'openblas' in line.lower()})\n"
+        "pools = [getattr(ctypes.CDLL(lib), n)() for lib in libs for n in names if hasattr(ctypes.CDLL(lib), n)]\n"
+        "print(len(libs), *sorted(set(pools)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    threads = subprocess.run(
+        [sys.executable, "-c", probe], env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    libraries, *pools = threads.split()
+    assert int(libraries) >= 1 and pools == ["1"]  # numpy's and scipy's OpenBLAS alike
+    chosen = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**env, "OPENBLAS_NUM_THREADS": "2"},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert chosen.split()[1:] == ["2"]

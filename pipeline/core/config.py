@@ -36,6 +36,11 @@ class tuning(luigi.Config):  # noqa: N801
     )
     gold_work_mem = luigi.Parameter(default="256MB", description="work_mem of the gold tasks that group a fact")
     clv_temp_buffers = luigi.Parameter(default="256MB", description="temp_buffers of CustomerClv (two temp tables)")
+    analyze_full_share = luigi.FloatParameter(
+        default=0.1,
+        description="a load changing more than this share of a bronze or silver table re-analyzes all its "
+        "columns; a smaller one only the load's columns (load id, line number, extract date)",
+    )
     console_cache_seconds = luigi.FloatParameter(
         default=300.0, description="console: a query result is reused this long while the data version is the same"
     )

@@ -625,3 +625,33 @@ def reader_url(url: str) -> str:
     """
     password = os.environ.get("METALAYER_READER_PASSWORD") or None
     return make_url(url).set(username="metalayer_reader", password=password).render_as_string(hide_password=False)
+
+
+def refresh_statistics(cur, table: str, changed_rows: int, columns: tuple[str, ...], full_share: float) -> bool:
+    """ANALYZE after a write: the whole table when the write changed more than `full_share` of
+    the rows it had at its last ANALYZE (or it never had one), else only `columns`.
+
+    The columns are the ones later steps filter on whose values move with every load (load
+    ids, line numbers, extract dates): a plan needs to know the newest load is there (without
+    it PostgreSQL estimated one line for a 10K-line load and chose nested loops), while the
+    other columns' statistics barely move with a small load, and autovacuum refreshes them as
+    changes add up. Returns whether the whole table was analyzed.
+    """
+    schema, name = table.split(".")
+    cur.execute(
+        "select c.reltuples from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s",
+        (schema, name),
+    )
+    found = cur.fetchone()
+    known_rows = found[0] if found else -1
+    whole = known_rows <= 0 or changed_rows > full_share * known_rows
+    if whole:
+        cur.execute(sql.SQL("analyze {}").format(sql.Identifier(schema, name)))
+    else:
+        cur.execute(
+            sql.SQL("analyze {} ({})").format(
+                sql.Identifier(schema, name), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+            )
+        )
+    return whole
