@@ -143,6 +143,11 @@ class BronzeTask(WarehouseTask):
                    where load_id = %s""",
                 (stats.physical_lines, stats.records, stats.rows_loaded, stats.rows_rejected, load_id),
             )
+            # The BRIN index on _load_id knows the new pages only once they are summarized; until
+            # autovacuum gets there, every unsummarized page matches every load id, and the silver
+            # stage of a 10K-line load read the whole table six times (0.39 s instead of 0.1 s).
+            cur.execute("select brin_summarize_new_values(%s::regclass)", (f"{self.rows_table}_load_idx",))
+            clock.lap("summarize")
             db.refresh_statistics(
                 cur,
                 self.rows_table,

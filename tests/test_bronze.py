@@ -495,3 +495,20 @@ def test_small_buffers_match_the_reference_parse_on_seed_files(seed_landing, buf
         assert loaded == good
         assert {r.line_number: r.rule_name for r in rejects} == bad
         assert chunker.stats.records == len(good) + len(bad)
+
+
+def test_a_load_leaves_the_brin_index_summarized(warehouse, query, seed_landing):
+    """The next stage reads a load by its id through the BRIN index: its pages are summarized in the
+    load's transaction (unsummarized pages match every id, and the stage would read the whole table)."""
+    tables = [f"bronze.{source.bronze_table}_rows" for source in SOURCES.values()]
+    for table in tables:  # autovacuum would summarize them too, some time later
+        query(f"alter table {table} set (autovacuum_enabled = false)")  # noqa: S608 - our table names
+    try:
+        result = run_pipeline(DAY, landing=seed_landing, trigger="test", upto="bronze")
+        assert result.success, result.luigi_summary
+        for table in tables:
+            assert query("select count(*) > 0 from " + table)[0][0]  # noqa: S608
+            assert query("select brin_summarize_new_values(%s::regclass)", (f"{table}_load_idx",)) == [(0,)]
+    finally:
+        for table in tables:
+            query(f"alter table {table} reset (autovacuum_enabled)")  # noqa: S608
