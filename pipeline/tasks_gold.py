@@ -238,6 +238,10 @@ class FactSales(GoldTask):
                     phase_seconds=clock.laps,
                     message=f"first load: {inserted} fact rows",
                 )
+            # The date's few thousand lines are compared with the fact by key; its pages were just read
+            # or written, so an index probe is no dearer than a sequential read (with the default 4
+            # PostgreSQL scanned the 1M-line fact instead: 0.29 -> 0.23 s).
+            cur.execute("set local random_page_cost = 1.1")
             cur.execute(gold_step("fact_sales_changes", model=self.model_sql()), params)
             cur.execute(
                 "select count(*) filter (where had_before), count(*) filter (where not had_before) from changed_facts"
