@@ -139,8 +139,9 @@ def lines_ctes(spec: SilverSpec) -> sql.Composed:
 
     `lines` adds copy_number (1 for the first of byte-identical lines), first_copy
     ('load:line' of that first one), key_rank (rank among the lines using the same
-    cleaned key, exact copies last) and source_line. Only the few lines whose key
-    repeats are sorted to find them.
+    cleaned key, exact copies last). Only the few lines whose key repeats are
+    sorted to find them. The raw values are not carried along: a quarantined
+    row's record is read back from bronze by its load and line.
     """
     return step(
         "lines",
@@ -286,9 +287,8 @@ class SilverTask(WarehouseTask):
         lines = lines_ctes(self.spec)
         cur.execute(sql.SQL("with {} select * from ({}) as cleaned limit 0").format(lines, model_sql), params)
         model_columns = sql.SQL(", ").join(
-            sql.SQL("evaluated.{}").format(sql.Identifier(c.name)) for c in cur.description if c.name != "source_line"
+            sql.SQL("evaluated.{}").format(sql.Identifier(c.name)) for c in cur.description
         )
-        drop_passes = [sql.Identifier(f"pass_{i}") for i, rule in enumerate(rules) if rule.severity == "drop"]
         cur.execute(
             step(
                 "stage",
@@ -301,7 +301,6 @@ class SilverTask(WarehouseTask):
                 failed_drop=failing(lambda r: r.severity == "drop", lambda r: sql.Literal(r.name)),
                 failed_other=failing(lambda r: r.severity != "drop", lambda r: sql.Literal(r.name)),
                 drop_reasons=failing(lambda r: r.severity == "drop", lambda r: r.reason_sql()),
-                all_drop_rules_pass=sql.SQL(" and ").join(drop_passes) if drop_passes else sql.SQL("true"),
             ),
             params,
         )
@@ -378,15 +377,24 @@ class SilverTask(WarehouseTask):
         updated = cur.rowcount
         if spec.first_seen:
             cur.execute(step("update_first_seen", **parts))
+        primary_key = sql.Identifier(f"{spec.name}_pkey")
         if first_load:
             # First load: emptying the table in this transaction lets PostgreSQL (wal_level=minimal,
-            # as on the embedded server) write the new rows without WAL. It is empty anyway.
+            # as on the embedded server) write the new rows without WAL. It is empty anyway. The
+            # primary key is built once after the insert, not row by row (1M lines: merge 2.9 -> 2.7 s).
             cur.execute(sql.SQL("truncate {target}").format(**parts))
+            cur.execute(sql.SQL("alter table {target} drop constraint {pk}").format(pk=primary_key, **parts))
         cur.execute(
             step("insert_new", columns=_ids(columns), values=sql.SQL(", ").join(values), winner=winner, **parts)
         )
         inserted = cur.rowcount
-        # Later steps and layers plan on fresh statistics; a small load moves only its lineage columns'.
+        if first_load:
+            cur.execute(
+                sql.SQL("alter table {target} add constraint {pk} primary key ({key})").format(pk=primary_key, **parts)
+            )
+        # The load's rows by their load id (conservation), then statistics for later steps and layers
+        # (a small load moves only its lineage columns').
+        cur.execute("select brin_summarize_new_values(%s::regclass)", (f"{spec.table}_load_idx",))
         db.refresh_statistics(
             cur,
             spec.table,

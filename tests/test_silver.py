@@ -411,3 +411,27 @@ def test_customer_versions_keep_every_valid_version(warehouse, query, tmp_path):
     with luigi_setting("quality", "on_breach", "warn"):
         assert run_pipeline(SMALL_DAY, landing=small_landing(tmp_path / "again"), trigger="test").success
     assert query("select count(*) from silver.customer_versions") == [(4,)]
+
+
+def test_a_merge_leaves_the_primary_key_and_a_summarized_load_index(warehouse, query, seed_landing):
+    """A first load builds the primary key after its insert: it is there afterwards and still refuses a
+    second row of a key. Each merge summarizes the load-id BRIN index (conservation reads the load by it)."""
+    import psycopg2
+
+    tables = ("customers", "products", "sales")
+    for table in tables:  # autovacuum would summarize them too, some time later
+        query(f"alter table silver.{table} set (autovacuum_enabled = false)")  # noqa: S608 - fixed names
+    try:
+        for day in (date(2026, 11, 20), date(2026, 11, 21)):  # a first load, then a merge into rows
+            assert run_pipeline(day, landing=seed_landing, trigger="test", upto="silver").success
+            for table in tables:
+                assert query(
+                    "select conname from pg_constraint where conrelid = %s::regclass and contype = 'p'",
+                    (f"silver.{table}",),
+                ) == [(f"{table}_pkey",)]
+                assert query("select brin_summarize_new_values(%s::regclass)", (f"silver.{table}_load_idx",)) == [(0,)]
+        with pytest.raises(psycopg2.errors.UniqueViolation):
+            query("insert into silver.sales select * from silver.sales limit 1")
+    finally:
+        for table in tables:
+            query(f"alter table silver.{table} reset (autovacuum_enabled)")  # noqa: S608

@@ -49,6 +49,12 @@ create table if not exists silver.sales (
     _line_number bigint not null
 );
 
+-- A date's rows by their load (conservation counts them after every merge). BRIN:
+-- merges append in load order; the silver task summarizes the new pages.
+create index if not exists customers_load_idx on silver.customers using brin (_load_id);
+create index if not exists products_load_idx on silver.products using brin (_load_id);
+create index if not exists sales_load_idx on silver.sales using brin (_load_id);
+
 -- Lines that neither became the silver row of their key nor were quarantined:
 -- exact copies of another line, older versions of a key (superseded), and rows
 -- identical to what silver already holds (unchanged).

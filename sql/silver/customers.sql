@@ -1,8 +1,8 @@
 -- Model of silver.customers for one extract date: every bronze line of the
 -- date's customer loads, typed and cleaned. The silver task provides two CTEs
 -- (sql/silver/steps/lines.sql): `source`, the date's bronze lines, and `lines`,
--- the same with copy_number, first_copy, key_rank and source_line (the line as
--- loaded, kept only for quarantined rows), which every model passes through.
+-- the same with copy_number, first_copy and key_rank, which every model passes
+-- through (a quarantined row's record is read back from bronze by its line).
 -- This model builds those columns itself from `key_ranks` (the ranks of the few
 -- lines whose key repeats), so that its cleaning runs in parallel (see cleaned).
 -- The task then evaluates the quality rules on this and merges the survivors.
@@ -59,8 +59,7 @@ cleaned as (
         nullif(btrim(source.updated_at), '') as updated_at_raw,
         source._extract_date,
         source._load_id,
-        source._line_number,
-        source as source_line
+        source._line_number
     from source
     offset 0
 ),
@@ -88,8 +87,7 @@ final as (
         cleaned._line_number,
         coalesce(key_ranks.copy_number, 1) as copy_number,
         key_ranks.first_copy,
-        coalesce(key_ranks.key_rank, 1) as key_rank,
-        cleaned.source_line
+        coalesce(key_ranks.key_rank, 1) as key_rank
     from cleaned
     left join key_ranks
         on cleaned._load_id = key_ranks._load_id

@@ -18,8 +18,7 @@ final as (
         _line_number,
         copy_number,
         first_copy,
-        key_rank,
-        source_line
+        key_rank
     from lines
 )
 

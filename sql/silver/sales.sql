@@ -53,8 +53,7 @@ typed as (
         source._line_number,
         source.copy_number,
         source.first_copy,
-        source.key_rank,
-        source.source_line
+        source.key_rank
     from lines as source
     left join order_dates
         on source.order_date = order_dates.order_date_text
@@ -90,8 +89,7 @@ final as (
         _line_number,
         copy_number,
         first_copy,
-        key_rank,
-        source_line
+        key_rank
     from typed
 )
 

@@ -45,14 +45,13 @@ key_ranks as (
     from exact_copies
 ),
 
--- Every line with its copy number, first copy, key rank and the line as loaded.
+-- Every line with its copy number, first copy and key rank.
 lines as (
     select
         source.*,
         coalesce(key_ranks.copy_number, 1) as copy_number,
         key_ranks.first_copy,
-        coalesce(key_ranks.key_rank, 1) as key_rank,
-        source as source_line
+        coalesce(key_ranks.key_rank, 1) as key_rank
     from source
     left join key_ranks
         on source._load_id = key_ranks._load_id

@@ -12,8 +12,5 @@ select
     {model_columns},
     {failed_drop} as failed_drop,
     {failed_other} as failed_other,
-    {drop_reasons} as drop_reasons,
-    case when not ({all_drop_rules_pass}) then
-        to_jsonb(evaluated.source_line) - '_load_id' - '_line_number' - '_extract_date'
-    end as record
+    {drop_reasons} as drop_reasons
 from (select model.*{passes} from model offset 0) as evaluated
