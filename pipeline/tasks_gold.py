@@ -492,21 +492,24 @@ class CustomerClv(GoldTask):
             period = config.discount_period_days / unit_days
             periods = max(1, round(config.horizon_days / config.discount_period_days))
             rate = (1 + config.annual_discount_rate) ** (config.discount_period_days / 365.0) - 1
+            # Rounded to gold.customer_clv's scales here; NaN (no prediction) is stored as null.
             predictions = {
                 "ordinal": np.arange(1, len(x) + 1, dtype=float),
-                "recency": t_x,
-                "t": t,
-                "expected_purchases": clv.expected_purchases(bg, horizon, x, t_x, t),
-                "p_alive": clv.p_alive(bg, x, t_x, t),
-                "expected_avg_spend": clv.expected_average_spend(gg, x, m),
-                "predicted_clv": clv.predicted_clv(bg, gg, x, t_x, t, m, periods, rate, time_unit=period),
+                "recency": Numeric(t_x, 12, 4),
+                "t": Numeric(t, 12, 4),
+                "expected_purchases": Numeric(clv.expected_purchases(bg, horizon, x, t_x, t), 14, 6),
+                "p_alive": Numeric(clv.p_alive(bg, x, t_x, t), 7, 6),
+                "expected_avg_spend": Numeric(clv.expected_average_spend(gg, x, m), 14, 2),
+                "predicted_clv": Numeric(
+                    clv.predicted_clv(bg, gg, x, t_x, t, m, periods, rate, time_unit=period), 16, 2
+                ),
             }
             cur.execute(
-                "create temp table clv_predictions (ordinal float8 primary key, recency float8, t float8, "
-                "expected_purchases float8, p_alive float8, expected_avg_spend float8, predicted_clv float8) "
+                "create temp table clv_predictions (ordinal float8, recency numeric, t numeric, "
+                "expected_purchases numeric, p_alive numeric, expected_avg_spend numeric, predicted_clv numeric) "
                 "on commit drop"
             )
-            copy_in_float8(cur, "clv_predictions", predictions)
+            copy_in_binary(cur, "clv_predictions", predictions)
             self.write(cur)
             fits = (("bg_nbd", bg), ("gamma_gamma", gg))
             write_model(
@@ -583,12 +586,93 @@ def copy_out_float8(cur, query: sql.Composable) -> dict[str, np.ndarray]:
 
 def copy_in_float8(cur, table: str, arrays: dict[str, np.ndarray]) -> None:
     """COPY float arrays (NaN allowed) into a table's float8 columns, in binary format."""
-    names = list(arrays)
-    rows = np.empty(len(arrays[names[0]]), dtype=_float8_tuple(names))
-    rows["count"] = len(names)
-    for name in names:
-        rows[f"{name}_length"] = 8
-        rows[name] = arrays[name]
+    copy_in_binary(cur, table, arrays)
+
+
+@dataclass(frozen=True)
+class Numeric:
+    """A float array to COPY into a numeric column as numeric(precision, scale) values: rounded half away
+    from zero in Python, so that PostgreSQL does not convert each float (float8 -> numeric formats every
+    value as text: 76K customers x 6 columns took 0.13 s of CustomerClv's 0.25 s insert). NaN and
+    infinities go as numeric NaN."""
+
+    values: np.ndarray
+    precision: int
+    scale: int
+
+
+def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Veltkamp's split of float64 values into two halves of 26 bits each (a = high + low exactly)."""
+    c = 134217729.0 * a  # 2**27 + 1
+    high = c - (c - a)
+    return high, a - high
+
+
+def _round_half_up(magnitudes: np.ndarray, power: float) -> np.ndarray:
+    """round(magnitude x power), halves up, of the exact product (Dekker's two-product gives its rounding
+    error), so a product that floating point rounds onto or off a half does not round the wrong way.
+    `power` is 10**scale, exact in float64 for the scales used."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        product = magnitudes * power
+        (a_high, a_low), (b_high, b_low) = _split(magnitudes), _split(np.full_like(magnitudes, power))
+        error = ((a_high * b_high - product) + a_high * b_low + a_low * b_high) + a_low * b_low
+        whole = np.floor(product)
+        return whole + ((product - whole) - 0.5 >= -error)
+
+
+def _numeric_field(name: str, column: Numeric) -> tuple[list, dict]:
+    """The fixed-width binary COPY field of a Numeric column (every value with the same number of
+    base-10000 digits; PostgreSQL strips the leading and trailing zero ones) and the field's values."""
+    p, s = column.precision, column.scale
+    int_groups, frac_groups = max(1, -(-(p - s) // 4)), -(-s // 4)
+    groups = int_groups + frac_groups
+    if p + 4 * frac_groups - s > 18:
+        raise ValueError(f"{name}: numeric({p}, {s}) does not fit the 64-bit encoding")
+    values = np.asarray(column.values, dtype=float)
+    special = ~np.isfinite(values)
+    scaled = _round_half_up(np.abs(np.where(special, 0.0, values)), 10.0**s)
+    if (scaled >= 10.0**p).any():
+        worst = values[~special][np.argmax(scaled[~special])]
+        raise ValueError(f"{name}: {float(worst)!r} does not fit numeric({p}, {s})")
+    whole = scaled.astype(np.int64) * 10 ** (4 * frac_groups - s)
+    digits = np.empty((len(values), groups), dtype=np.int64)
+    for group in range(groups - 1, -1, -1):
+        whole, digits[:, group] = np.divmod(whole, 10_000)
+    sign = np.where(special, 0xC000, np.where((values < 0) & (scaled > 0), 0x4000, 0x0000))
+    fields = [
+        (f"{name}_length", ">i4"),
+        (f"{name}_ndigits", ">i2"),
+        (f"{name}_weight", ">i2"),
+        (f"{name}_sign", ">u2"),
+        (f"{name}_dscale", ">u2"),
+        (f"{name}_digits", ">i2", (groups,)),
+    ]
+    return fields, {
+        f"{name}_length": 8 + 2 * groups,
+        f"{name}_ndigits": groups,
+        f"{name}_weight": int_groups - 1,
+        f"{name}_sign": sign,
+        f"{name}_dscale": s,
+        f"{name}_digits": np.where(special[:, None], 0, digits),
+    }
+
+
+def copy_in_binary(cur, table: str, columns: dict[str, np.ndarray | Numeric]) -> None:
+    """COPY float arrays into a table's float8 columns (NaN allowed) and Numeric ones into its numeric
+    columns, in binary format: one fixed-width numpy record per row, no Python object per value."""
+    names = list(columns)
+    fields, values = [("count", ">i2")], {"count": len(names)}
+    for name, column in columns.items():
+        if isinstance(column, Numeric):
+            more, filled = _numeric_field(name, column)
+        else:
+            more, filled = [(f"{name}_length", ">i4"), (name, ">f8")], {f"{name}_length": 8, name: column}
+        fields += more
+        values.update(filled)
+    first = columns[names[0]]
+    rows = np.empty(len(first.values if isinstance(first, Numeric) else first), dtype=np.dtype(fields))
+    for field, value in values.items():
+        rows[field] = value
     stream = io.BytesIO(PGCOPY_HEADER + rows.tobytes() + PGCOPY_TRAILER)
     cur.copy_expert(
         sql.SQL("copy {} ({}) from stdin with (format binary)")

@@ -784,6 +784,59 @@ def test_float8_arrays_round_trip_through_binary_copy(warehouse, query):
     assert len(empty["a"]) == 0
 
 
+def test_numeric_columns_copied_in_binary_are_the_floats_correctly_rounded(warehouse):
+    """copy_in_binary's Numeric: each float rounded to numeric(p, s), halves away from zero, exactly as
+    Python's Decimal rounds its exact binary value, on random values of every size CLV writes and on
+    the edges; PostgreSQL's own float8 -> numeric cast agrees but where it rounds twice (first to 15
+    digits); NaN and infinities arrive as NaN; a value too large for the column is refused by name."""
+    from decimal import ROUND_HALF_UP
+    from decimal import Decimal as D
+
+    import numpy as np
+    import pytest
+
+    from pipeline.core import db
+    from pipeline.tasks_gold import Numeric, copy_in_binary
+
+    rng = np.random.default_rng(7)
+    random = rng.standard_normal(20_000) * 10.0 ** rng.integers(-8, 8, 20_000)
+    ties = np.array([0.5, 2.5, 0.125, 1.375, 0.005, 1.005, 2.675])  # exact halves, and decimal ones that are not
+    edges = np.array([0.0, -0.0, -0.5, 1e-9, -1e-9, 0.000004999, 99999999.994, -99999999.994, 1234.5678])
+    values = np.concatenate([random, ties, edges])
+    columns = {"a": (values, 16, 2), "b": (values, 14, 6), "c": (values / 1e8, 7, 6)}
+    specials = np.array([np.nan, np.inf, -np.inf])
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        cur.execute("create temp table numbers (ordinal float8, a numeric, b numeric, c numeric)")
+        copy_in_binary(
+            cur,
+            "numbers",
+            {
+                "ordinal": np.arange(len(values) + 3, dtype=float),
+                **{name: Numeric(np.concatenate([v, specials]), p, s) for name, (v, p, s) in columns.items()},
+            },
+        )
+        cur.execute("select a, b, c from numbers order by ordinal")
+        stored = cur.fetchall()
+        copy_in_binary(cur, "numbers", {"ordinal": np.array([]), "a": Numeric(np.array([]), 16, 2)})  # no error
+        cur.execute("create temp table floats (ordinal float8, value float8)")
+        copy_in_binary(cur, "floats", {"ordinal": np.arange(len(values), dtype=float), "value": values})
+        cur.execute(
+            "select count(*) from floats join numbers using (ordinal) where b is distinct from value::numeric(14, 6)"
+        )
+        postgres_differs = cur.fetchone()[0]
+        cur.execute("create temp table narrow (p numeric)")
+        with pytest.raises(ValueError, match=r"p: 12\.5 does not fit numeric\(7, 6\)"):
+            copy_in_binary(cur, "narrow", {"p": Numeric(np.array([0.5, 12.5]), 7, 6)})
+    for index, (name, (v, _, scale)) in enumerate(columns.items()):
+        expected = [D(float(x)).quantize(D(1).scaleb(-scale), rounding=ROUND_HALF_UP) for x in v]
+        assert [row[index] for row in stored[: len(values)]] == expected, name
+    assert all(str(value) == "NaN" for row in stored[len(values) :] for value in row)
+    assert [str(row[0]) for row in stored[len(random) : len(random) + len(ties)]] == [
+        "0.50", "2.50", "0.13", "1.38", "0.01", "1.00", "2.67"
+    ]  # fmt: skip
+    assert postgres_differs < len(values) // 500  # its rounding to 15 digits first, a few in a thousand
+
+
 def test_full_refresh_recomputes_an_incremental_table_from_the_whole_fact(warehouse, query, tmp_path):
     import luigi
 
