@@ -414,14 +414,18 @@ def test_ridge_falls_back_to_the_penalty_and_says_why():
     x, t_x, T = little_dropout()
     plain = clv.fit_bgnbd(x, t_x, T, penalizer=0)
     assert plain.params is None and plain.last_params.b > 1e5
-    assert plain.problem == "ran off along a ridge (a -> inf, b -> inf)"
+    # Far out on the ridge the curvature is at rounding level: with the sums in another order (OpenBLAS
+    # with one thread or several) the last point's Hessian is either barely positive definite with huge
+    # standard errors, or not positive definite. Either way the model is not identified, and says so.
+    assert plain.problem in (
+        "ran off along a ridge (a -> inf, b -> inf)",
+        "is not identified (Hessian not positive definite)",
+    )
     fit = clv.fit_bgnbd(x, t_x, T)
     assert fit.converged, fit.message
     assert fit.penalizer == clv.FALLBACK_PENALIZER == 0.5
-    assert fit.penalizer_reason == "fallback: plain maximum likelihood ran off along a ridge (a -> inf, b -> inf)"
-    assert fit.message.endswith(
-        "; penalised (penalizer 0.5) because plain maximum likelihood ran off along a ridge (a -> inf, b -> inf)"
-    )
+    assert fit.penalizer_reason == f"fallback: plain maximum likelihood {plain.problem}"
+    assert fit.message.endswith(f"; penalised (penalizer 0.5) because plain maximum likelihood {plain.problem}")
     assert fit.params == clv.fit_bgnbd(x, t_x, T, penalizer=0.5).params
     # the fallback keeps what the data do determine: the purchase rate r/alpha, and p mostly near 0
     assert fit.params.r / fit.params.alpha == pytest.approx(plain.last_params.r / plain.last_params.alpha, rel=0.01)
@@ -430,8 +434,7 @@ def test_ridge_falls_back_to_the_penalty_and_says_why():
     none = clv.fit_bgnbd(x, t_x, T, fallback_penalizer=0)
     assert none.params is None and none.penalizer == 0
     assert none.penalizer_reason == (
-        "none: plain maximum likelihood ran off along a ridge (a -> inf, b -> inf); "
-        "fallback disabled (fallback_penalizer = 0)"
+        f"none: plain maximum likelihood {plain.problem}; fallback disabled (fallback_penalizer = 0)"
     )
 
 
