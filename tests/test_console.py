@@ -594,6 +594,10 @@ def test_reader_role_reads_gold_and_meta_but_no_personal_column(filled):
             "run 2026-11-21-20261122T050426-2c4866 at 2026-11-21 10:00:00: 1008000 rows",
             "run 2026-11-21-20261122T050426-2c4866 at 2026-11-21 10:00:00: 1008000 rows",
         ),
+        # a run id whose random suffix starts with digits holds "050426-1234" (a phone number's shape) inside a word
+        ("2026-11-20-20261205T151534-1234ab.log", "2026-11-20-20261205T151534-1234ab.log"),
+        ("run 2026-11-20-20261205T151534-123456 failed", "run 2026-11-20-20261205T151534-123456 failed"),
+        ("phone:415-555-0123; fax 415 555 0124.", "phone:***; fax ***."),
     ],
 )
 def test_mask_text_hides_emails_and_phone_numbers_only(warehouse, text, masked):

@@ -58,12 +58,13 @@ language sql immutable parallel safe as $$
 $$;
 
 -- Free text (raw source lines, reasons, errors, logs): e-mail addresses and
--- phone numbers in any of the common styles; dates and counts stay readable.
+-- phone numbers in any of the common styles, standing as their own word; dates,
+-- counts and identifiers that contain digits (run ids: ...T151534-1234ab) stay readable.
 create or replace function console.mask_text(body text) returns text
 language sql immutable parallel safe as $$
     select regexp_replace(
         regexp_replace(body, '[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)', '***@\1', 'g'),
-        '(?<![0-9])(\+?[0-9]{1,3}[ .-]?)?\(?[0-9]{3}\)?[ .-]?[0-9]{3}[ .-]?[0-9]{4}(?![0-9])', '***', 'g')
+        '(?<![0-9A-Za-z_])(\+?[0-9]{1,3}[ .-]?)?\(?[0-9]{3}\)?[ .-]?[0-9]{3}[ .-]?[0-9]{4}(?![0-9A-Za-z_])', '***', 'g')
 $$;
 
 -- Row counts of warehouse tables, for the console's rows per layer: a count shows
