@@ -1,7 +1,7 @@
 """Crash anywhere: SIGKILL a real `metalayer run` inside a chosen task, rerun, and find the warehouse a clean run leaves.
 
 Each point names a warehouse task, an extract date and where in the task to kill: `copy` (bronze, once
-COPY has taken data), `merge` (silver, inside the merge statement; the test holds a lock on the silver
+COPY has taken data; a row trigger slows the COPY so that it is seen half done, see `slow_rows`), `merge` (silver, inside the merge statement; the test holds a lock on the silver
 table so that the statement is caught in the act) or a fraction of the task's duration in a clean run
 (measured from when its backend is first seen in its transaction; see `strikes` for what is tried when
 the task commits before that). The run is a subprocess in its own
@@ -203,6 +203,8 @@ def run_and_kill(url: str, point: KillPoint, strike: Strike, landing: Path, conf
     monitor = db.connect(url, application_name="crash harness")
     monitor.autocommit = True
     lock = hold_share_lock(url, strike.hold) if strike.hold else None
+    if strike.how == "copy":
+        slow_rows(url, target_table(point))
     env = {**os.environ, "DATABASE_URL": url, "LUIGI_CONFIG_PATH": str(config)}
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -264,6 +266,8 @@ def run_and_kill(url: str, point: KillPoint, strike: Strike, landing: Path, conf
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
+        if strike.how == "copy":
+            slow_rows(url, target_table(point), slow=False)
     assert process.returncode == -signal.SIGKILL
     return Kill(
         run_id=run_id, strike=strike, statement=statement, before_commit=not committed, log=log_path.read_text()
@@ -280,6 +284,39 @@ def hold_share_lock(url: str, table: str):
     with conn.cursor() as cur:
         cur.execute(sql.SQL("lock table {} in share mode").format(sql.Identifier(*table.split("."))))
     return conn
+
+
+SLOW_ROWS = "crash_harness_slow_rows"
+
+
+def slow_rows(url: str, table: str, *, slow: bool = True) -> None:
+    """Make every row written to `table` take a millisecond (a row trigger), or undo it.
+
+    A COPY of the small fixture takes a few milliseconds on a fast machine, less than the harness needs
+    to see it in pg_stat_progress_copy; slowed, it shows its first bytes for seconds. The rerun and
+    the comparison see the table as it was: the trigger is gone before them.
+    """
+    from psycopg2 import sql
+
+    from pipeline.core import db
+
+    names = {"trigger": sql.Identifier(SLOW_ROWS), "table": sql.Identifier(*table.split("."))}
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        if slow:
+            cur.execute(
+                sql.SQL(
+                    "create function public.{trigger}() returns trigger language plpgsql as "
+                    "$$ begin perform pg_sleep(0.001); return new; end $$; "
+                    "create trigger {trigger} before insert on {table} "
+                    "for each row execute function public.{trigger}()"
+                ).format(**names)
+            )
+        else:
+            cur.execute(
+                sql.SQL(
+                    "drop trigger if exists {trigger} on {table}; drop function if exists public.{trigger}()"
+                ).format(**names)
+            )
 
 
 # -- the test -----------------------------------------------------------------------------------------------
