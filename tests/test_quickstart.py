@@ -19,6 +19,12 @@ def test_quickstart_seeds_runs_and_is_idempotent(warehouse, query, tmp_path):
     output = "\n".join(printed)
     assert "SUCCESS" in output and "bronze.erp_sales_raw" in output and "make console" in output
     assert "quality score" in output and "silver.sales" in output and "top failing rules" in output
+    # The task table's columns line up whatever the longest task name (CustomerPurchaseSummary).
+    table = output.split("\n  task ", 1)[1].split("\n\n")[0].splitlines()
+    header = "  task " + table[0]
+    rows = [line for line in table[1:] if not line.startswith("      ")]
+    assert any(line.startswith("  CustomerPurchaseSummary ") for line in rows)
+    assert {line.index(" success ") for line in rows} == {header.index(" status ")}
     loaded = query("select source_name, rows_loaded from meta.ingested_files order by 1")
     assert dict(loaded)["erp_sales"] == manifest["files"]["erp_sales.csv"]["loadable_records"]
 

@@ -626,10 +626,11 @@ def format_summary(result: RunResult) -> str:
                 )
     ran = [t for t in result.tasks if t["status"] != "running"]
     if ran:
-        lines += ["", f"  {'task':<20} {'status':<8} {'in':>10} {'out':>10} {'rejected':>9} {'seconds':>8}"]
+        width = max(len("task"), *(len(t["task_family"]) for t in ran))  # CustomerPurchaseSummary is 23
+        lines += ["", f"  {'task':<{width}} {'status':<8} {'in':>10} {'out':>10} {'rejected':>9} {'seconds':>8}"]
         for task in ran:
             lines.append(
-                f"  {task['task_family']:<20} {task['status']:<8} {task['rows_in'] or 0:>10,} "
+                f"  {task['task_family']:<{width}} {task['status']:<8} {task['rows_in'] or 0:>10,} "
                 f"{task['rows_out'] or 0:>10,} {task['rows_rejected'] or 0:>9,} {task['seconds'] or 0:>8.2f}"
             )
             # Why a task did nothing, and how the CLV models were fit (plainly, or with which penalty).
